@@ -1,0 +1,138 @@
+//! Log input for pftrack: turns syslog files (plain or gzip) and, later, the systemd
+//! journal into one owned [`Record`] type.
+//!
+//! This crate is **not** a Postfix parser: it splits records into timestamp, host,
+//! syslog identifier, pid and message bytes, and knows where each record came from
+//! ([`Position`]). It does no I/O beyond reading its inputs and holds no async runtime.
+//!
+//! Main types:
+//! - [`Record`]: one log record with its [`Position`].
+//! - `FileReader` (module [`file`]): reads one syslog file, plain or gzip (by magic
+//!   bytes), yielding `Result<Record, InputError>`; lines that are not syslog records
+//!   are reported as [`InputError::Malformed`] and reading goes on.
+//! - [`syslog`]: the header parser (classic BSD stamps, RFC 3339, Postfix `maillog_file`).
+//! - [`year`]: year inference for yearless stamps.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+/// One log record, owned, independent of where it was read from.
+///
+/// `host` and `identifier` are shared (`Arc<str>`) because they repeat on nearly
+/// every line; readers intern them so a record costs one allocation (its message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// When the record was logged, in UTC.
+    pub timestamp: DateTime<Utc>,
+    /// Hostname from the syslog header or `_HOSTNAME` of a journal entry.
+    pub host: Arc<str>,
+    /// The full syslog identifier, e.g. `postfix/submission/smtpd` or `postfix-out/smtp`.
+    pub identifier: Arc<str>,
+    /// Process id, when the record carries one.
+    pub pid: Option<u32>,
+    /// The message bytes after `ident[pid]: `; may be invalid UTF-8.
+    pub message: Vec<u8>,
+    /// Where the record was read.
+    pub position: Position,
+}
+
+impl Record {
+    /// The daemon: the last `/`-separated component of the identifier (`smtpd` for
+    /// `postfix/submission/smtpd`).
+    pub fn daemon(&self) -> &str {
+        daemon_of(&self.identifier)
+    }
+
+    /// The service part: everything before the daemon (`postfix/submission` for
+    /// `postfix/submission/smtpd`), or the whole identifier when it has no `/`.
+    pub fn service(&self) -> &str {
+        service_of(&self.identifier)
+    }
+}
+
+/// The last `/`-separated component of a syslog identifier.
+pub fn daemon_of(identifier: &str) -> &str {
+    identifier.rsplit('/').next().unwrap_or(identifier)
+}
+
+/// Everything before the last `/` of a syslog identifier, or all of it without one.
+pub fn service_of(identifier: &str) -> &str {
+    match identifier.rfind('/') {
+        Some(i) => &identifier[..i],
+        None => identifier,
+    }
+}
+
+/// Where a record was read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Position {
+    /// A line of a log file.
+    File {
+        /// The file's path as given by the user.
+        path: Arc<Path>,
+        /// 1-based line number.
+        line: u64,
+        /// Byte offset of the line's start in the (decompressed) stream.
+        offset: u64,
+    },
+    /// A journal entry.
+    Journal {
+        /// The entry's cursor.
+        cursor: String,
+    },
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Position::File { path, line, .. } => write!(f, "{}:{}", path.display(), line),
+            Position::Journal { cursor } => write!(f, "journal cursor {cursor}"),
+        }
+    }
+}
+
+/// Errors of the input crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// A file could not be opened or read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line is not a syslog record; reading goes on after it.
+    #[error("{position}: not a syslog record ({reason})")]
+    Malformed {
+        /// Where the line is.
+        position: Position,
+        /// Why it was not recognised.
+        reason: &'static str,
+    },
+}
+
+impl InputError {
+    /// True for a line that could not be split; the reader can go on.
+    pub fn is_malformed(&self) -> bool {
+        matches!(self, InputError::Malformed { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daemon_and_service() {
+        assert_eq!(daemon_of("postfix/submission/smtpd"), "smtpd");
+        assert_eq!(service_of("postfix/submission/smtpd"), "postfix/submission");
+        assert_eq!(daemon_of("postfix-out/smtp"), "smtp");
+        assert_eq!(daemon_of("dovecot"), "dovecot");
+        assert_eq!(service_of("dovecot"), "dovecot");
+    }
+}
