@@ -1,0 +1,149 @@
+//! A batch: facts of consecutive lines merged per row, ready to be written in one
+//! transaction.
+//!
+//! Every merge here is associative and matches the SQL upsert the store runs, so that
+//! splitting the same lines into batches differently (a crash, a resume, another batch
+//! size) yields the same database: "later non-null wins" for message columns, the
+//! latest event (ties: the later line) for a recipient's status, sums for counters,
+//! min/max for times.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::fact::{Fact, MessageKey, MessageUpdate, Noqueue, RecipientEvent};
+
+/// Merged state of one message within a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageRow {
+    /// Latest line time seen in this batch.
+    pub last_seen_at: DateTime<Utc>,
+    /// Merged column updates.
+    pub update: MessageUpdate,
+}
+
+/// Key of one recipient row.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecipientKey {
+    /// The message.
+    pub message: MessageKey,
+    /// Recipient as delivered.
+    pub recipient: String,
+    /// Original recipient or empty.
+    pub orig_recipient: String,
+}
+
+/// Merged state of one recipient within a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecipientRow {
+    /// Number of delivery attempts in this batch.
+    pub attempts: i32,
+    /// Earliest attempt in this batch.
+    pub first_attempt_at: Option<DateTime<Utc>>,
+    /// Latest attempt in this batch.
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// The latest event (by time, then by line order), which decides the status.
+    pub latest: RecipientEvent,
+}
+
+impl RecipientRow {
+    fn new(event: RecipientEvent) -> Self {
+        let at = event.attempt.then_some(event.at);
+        RecipientRow {
+            attempts: i32::from(event.attempt),
+            first_attempt_at: at,
+            last_attempt_at: at,
+            latest: event,
+        }
+    }
+
+    fn merge(&mut self, event: RecipientEvent) {
+        if event.attempt {
+            self.attempts = self.attempts.saturating_add(1);
+            self.first_attempt_at =
+                Some(self.first_attempt_at.map_or(event.at, |t| t.min(event.at)));
+            self.last_attempt_at = Some(self.last_attempt_at.map_or(event.at, |t| t.max(event.at)));
+        }
+        if event.at >= self.latest.at {
+            self.latest = event;
+        }
+    }
+}
+
+/// Facts of consecutive lines, merged per row.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Messages touched, with their merged updates.
+    pub messages: HashMap<MessageKey, MessageRow>,
+    /// Recipients touched.
+    pub recipients: HashMap<RecipientKey, RecipientRow>,
+    /// NOQUEUE rows with their occurrence counts.
+    pub noqueue: HashMap<Noqueue, i32>,
+    /// Number of facts added.
+    pub facts: u64,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Fold one fact in. Facts must be added in line order.
+    pub fn add(&mut self, fact: Fact) {
+        self.facts += 1;
+        match fact {
+            Fact::Message {
+                key,
+                seen_at,
+                update,
+            } => match self.messages.get_mut(&key) {
+                Some(row) => {
+                    row.last_seen_at = row.last_seen_at.max(seen_at);
+                    row.update.merge(update);
+                }
+                None => {
+                    self.messages.insert(
+                        key,
+                        MessageRow {
+                            last_seen_at: seen_at,
+                            update,
+                        },
+                    );
+                }
+            },
+            Fact::Recipient {
+                key,
+                recipient,
+                orig_recipient,
+                event,
+            } => {
+                let key = RecipientKey {
+                    message: key,
+                    recipient,
+                    orig_recipient,
+                };
+                match self.recipients.get_mut(&key) {
+                    Some(row) => row.merge(event),
+                    None => {
+                        self.recipients.insert(key, RecipientRow::new(event));
+                    }
+                }
+            }
+            Fact::Noqueue(n) => {
+                let count = self.noqueue.entry(n).or_insert(0);
+                *count = count.saturating_add(1);
+            }
+        }
+    }
+
+    /// Number of rows the batch will write.
+    pub fn rows(&self) -> usize {
+        self.messages.len() + self.recipients.len() + self.noqueue.len()
+    }
+
+    /// True when nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.facts == 0
+    }
+}

@@ -1,0 +1,764 @@
+//! The per-message state machine: which life of a queue id a line belongs to.
+//!
+//! Memory holds only what is needed to key later lines: for every open message its
+//! arrival time, when it was last seen and whether its once-only lines (`client=` or
+//! `uid=`, `message-id=`) were seen; for recently closed ones their close time. Every
+//! column value goes straight out as a [`Fact`], so the database, not memory, holds a
+//! message's state. After a restart [`Extractor::prime`] rebuilds the same memory from
+//! the stored rows, which is what makes a resumed run equal to an uninterrupted one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use pftrack_parse::{
+    ContentCheck, DeliveryStatus, Event, NotificationKind, PostsuperAction, Reject, RejectAction,
+};
+
+use crate::fact::{
+    Fact, LinkKind, MessageKey, MessageUpdate, Noqueue, Origin, ParentLink, RecipientEvent,
+    RecipientStatus,
+};
+
+/// A message not seen for this long is considered gone (its `removed` line was lost).
+/// Postfix retries a deferred message at least every `maximal_backoff_time` (default
+/// 4000 s) and gives up after `maximal_queue_lifetime` (default 5 days), so a queued
+/// message is never silent this long.
+pub const MAX_MESSAGE_IDLE: TimeDelta = TimeDelta::days(7);
+
+/// Lines of a message that arrive shortly after its `removed` line (out of order within
+/// the same second or two) still belong to it; a queue id is not reused this fast.
+pub const CLOSED_GRACE: TimeDelta = TimeDelta::seconds(5);
+
+/// A stored message that arrived this much later than a line cannot be that line's
+/// message (the line comes from an older file read after a newer one).
+pub const FUTURE_TOLERANCE: TimeDelta = TimeDelta::minutes(5);
+
+/// Hard cap on open messages kept in memory; beyond it the least recently seen are
+/// dropped. A real queue is far smaller; this bounds memory on broken input.
+pub const MAX_OPEN_MESSAGES: usize = 250_000;
+
+/// How often (in lines) idle and closed entries are swept from memory.
+const SWEEP_INTERVAL_LINES: u64 = 1 << 16;
+
+#[derive(Debug, Clone)]
+struct OpenMessage {
+    /// The map key again, so a lookup by `&str` can hand out the shared id.
+    queue_id: Arc<str>,
+    arrived_at: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
+    origin_seen: bool,
+    message_id_seen: bool,
+}
+
+impl OpenMessage {
+    fn valid_at(&self, at: DateTime<Utc>) -> bool {
+        self.last_seen + MAX_MESSAGE_IDLE >= at && self.arrived_at <= at + FUTURE_TOLERANCE
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ClosedMessage {
+    arrived_at: DateTime<Utc>,
+    closed_at: DateTime<Utc>,
+}
+
+impl ClosedMessage {
+    fn valid_at(&self, at: DateTime<Utc>) -> bool {
+        at >= self.closed_at - FUTURE_TOLERANCE && at <= self.closed_at + CLOSED_GRACE
+    }
+}
+
+/// A stored message, to rebuild the extractor's memory after a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrimeEntry {
+    /// The message.
+    pub key: MessageKey,
+    /// Its `last_seen_at`.
+    pub last_seen_at: DateTime<Utc>,
+    /// Its stored origin.
+    pub origin: Option<Origin>,
+    /// Whether its message-id was stored.
+    pub message_id_seen: bool,
+    /// When its life ended (`removed_at`, else `rejected_at`), if it did.
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// What kind of line is looking for its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    /// `client=` or `uid=`: the first line of a new life unless the open one has none.
+    Origin,
+    /// `message-id=`: once per life.
+    MessageId,
+    /// Any other line: attach to the current life, or start one.
+    Attach,
+}
+
+/// Counters of what the extractor did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ExtractStats {
+    /// Events processed.
+    pub events: u64,
+    /// New message lives started.
+    pub messages: u64,
+    /// Recipient events emitted.
+    pub recipient_events: u64,
+    /// NOQUEUE facts emitted.
+    pub noqueue: u64,
+    /// Parent links made.
+    pub links: u64,
+    /// Open messages dropped because they were idle too long or over the cap.
+    pub evicted: u64,
+}
+
+type QueueMap<V> = HashMap<Arc<str>, HashMap<Arc<str>, V>>;
+
+/// Turns events, in log order, into [`Fact`]s. Deterministic: the same events in the
+/// same order, from the same primed state, give the same facts.
+#[derive(Debug, Default)]
+pub struct Extractor {
+    open: QueueMap<OpenMessage>,
+    closed: QueueMap<ClosedMessage>,
+    open_count: usize,
+    latest: Option<DateTime<Utc>>,
+    since_sweep: u64,
+    stats: ExtractStats,
+}
+
+impl Extractor {
+    /// A fresh extractor with nothing in memory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Rebuild memory from stored messages (open ones and recently closed ones).
+    pub fn prime(&mut self, entries: impl IntoIterator<Item = PrimeEntry>) {
+        for e in entries {
+            let MessageKey {
+                host,
+                queue_id,
+                arrived_at,
+            } = e.key;
+            match e.closed_at {
+                Some(closed_at) => {
+                    self.closed.entry(host).or_default().insert(
+                        queue_id,
+                        ClosedMessage {
+                            arrived_at,
+                            closed_at,
+                        },
+                    );
+                }
+                None => {
+                    let msg = OpenMessage {
+                        queue_id: queue_id.clone(),
+                        arrived_at,
+                        last_seen: e.last_seen_at,
+                        origin_seen: matches!(e.origin, Some(Origin::Smtpd | Origin::Pickup)),
+                        message_id_seen: e.message_id_seen,
+                    };
+                    if self
+                        .open
+                        .entry(host)
+                        .or_default()
+                        .insert(queue_id, msg)
+                        .is_none()
+                    {
+                        self.open_count += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// What the extractor did so far.
+    pub fn stats(&self) -> ExtractStats {
+        self.stats
+    }
+
+    /// Number of open messages in memory.
+    pub fn open_messages(&self) -> usize {
+        self.open_count
+    }
+
+    /// Process one event logged by `daemon` on `host` at `at`, sending facts to `out`.
+    pub fn process(
+        &mut self,
+        host: &Arc<str>,
+        at: DateTime<Utc>,
+        daemon: &str,
+        event: &Event<'_>,
+        out: &mut impl FnMut(Fact),
+    ) {
+        self.stats.events += 1;
+        self.maybe_sweep(at);
+        match event {
+            Event::SmtpdClient {
+                queue_id,
+                client,
+                sasl_method,
+                sasl_username,
+                orig_queue_id,
+                ..
+            } => {
+                let key = self.resolve(host, queue_id, at, Lookup::Origin);
+                let mut update = MessageUpdate {
+                    origin: Some(Origin::Smtpd),
+                    client_name: client.map(|c| c.name.to_owned()),
+                    client_addr: client.map(|c| c.addr.to_owned()),
+                    sasl_method: sasl_method.map(str::to_owned),
+                    sasl_username: sasl_username.map(str::to_owned),
+                    ..MessageUpdate::default()
+                };
+                if let Some(orig) = orig_queue_id.filter(|orig| orig != queue_id) {
+                    if let Some(parent) = self.find_open(host, orig, at) {
+                        if parent.arrived_at <= key.arrived_at {
+                            update.parent = Some(ParentLink {
+                                queue_id: parent.queue_id,
+                                arrived_at: parent.arrived_at,
+                                kind: LinkKind::Reinjection,
+                            });
+                            self.stats.links += 1;
+                        }
+                    }
+                }
+                out(Fact::Message {
+                    key,
+                    seen_at: at,
+                    update,
+                });
+            }
+            Event::Pickup {
+                queue_id,
+                uid,
+                from,
+            } => {
+                let key = self.resolve(host, queue_id, at, Lookup::Origin);
+                let update = MessageUpdate {
+                    origin: Some(Origin::Pickup),
+                    pickup_uid: uid.map(i64::from),
+                    sender: Some((*from).to_owned()),
+                    ..MessageUpdate::default()
+                };
+                out(Fact::Message {
+                    key,
+                    seen_at: at,
+                    update,
+                });
+            }
+            Event::MessageId {
+                queue_id,
+                message_id,
+                resent,
+            } => {
+                let lookup = if *resent {
+                    Lookup::Attach
+                } else {
+                    Lookup::MessageId
+                };
+                let key = self.resolve(host, queue_id, at, lookup);
+                let update = MessageUpdate {
+                    message_id: (!*resent).then(|| (*message_id).to_owned()),
+                    ..MessageUpdate::default()
+                };
+                out(Fact::Message {
+                    key,
+                    seen_at: at,
+                    update,
+                });
+            }
+            Event::QueueActive {
+                queue_id,
+                from,
+                size,
+                nrcpt,
+            } => {
+                let key = self.resolve(host, queue_id, at, Lookup::Attach);
+                let update = MessageUpdate {
+                    sender: Some((*from).to_owned()),
+                    size: size.and_then(|s| i64::try_from(s).ok()),
+                    nrcpt: nrcpt.and_then(|n| i32::try_from(n).ok()),
+                    ..MessageUpdate::default()
+                };
+                out(Fact::Message {
+                    key,
+                    seen_at: at,
+                    update,
+                });
+            }
+            Event::Removed { queue_id } => {
+                let key = self.resolve(host, queue_id, at, Lookup::Attach);
+                self.close(host, &key, at);
+                let update = MessageUpdate {
+                    removed_at: Some(at),
+                    ..MessageUpdate::default()
+                };
+                out(Fact::Message {
+                    key,
+                    seen_at: at,
+                    update,
+                });
+            }
+            Event::Expired { queue_id, from, .. } => {
+                let key = self.resolve(host, queue_id, at, Lookup::Attach);
+                let update = MessageUpdate {
+                    sender: Some((*from).to_owned()),
+                    expired_at: Some(at),
+                    ..MessageUpdate::default()
+                };
+                out(Fact::Message {
+                    key,
+                    seen_at: at,
+                    update,
+                });
+            }
+            Event::Postsuper { queue_id, action } => {
+                let key = self.resolve(host, queue_id, at, Lookup::Attach);
+                let mut update = MessageUpdate::default();
+                match action {
+                    PostsuperAction::Removed => {
+                        self.close(host, &key, at);
+                        update.deleted_at = Some(at);
+                        update.removed_at = Some(at);
+                    }
+                    PostsuperAction::PlacedOnHold => update.held_at = Some(at),
+                    PostsuperAction::ReleasedFromHold => update.released_at = Some(at),
+                    PostsuperAction::Requeued | PostsuperAction::Expired => {}
+                }
+                out(Fact::Message {
+                    key,
+                    seen_at: at,
+                    update,
+                });
+            }
+            Event::Delivery(d) => {
+                let key = self.resolve(host, d.queue_id, at, Lookup::Attach);
+                if let Some(child) = d.queued_as.filter(|q| *q != d.queue_id) {
+                    self.link_continuation(host, &key, child, d.response, at, out);
+                }
+                let status = match d.status {
+                    DeliveryStatus::Sent => RecipientStatus::Sent,
+                    DeliveryStatus::Deferred => RecipientStatus::Deferred,
+                    DeliveryStatus::Bounced | DeliveryStatus::Undeliverable => {
+                        RecipientStatus::Bounced
+                    }
+                    DeliveryStatus::Expired => RecipientStatus::Expired,
+                };
+                let event = RecipientEvent {
+                    at,
+                    attempt: true,
+                    status,
+                    dsn: d.dsn.map(str::to_owned),
+                    relay: d.relay.map(str::to_owned),
+                    response: Some(d.response.to_owned()),
+                    delay: d.delay,
+                    delays: d
+                        .delays
+                        .map(|x| [x.before_qmgr, x.in_qmgr, x.conn_setup, x.transmission]),
+                    queued_as: d.queued_as.map(str::to_owned),
+                };
+                self.stats.recipient_events += 1;
+                out(Fact::Message {
+                    key: key.clone(),
+                    seen_at: at,
+                    update: MessageUpdate::default(),
+                });
+                out(Fact::Recipient {
+                    key,
+                    recipient: d.to.to_owned(),
+                    orig_recipient: d.orig_to.unwrap_or_default().to_owned(),
+                    event,
+                });
+            }
+            Event::Notification {
+                queue_id,
+                notification,
+                new_queue_id,
+            } => {
+                let parent = self.resolve(host, queue_id, at, Lookup::Attach);
+                out(Fact::Message {
+                    key: parent.clone(),
+                    seen_at: at,
+                    update: MessageUpdate::default(),
+                });
+                if new_queue_id != queue_id {
+                    let child = self.resolve(host, new_queue_id, at, Lookup::Attach);
+                    let kind = match notification {
+                        NotificationKind::NonDelivery => LinkKind::NonDelivery,
+                        NotificationKind::Delay => LinkKind::Delay,
+                        NotificationKind::Success => LinkKind::Success,
+                        NotificationKind::Postmaster => LinkKind::Postmaster,
+                    };
+                    self.stats.links += 1;
+                    let update = MessageUpdate {
+                        origin: Some(Origin::Notification),
+                        parent: Some(ParentLink {
+                            queue_id: parent.queue_id,
+                            arrived_at: parent.arrived_at,
+                            kind,
+                        }),
+                        ..MessageUpdate::default()
+                    };
+                    out(Fact::Message {
+                        key: child,
+                        seen_at: at,
+                        update,
+                    });
+                }
+            }
+            Event::Reject(r) => match r.queue_id {
+                None => {
+                    self.stats.noqueue += 1;
+                    out(Fact::Noqueue(noqueue(host, at, daemon, r)));
+                }
+                Some(queue_id) => self.queued_reject(host, at, queue_id, r, out),
+            },
+            Event::ContentCheck(c) => self.content_check(host, at, c, out),
+            _ => {}
+        }
+    }
+
+    /// A reject, discard or hold of a message that already has a queue file.
+    fn queued_reject(
+        &mut self,
+        host: &Arc<str>,
+        at: DateTime<Utc>,
+        queue_id: &str,
+        r: &Reject<'_>,
+        out: &mut impl FnMut(Fact),
+    ) {
+        let key = self.resolve(host, queue_id, at, Lookup::Attach);
+        let whole_message = matches!(r.stage, "END-OF-MESSAGE" | "DATA" | "BDAT");
+        let mut update = MessageUpdate::default();
+        let status = match r.action {
+            RejectAction::Reject | RejectAction::MilterReject | RejectAction::ProxyReject => {
+                Some(RecipientStatus::Rejected)
+            }
+            RejectAction::Discard | RejectAction::MilterDiscard => Some(RecipientStatus::Discarded),
+            RejectAction::Hold | RejectAction::MilterHold => {
+                update.held_at = Some(at);
+                None
+            }
+            _ => None,
+        };
+        let ends_message = match status {
+            Some(RecipientStatus::Discarded) => true,
+            Some(_) => whole_message || r.action == RejectAction::MilterReject,
+            None => false,
+        };
+        if ends_message {
+            update.rejected_at = Some(at);
+            self.close(host, &key, at);
+        }
+        out(Fact::Message {
+            key: key.clone(),
+            seen_at: at,
+            update,
+        });
+        if let (Some(status), Some(to)) = (status, r.to) {
+            self.stats.recipient_events += 1;
+            out(Fact::Recipient {
+                key,
+                recipient: to.to_owned(),
+                orig_recipient: String::new(),
+                event: RecipientEvent {
+                    at,
+                    attempt: false,
+                    status,
+                    dsn: r.dsn.map(str::to_owned),
+                    relay: None,
+                    response: Some(reply_text(r.code, r.dsn, r.text)),
+                    delay: None,
+                    delays: None,
+                    queued_as: None,
+                },
+            });
+        }
+    }
+
+    /// A header/body check or milter action logged by cleanup.
+    fn content_check(
+        &mut self,
+        host: &Arc<str>,
+        at: DateTime<Utc>,
+        c: &ContentCheck<'_>,
+        out: &mut impl FnMut(Fact),
+    ) {
+        let key = self.resolve(host, c.queue_id, at, Lookup::Attach);
+        let mut update = MessageUpdate::default();
+        let status = match c.action {
+            RejectAction::Reject | RejectAction::MilterReject => Some(RecipientStatus::Rejected),
+            RejectAction::Discard | RejectAction::MilterDiscard => Some(RecipientStatus::Discarded),
+            RejectAction::Hold | RejectAction::MilterHold => {
+                update.held_at = Some(at);
+                None
+            }
+            _ => None,
+        };
+        if status.is_some() {
+            update.rejected_at = Some(at);
+            self.close(host, &key, at);
+        }
+        out(Fact::Message {
+            key: key.clone(),
+            seen_at: at,
+            update,
+        });
+        if let (Some(status), Some(to)) = (status, c.to) {
+            self.stats.recipient_events += 1;
+            let response = match c.text {
+                Some(text) => format!("{} {}: {}", c.part, c.content, text),
+                None => format!("{} {}", c.part, c.content),
+            };
+            out(Fact::Recipient {
+                key,
+                recipient: to.to_owned(),
+                orig_recipient: String::new(),
+                event: RecipientEvent {
+                    at,
+                    attempt: false,
+                    status,
+                    dsn: None,
+                    relay: None,
+                    response: Some(response),
+                    delay: None,
+                    delays: None,
+                    queued_as: None,
+                },
+            });
+        }
+    }
+
+    /// `queued as CHILD` / `forwarded as CHILD` in a delivery: when CHILD is a message
+    /// open on the same host that arrived no earlier, it continues this one.
+    fn link_continuation(
+        &mut self,
+        host: &Arc<str>,
+        parent: &MessageKey,
+        child: &str,
+        response: &str,
+        at: DateTime<Utc>,
+        out: &mut impl FnMut(Fact),
+    ) {
+        let Some(child) = self.find_open(host, child, at) else {
+            return;
+        };
+        if child.arrived_at < parent.arrived_at {
+            return;
+        }
+        let kind = if response.contains("forwarded as") {
+            LinkKind::Forward
+        } else {
+            LinkKind::Reinjection
+        };
+        if let Some(msg) = self
+            .open
+            .get_mut(host)
+            .and_then(|m| m.get_mut(&*child.queue_id))
+        {
+            msg.last_seen = msg.last_seen.max(at);
+        }
+        self.stats.links += 1;
+        let update = MessageUpdate {
+            parent: Some(ParentLink {
+                queue_id: parent.queue_id.clone(),
+                arrived_at: parent.arrived_at,
+                kind,
+            }),
+            ..MessageUpdate::default()
+        };
+        out(Fact::Message {
+            key: child,
+            seen_at: at,
+            update,
+        });
+    }
+
+    /// The open message with this queue id on this host, if any, without creating one.
+    fn find_open(&self, host: &Arc<str>, queue_id: &str, at: DateTime<Utc>) -> Option<MessageKey> {
+        let (qid, msg) = self.open.get(host)?.get_key_value(queue_id)?;
+        msg.valid_at(at).then(|| MessageKey {
+            host: host.clone(),
+            queue_id: qid.clone(),
+            arrived_at: msg.arrived_at,
+        })
+    }
+
+    /// Find (or start) the life of `queue_id` this line belongs to, and mark it seen.
+    fn resolve(
+        &mut self,
+        host: &Arc<str>,
+        queue_id: &str,
+        at: DateTime<Utc>,
+        lookup: Lookup,
+    ) -> MessageKey {
+        let by_host = self.open.entry(host.clone()).or_default();
+        if let Some(msg) = by_host.get_mut(queue_id) {
+            let reusable = msg.valid_at(at)
+                && match lookup {
+                    Lookup::Origin => !msg.origin_seen,
+                    Lookup::MessageId => !msg.message_id_seen,
+                    Lookup::Attach => true,
+                };
+            if reusable {
+                msg.last_seen = msg.last_seen.max(at);
+                match lookup {
+                    Lookup::Origin => msg.origin_seen = true,
+                    Lookup::MessageId => msg.message_id_seen = true,
+                    Lookup::Attach => {}
+                }
+                return MessageKey {
+                    host: host.clone(),
+                    queue_id: msg.queue_id.clone(),
+                    arrived_at: msg.arrived_at,
+                };
+            }
+        }
+        if lookup == Lookup::Attach {
+            if let Some((qid, closed)) = self
+                .closed
+                .get(host)
+                .and_then(|m| m.get_key_value(queue_id))
+            {
+                if closed.valid_at(at) {
+                    return MessageKey {
+                        host: host.clone(),
+                        queue_id: qid.clone(),
+                        arrived_at: closed.arrived_at,
+                    };
+                }
+            }
+        }
+        // A new life of this queue id.
+        let qid: Arc<str> = Arc::from(queue_id);
+        let msg = OpenMessage {
+            queue_id: qid.clone(),
+            arrived_at: at,
+            last_seen: at,
+            origin_seen: lookup == Lookup::Origin,
+            message_id_seen: lookup == Lookup::MessageId,
+        };
+        if by_host.insert(qid.clone(), msg).is_none() {
+            self.open_count += 1;
+        }
+        self.stats.messages += 1;
+        MessageKey {
+            host: host.clone(),
+            queue_id: qid,
+            arrived_at: at,
+        }
+    }
+
+    /// End the life of an open message (it stays reachable for [`CLOSED_GRACE`]).
+    fn close(&mut self, host: &Arc<str>, key: &MessageKey, at: DateTime<Utc>) {
+        let Some(by_host) = self.open.get_mut(host) else {
+            return;
+        };
+        let matches = by_host
+            .get(&*key.queue_id)
+            .is_some_and(|m| m.arrived_at == key.arrived_at);
+        if matches {
+            by_host.remove(&*key.queue_id);
+            self.open_count -= 1;
+            self.closed.entry(host.clone()).or_default().insert(
+                key.queue_id.clone(),
+                ClosedMessage {
+                    arrived_at: key.arrived_at,
+                    closed_at: at,
+                },
+            );
+        }
+    }
+
+    /// Drop entries that can no longer match: idle open messages, closed ones past
+    /// their grace, and the least recently seen beyond [`MAX_OPEN_MESSAGES`].
+    fn maybe_sweep(&mut self, at: DateTime<Utc>) {
+        let latest = self.latest.map_or(at, |l| l.max(at));
+        self.latest = Some(latest);
+        self.since_sweep += 1;
+        if self.since_sweep < SWEEP_INTERVAL_LINES && self.open_count <= MAX_OPEN_MESSAGES {
+            return;
+        }
+        self.since_sweep = 0;
+        let mut evicted = 0u64;
+        for by_host in self.open.values_mut() {
+            by_host.retain(|_, m| {
+                let keep = m.last_seen + MAX_MESSAGE_IDLE >= latest;
+                evicted += u64::from(!keep);
+                keep
+            });
+        }
+        for by_host in self.closed.values_mut() {
+            by_host.retain(|_, c| c.closed_at + CLOSED_GRACE >= latest);
+        }
+        let mut count: usize = self.open.values().map(HashMap::len).sum();
+        if count > MAX_OPEN_MESSAGES {
+            let mut seen: Vec<DateTime<Utc>> = self
+                .open
+                .values()
+                .flat_map(|m| m.values().map(|o| o.last_seen))
+                .collect();
+            seen.sort_unstable();
+            // Keep the newest half of the cap, so sweeps of this kind stay rare.
+            let cutoff = seen[count - MAX_OPEN_MESSAGES / 2];
+            for by_host in self.open.values_mut() {
+                by_host.retain(|_, m| {
+                    let keep = m.last_seen >= cutoff;
+                    evicted += u64::from(!keep);
+                    keep
+                });
+            }
+            count = self.open.values().map(HashMap::len).sum();
+        }
+        self.open_count = count;
+        self.stats.evicted += evicted;
+    }
+}
+
+fn reply_text(code: Option<u16>, dsn: Option<&str>, text: &str) -> String {
+    match (code, dsn) {
+        (Some(c), Some(d)) => format!("{c} {d} {text}"),
+        (Some(c), None) => format!("{c} {text}"),
+        (None, Some(d)) => format!("{d} {text}"),
+        (None, None) => text.to_owned(),
+    }
+}
+
+fn noqueue(host: &Arc<str>, at: DateTime<Utc>, daemon: &str, r: &Reject<'_>) -> Noqueue {
+    Noqueue {
+        host: host.clone(),
+        at,
+        daemon: daemon.to_owned(),
+        action: action_name(r.action).to_owned(),
+        stage: r.stage.to_owned(),
+        client_name: r.client.map(|c| c.name.to_owned()),
+        client_addr: r.client.map(|c| c.addr.to_owned()),
+        code: r.code.map(i32::from),
+        dsn: r.dsn.map(str::to_owned),
+        reason: r.text.to_owned(),
+        sender: r.from.map(str::to_owned),
+        recipient: r.to.map(str::to_owned),
+        helo: r.helo.map(str::to_owned),
+        proto: r.proto.map(str::to_owned),
+    }
+}
+
+fn action_name(a: RejectAction) -> &'static str {
+    match a {
+        RejectAction::Reject => "reject",
+        RejectAction::Defer => "defer",
+        RejectAction::Warn => "warn",
+        RejectAction::Hold => "hold",
+        RejectAction::Discard => "discard",
+        RejectAction::Filter => "filter",
+        RejectAction::Redirect => "redirect",
+        RejectAction::RejectWarning => "reject_warning",
+        RejectAction::MilterReject => "milter-reject",
+        RejectAction::MilterDiscard => "milter-discard",
+        RejectAction::MilterHold => "milter-hold",
+        RejectAction::ProxyReject => "proxy-reject",
+        RejectAction::ProxyAccept => "proxy-accept",
+        RejectAction::Other => "other",
+    }
+}
