@@ -1,0 +1,367 @@
+#!/usr/bin/env bash
+# Deployment test: lints the Ansible role, applies it for real to this
+# machine (connection: local) and checks what it did, then scores the
+# systemd unit.
+#
+# Usage (as root, from anywhere):   tests/deploy/run.sh
+#   PFTRACK_BIN=path   the pftrack binary to deploy (default: the newest of
+#                      target/release/pftrack and target/debug/pftrack, also
+#                      under $CARGO_TARGET_DIR). It must support `migrate`.
+#
+# What it changes on this machine (it is meant for a test machine):
+#   - a Python venv with pinned ansible and ansible-lint in $VENV;
+#   - a dedicated PostgreSQL 15 cluster "pftrack_deploy" on port $PG_PORT,
+#     dropped and created anew at every run (the main cluster is untouched);
+#   - the system user pftrack, /etc/pftrack, /usr/local/bin/pftrack and
+#     /etc/systemd/system/pftrack.service, removed first so that the first
+#     run really creates them.
+# systemd need not be PID 1: the role runs with pftrack_manage_service=false.
+#
+# Prints "deploy: N passed, M failed" last; exits non-zero on any failure.
+
+set -u -o pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HERE="$REPO/tests/deploy"
+VENV=${PFTRACK_ANSIBLE_VENV:-/opt/pftrack-ci/ansible-venv}
+# Pinned: the newest releases that still run on Python 3.11 (Debian 12).
+ANSIBLE_PIN="ansible==12.3.0"
+ANSIBLE_CORE_PIN="ansible-core==2.19.14"
+ANSIBLE_LINT_PIN="ansible-lint==26.10.1"
+PG_VERSION=15
+PG_CLUSTER=pftrack_deploy
+PG_PORT=5439
+# The score the unit must stay at or under (issue 5).
+MAX_EXPOSURE=2.0
+
+PASS=0
+FAIL=0
+WORK=$(mktemp -d /tmp/pftrack-deploy.XXXXXX)
+LINT_CACHE_CREATED=0
+
+ok() { PASS=$((PASS + 1)); echo "ok   - $1"; }
+bad() { FAIL=$((FAIL + 1)); echo "FAIL - $1"; }
+# check NAME CMD...: one test; passes when CMD exits 0.
+check() {
+    local name=$1
+    shift
+    if "$@"; then ok "$name"; else bad "$name"; fi
+}
+finish() {
+    # ansible-lint creates an empty .ansible/ cache in the project root.
+    if [ "$LINT_CACHE_CREATED" = 1 ] && [ -d "$REPO/.ansible" ]; then
+        find "$REPO/.ansible" -depth -type d -empty -delete 2>/dev/null
+    fi
+    rm -rf "$WORK"
+    echo "deploy: $PASS passed, $FAIL failed"
+    if [ "$FAIL" -eq 0 ]; then exit 0; else exit 1; fi
+}
+# fatal MSG: stop here, counting one failure; the summary line still prints.
+fatal() {
+    bad "$1"
+    finish
+}
+
+psql_admin() {
+    runuser -u postgres -- psql -X -p "$PG_PORT" -v ON_ERROR_STOP=1 -Atq "$@"
+}
+
+[ "$(id -u)" = 0 ] || fatal "must run as root (it installs a user, a unit and a database)"
+
+# --- the binary under test --------------------------------------------------
+find_binary() {
+    if [ -n "${PFTRACK_BIN:-}" ]; then
+        echo "$PFTRACK_BIN"
+        return
+    fi
+    local c best=""
+    for c in "${CARGO_TARGET_DIR:-$REPO/target}/release/pftrack" \
+        "${CARGO_TARGET_DIR:-$REPO/target}/debug/pftrack" \
+        "$REPO/target/release/pftrack" "$REPO/target/debug/pftrack"; do
+        if [ -x "$c" ] && { [ -z "$best" ] || [ "$c" -nt "$best" ]; }; then best=$c; fi
+    done
+    echo "$best"
+}
+BIN=$(find_binary)
+[ -n "$BIN" ] && [ -x "$BIN" ] ||
+    fatal "no pftrack binary: build it (cargo build -p pftrack) or set PFTRACK_BIN"
+BIN=$(readlink -f "$BIN")
+echo "# binary under test: $BIN"
+if ! "$BIN" migrate --help >/dev/null 2>&1; then
+    fatal "$BIN does not support 'pftrack migrate --config FILE' (needed by the role)"
+fi
+
+# --- (a) ansible, pinned, from PyPI ------------------------------------------
+install_ansible() {
+    if [ -x "$VENV/bin/ansible-playbook" ] &&
+        "$VENV/bin/pip" freeze 2>/dev/null | grep -qx "$ANSIBLE_PIN" &&
+        "$VENV/bin/pip" freeze 2>/dev/null | grep -qx "$ANSIBLE_CORE_PIN" &&
+        "$VENV/bin/pip" freeze 2>/dev/null | grep -qx "$ANSIBLE_LINT_PIN"; then
+        return 0
+    fi
+    local py=python3
+    if ! command -v python3 >/dev/null || ! python3 -c 'import ensurepip' 2>/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null || return 1
+        py=/usr/bin/python3
+    fi
+    rm -rf "$VENV"
+    mkdir -p "$(dirname "$VENV")"
+    "$py" -m venv "$VENV" &&
+        "$VENV/bin/pip" install -q --disable-pip-version-check \
+            "$ANSIBLE_PIN" "$ANSIBLE_CORE_PIN" "$ANSIBLE_LINT_PIN"
+}
+check "ansible ($ANSIBLE_PIN, $ANSIBLE_CORE_PIN, $ANSIBLE_LINT_PIN) installed in $VENV" install_ansible
+[ -x "$VENV/bin/ansible-playbook" ] || fatal "ansible is not installed; cannot go on"
+export PATH="$VENV/bin:$PATH"
+export ANSIBLE_CONFIG="$REPO/ansible/ansible.cfg"
+export ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 PY_COLORS=0
+export ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_DEPRECATION_WARNINGS=false
+
+# --- (b) lint and syntax check -------------------------------------------------
+[ -e "$REPO/.ansible" ] || LINT_CACHE_CREATED=1
+lint() {
+    (cd "$REPO/ansible" && ansible-lint --profile production --nocolor \
+        playbook.yml roles/pftrack) >"$WORK/lint.log" 2>&1 ||
+        { tail -40 "$WORK/lint.log"; return 1; }
+}
+check "ansible-lint --profile production passes on the role and playbook" lint
+syntax() {
+    (cd "$REPO/ansible" && ansible-playbook --syntax-check playbook.yml) >"$WORK/syntax.log" 2>&1 &&
+        ansible-playbook -i "$HERE/inventory.yml" --syntax-check "$REPO/ansible/playbook.yml" \
+            >>"$WORK/syntax.log" 2>&1 ||
+        { cat "$WORK/syntax.log"; return 1; }
+}
+check "ansible-playbook --syntax-check passes on ansible/playbook.yml" syntax
+
+# --- (c) a clean machine state and a fresh PostgreSQL cluster -----------------
+fresh_cluster() {
+    if ! command -v pg_createcluster >/dev/null; then
+        apt-get update -qq &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "postgresql-$PG_VERSION" >/dev/null || return 1
+    fi
+    if pg_lsclusters -h | awk '{print $1"/"$2}' | grep -qx "$PG_VERSION/$PG_CLUSTER"; then
+        pg_dropcluster --stop "$PG_VERSION" "$PG_CLUSTER" || return 1
+    fi
+    pg_createcluster -p "$PG_PORT" "$PG_VERSION" "$PG_CLUSTER" >/dev/null &&
+        pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" start &&
+        for _ in $(seq 1 30); do
+            pg_isready -q -h /run/postgresql -p "$PG_PORT" && return 0
+            sleep 1
+        done
+    return 1
+}
+check "fresh PostgreSQL $PG_VERSION cluster $PG_CLUSTER on port $PG_PORT" fresh_cluster
+clean_host() {
+    rm -rf /etc/pftrack /usr/local/bin/pftrack /etc/systemd/system/pftrack.service
+    if getent passwd pftrack >/dev/null; then userdel pftrack || return 1; fi
+    if getent group pftrack >/dev/null; then groupdel pftrack || return 1; fi
+    return 0
+}
+check "no pftrack user, config, binary or unit left from an earlier run" clean_host
+
+READER_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+cat >"$WORK/vars.yml" <<EOF
+pftrack_binary_src: "$BIN"
+pftrack_manage_service: false
+pftrack_install_postgresql: true
+pftrack_postgresql_port: $PG_PORT
+pftrack_database_reader_password: "$READER_PASSWORD"
+EOF
+
+# apply N: runs the example playbook against this machine; log in $WORK/runN.log
+apply() {
+    ansible-playbook -i "$HERE/inventory.yml" -e "@$WORK/vars.yml" \
+        "$REPO/ansible/playbook.yml" >"$WORK/run$1.log" 2>&1
+}
+# recap N FIELD: a number from the PLAY RECAP line of localhost in run N.
+recap() {
+    sed -n "s/^localhost *: .*\b$2=\([0-9]*\).*/\1/p" "$WORK/run$1.log" | tail -1
+}
+
+first_run() {
+    apply 1 || { tail -60 "$WORK/run1.log"; return 1; }
+    local changed
+    changed=$(recap 1 changed)
+    echo "#   first run: changed=$changed failed=$(recap 1 failed)"
+    [ -n "$changed" ] && [ "$changed" -gt 0 ]
+}
+check "first run of the role applies changes and succeeds" first_run
+
+secrets_not_logged() {
+    ! grep -q "$READER_PASSWORD" "$WORK/run1.log"
+}
+check "the reader password never appears in the Ansible output" secrets_not_logged
+
+# --- (d) what the role did ------------------------------------------------------
+user_ok() {
+    local shell uid
+    getent passwd pftrack >/dev/null || return 1
+    shell=$(getent passwd pftrack | cut -d: -f7)
+    uid=$(id -u pftrack)
+    id -nG pftrack | tr ' ' '\n' | grep -qx systemd-journal &&
+        [ "$(id -gn pftrack)" = pftrack ] &&
+        [ "$shell" = /usr/sbin/nologin ] &&
+        [ "$uid" -lt 1000 ]
+}
+check "system user pftrack: own group, in systemd-journal, no login shell" user_ok
+
+binary_ok() {
+    cmp -s "$BIN" /usr/local/bin/pftrack &&
+        [ "$(stat -c '%a %U %G' /usr/local/bin/pftrack)" = "755 root root" ]
+}
+check "binary installed to /usr/local/bin/pftrack (0755 root:root)" binary_ok
+
+config_ok() {
+    [ "$(stat -c '%a %U %G' /etc/pftrack/pftrack.yaml)" = "640 root pftrack" ] &&
+        [ "$(stat -c '%a %U %G' /etc/pftrack)" = "750 root pftrack" ] &&
+        "$VENV/bin/python" - "$PG_PORT" <<'PY'
+import sys, yaml
+port = sys.argv[1]
+got = yaml.safe_load(open("/etc/pftrack/pftrack.yaml"))
+want = {
+    "database": {"url": f"host=/run/postgresql port={port} user=pftrack dbname=pftrack"},
+    "journal": {"identifiers": ["postfix"], "since": "7d"},
+    "batch": {"max_records": 2000, "max_delay_ms": 250},
+    "retention": "90d",
+    "log_level": "info",
+}
+if got != want:
+    print(f"#   config is {got!r}\n#   expected {want!r}")
+    sys.exit(1)
+PY
+}
+check "/etc/pftrack/pftrack.yaml: mode 0640 root:pftrack, expected content" config_ok
+
+unit_ok() {
+    cmp "$REPO/config/pftrack.service" /etc/systemd/system/pftrack.service &&
+        [ "$(stat -c '%a %U' /etc/systemd/system/pftrack.service)" = "644 root" ]
+}
+check "unit installed to /etc/systemd/system, identical to config/pftrack.service" unit_ok
+
+db_ok() {
+    [ "$(psql_admin -c "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'pftrack'")" = pftrack ]
+}
+check "database pftrack exists, owned by role pftrack" db_ok
+
+roles_ok() {
+    local owner reader
+    owner=$(psql_admin -c "SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = 'pftrack'")
+    reader=$(psql_admin -c "SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = 'pftrack_reader'")
+    echo "#   pftrack: $owner  pftrack_reader: $reader"
+    [ "$owner" = "t|f|f|f" ] && [ "$reader" = "t|f|f|f" ]
+}
+check "roles pftrack and pftrack_reader exist, unprivileged, can log in" roles_ok
+
+privileges_ok() {
+    local got
+    got=$(psql_admin -d pftrack -c "SELECT
+        has_database_privilege('pftrack_reader', 'pftrack', 'CONNECT'),
+        has_database_privilege('pftrack_reader', 'pftrack', 'TEMPORARY'),
+        has_schema_privilege('pftrack_reader', 'public', 'USAGE'),
+        has_schema_privilege('pftrack_reader', 'public', 'CREATE'),
+        has_schema_privilege('pftrack', 'public', 'CREATE'),
+        (SELECT count(*) FROM pg_default_acl d
+           WHERE d.defaclrole = 'pftrack'::regrole
+             AND d.defaclnamespace = 'public'::regnamespace
+             AND d.defaclobjtype = 'r'
+             AND 'pftrack_reader=r/pftrack' = ANY (d.defaclacl::text[])),
+        (SELECT count(*) FROM aclexplode((SELECT datacl FROM pg_database WHERE datname = 'pftrack')) a
+           WHERE a.grantee = 0)")
+    echo "#   connect,temp,usage,create(reader),create(owner),default-acl,public-grants: $got"
+    [ "$got" = "t|f|t|f|t|1|0" ]
+}
+check "privileges: reader may connect and use the schema, not create; default SELECT for future tables" privileges_ok
+
+migrated_ok() {
+    [ "$(psql_admin -d pftrack -c "SELECT count(*) FROM pg_views WHERE schemaname = 'public' AND viewname = 'delivery_status' AND viewowner = 'pftrack'")" = 1 ]
+}
+check "pftrack migrate ran as pftrack: view delivery_status exists, owned by pftrack" migrated_ok
+
+# --- (e) idempotence ----------------------------------------------------------------
+second_run() {
+    apply 2 || { tail -60 "$WORK/run2.log"; return 1; }
+    local changed failed
+    changed=$(recap 2 changed)
+    failed=$(recap 2 failed)
+    echo "#   second run: changed=$changed failed=$failed"
+    if [ "$changed" != 0 ]; then grep -B1 -A3 '^changed:' "$WORK/run2.log" | head -40; fi
+    [ "$changed" = 0 ] && [ "$failed" = 0 ]
+}
+check "second run reports changed=0" second_run
+
+# --- (f) the unit under systemd-analyze -------------------------------------------
+verify_unit() {
+    # Verify in a root holding the unit, a stand-in binary at the ExecStart
+    # path and the distribution's units (for the dependencies).
+    local root="$WORK/root" out
+    mkdir -p "$root/usr/local/bin" "$root/etc/systemd/system" "$root/usr/lib/systemd"
+    printf '#!/bin/sh\n' >"$root/usr/local/bin/pftrack"
+    chmod 755 "$root/usr/local/bin/pftrack"
+    cp "$REPO/config/pftrack.service" "$root/etc/systemd/system/"
+    cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
+    out=$(systemd-analyze verify --root="$root" /etc/systemd/system/pftrack.service 2>&1) &&
+        [ -z "$out" ] || { echo "$out"; return 1; }
+    # And the unit the role installed, against the installed binary.
+    out=$(systemd-analyze verify /etc/systemd/system/pftrack.service 2>&1) &&
+        [ -z "$out" ] || { echo "$out"; return 1; }
+}
+check "systemd-analyze verify is clean on config/pftrack.service and the installed unit" verify_unit
+
+# exposure FILE: the overall exposure systemd-analyze gives the unit.
+exposure() {
+    (cd "$WORK" && systemd-analyze security --offline=true "$1" 2>&1) |
+        sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p'
+}
+score_ok() {
+    local score
+    score=$(exposure "$REPO/config/pftrack.service")
+    echo "#   systemd-analyze security --offline=true config/pftrack.service: exposure $score"
+    [ -n "$score" ] && awk -v s="$score" -v m="$MAX_EXPOSURE" 'BEGIN { exit !(s <= m) }'
+}
+check "systemd-analyze security exposure <= $MAX_EXPOSURE" score_ok
+
+# --- (g) the read-only role over TCP with a password --------------------------------
+reader_sql() {
+    PGPASSWORD=$READER_PASSWORD psql -X -h localhost -p "$PG_PORT" -U pftrack_reader -d pftrack \
+        -v ON_ERROR_STOP=1 -Atq "$@"
+}
+reader_select() {
+    local views v
+    views=$(psql_admin -d pftrack -c "SELECT viewname FROM pg_views WHERE schemaname = 'public' ORDER BY 1")
+    [ -n "$views" ] || return 1
+    for v in $views; do
+        reader_sql -c "SELECT count(*) FROM public.\"$v\"" >/dev/null || { echo "#   cannot read view $v"; return 1; }
+    done
+    echo "#   reader read views: $(echo $views)"
+}
+check "pftrack_reader logs in over TCP and SELECTs from every view" reader_select
+
+# denied SQL: passes when the reader's statement fails with 'permission denied'.
+denied() {
+    local err
+    if err=$(reader_sql -c "$1" 2>&1); then
+        echo "#   reader was allowed: $1"
+        return 1
+    fi
+    echo "$err" | grep -q "permission denied" || { echo "#   unexpected error for '$1': $err"; return 1; }
+}
+reader_cannot_write() {
+    local rels r col n=0
+    rels=$(psql_admin -d pftrack -c "SELECT c.relname FROM pg_class c
+        WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'v', 'p') ORDER BY 1")
+    for r in $rels; do
+        col=$(psql_admin -d pftrack -c "SELECT attname FROM pg_attribute
+            WHERE attrelid = 'public.\"$r\"'::regclass AND attnum > 0 AND NOT attisdropped
+            ORDER BY attnum LIMIT 1")
+        denied "INSERT INTO public.\"$r\" DEFAULT VALUES" || return 1
+        denied "UPDATE public.\"$r\" SET \"$col\" = \"$col\"" || return 1
+        denied "DELETE FROM public.\"$r\"" || return 1
+        n=$((n + 1))
+    done
+    denied "CREATE TABLE public.reader_was_here (x int)" || return 1
+    echo "#   INSERT/UPDATE/DELETE denied on $n tables and views, CREATE TABLE denied"
+    [ "$n" -gt 0 ]
+}
+check "pftrack_reader cannot INSERT, UPDATE, DELETE or CREATE" reader_cannot_write
+
+finish
