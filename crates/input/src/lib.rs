@@ -11,7 +11,17 @@
 //!   bytes), yielding `Result<Record, InputError>`; lines that are not syslog records
 //!   are reported as [`InputError::Malformed`] and reading goes on.
 //! - [`syslog`]: the header parser (classic BSD stamps, RFC 3339, Postfix `maillog_file`).
-//! - [`year`]: year inference for yearless stamps.
+//! - [`year`]: year inference for yearless stamps; [`zone`]: the zone of zone-less ones.
+//! - [`rotation`]: expanding directories and ordering rotated sets oldest first.
+
+pub mod file;
+pub mod rotation;
+pub mod syslog;
+pub mod year;
+pub mod zone;
+
+pub use file::{Checkpoint, FileIdentity, FileReader, ReaderOptions};
+pub use zone::Zone;
 
 use std::path::Path;
 use std::sync::Arc;
