@@ -1,1 +1,3 @@
+//! Parse throughput benchmark (filled in below).
+
 fn main() {}

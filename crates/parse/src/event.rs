@@ -7,7 +7,8 @@ use serde::Serialize;
 pub struct Peer<'a> {
     /// Hostname as resolved (`unknown` when it did not resolve); empty for `[addr]` forms.
     pub name: &'a str,
-    /// IP address (IPv6 without the `ipv6:` prefix Postfix sometimes adds? no: kept as logged).
+    /// IP address as logged inside the brackets (IPv4, IPv6, or a socket path such as
+    /// `private/dovecot-lmtp` for a local LMTP relay).
     pub addr: &'a str,
     /// Port, when logged.
     pub port: Option<u16>,
@@ -65,6 +66,9 @@ pub struct Delivery<'a> {
     pub dsn: Option<&'a str>,
     /// `status=`.
     pub status: DeliveryStatus,
+    /// The `status=` word as logged (`sent`, `deferred`, `deliverable`,
+    /// `undeliverable`, …); tells the [`DeliveryStatus::Undeliverable`] cases apart.
+    pub status_word: &'a str,
     /// The text in parentheses after the status (may itself contain parentheses).
     pub response: &'a str,
     /// `queued as NEWQID` (content filter re-injection) or `forwarded as NEWQID`
@@ -115,6 +119,9 @@ pub struct Reject<'a> {
     pub queue_id: Option<&'a str>,
     /// What was done.
     pub action: RejectAction,
+    /// The action word as logged (`reject`, `milter-reject`, `info`, `permit`, …);
+    /// tells the [`RejectAction::Other`] cases apart.
+    pub action_word: &'a str,
     /// SMTP stage: `CONNECT`, `HELO`, `EHLO`, `MAIL`, `RCPT`, `DATA`, `BDAT`,
     /// `END-OF-MESSAGE`, `VRFY`, `ETRN`, …
     pub stage: &'a str,
@@ -249,12 +256,17 @@ pub enum Event<'a> {
     Reject(Reject<'a>),
     /// A cleanup header/body check or milter action on a queued message.
     ContentCheck(ContentCheck<'a>),
-    /// `lost connection|timeout|too many errors after STAGE from host[ip]`.
+    /// `[QID: |NOQUEUE: ]lost connection|timeout|too many errors after STAGE[ (N
+    /// bytes)] from host[ip]` (the queue id prefix is logged by Postfix ≥ 3.10).
     SessionEnded {
+        /// The queue id, when logged (`None` for `NOQUEUE` or older Postfix).
+        queue_id: Option<&'a str>,
         /// How it ended.
         how: SessionEnd,
-        /// The SMTP stage (`DATA`, `EHLO`, `CONNECT`, `RCPT (0 bytes)`, …).
+        /// The SMTP stage (`DATA`, `EHLO`, `CONNECT`, `RCPT`, `END-OF-MESSAGE`, …).
         stage: &'a str,
+        /// Bytes received, for `after DATA (N bytes)` and `after BDAT (N bytes)`.
+        bytes: Option<u64>,
         /// The client.
         client: Option<Peer<'a>>,
     },
@@ -269,6 +281,15 @@ pub enum Event<'a> {
         /// `sasl_username=` (Postfix ≥ 3.?).
         sasl_username: Option<&'a str>,
     },
+    /// smtpd `improper command pipelining after STAGE from host[ip]: text`.
+    ImproperPipelining {
+        /// The command after which the client sent too early.
+        stage: &'a str,
+        /// The client.
+        client: Peer<'a>,
+        /// What the client sent (possibly empty).
+        text: &'a str,
+    },
     /// `Anonymous|Trusted|Verified|Untrusted TLS connection established from|to …`.
     TlsEstablished {
         /// `from` (smtpd, incoming) or `to` (smtp, outgoing).
@@ -279,6 +300,26 @@ pub enum Event<'a> {
         peer: Peer<'a>,
         /// Protocol, cipher and key details as logged.
         detail: &'a str,
+    },
+    /// TLS trouble logged without a level: `certificate verification failed for
+    /// host[ip]:25: untrusted issuer …`, `SSL_accept error from host[ip]: -1`,
+    /// `SSL_connect error to …`, `Cannot start TLS: handshake failure`.
+    TlsProblem {
+        /// The peer, when logged.
+        peer: Option<Peer<'a>>,
+        /// The whole message.
+        text: &'a str,
+        /// The text after the peer (the reason).
+        detail: &'a str,
+    },
+    /// tlsproxy `CONNECT from|to [ip]:port` and `DISCONNECT [ip]:port`.
+    TlsProxy {
+        /// True for `CONNECT`, false for `DISCONNECT`.
+        connect: bool,
+        /// For `CONNECT`: `from` (server role, true) or `to` (client role, false).
+        incoming: Option<bool>,
+        /// The remote end.
+        peer: Peer<'a>,
     },
     /// postscreen `CONNECT from [ip]:port to [ip]:port`.
     PostscreenConnect {
@@ -343,6 +384,15 @@ pub enum Event<'a> {
         client: Peer<'a>,
         /// The rest of the line (`after 0.1 … `).
         detail: &'a str,
+    },
+    /// postscreen/verify `cache btree:/path full cleanup: retained=N dropped=N entries`.
+    CacheCleanup {
+        /// The cache table (`btree:/var/lib/postfix/postscreen_cache`).
+        table: &'a str,
+        /// Entries kept.
+        retained: u64,
+        /// Entries dropped.
+        dropped: u64,
     },
     /// dnsblog `addr 1.2.3.4 listed by domain zen.spamhaus.org as 127.0.0.2`.
     DnsblogListed {
@@ -457,6 +507,14 @@ pub enum Event<'a> {
         /// The `at …` timestamp text, when logged.
         at: Option<&'a str>,
     },
+    /// scache `statistics: start interval …`, `statistics: domain lookup hits=0 miss=1
+    /// success=0%`, `statistics: address lookup …`, `statistics: max simultaneous …`.
+    ScacheStatistics {
+        /// `start interval`, `domain lookup`, `address lookup` or `max simultaneous`.
+        metric: &'a str,
+        /// The rest of the line (`hits=0 miss=1 success=0%`, a timestamp, …).
+        value: &'a str,
+    },
     /// master and postfix-script lifecycle: `daemon started -- version 3.7.11, …`,
     /// `reload -- version …`, `terminating on signal 15`, `starting the Postfix mail
     /// system`, `stopping the Postfix mail system`, `refreshing the Postfix mail system`.
@@ -490,6 +548,15 @@ pub enum Event<'a> {
         /// The text.
         text: &'a str,
     },
+    /// A verbose trace line (`-v` on a daemon, or `debug_peer_list`): `function_name:
+    /// text`, `parameter = value`, `< host[ip]: command`, `> host[ip]: reply`, ….
+    /// Recognised so that debug-heavy logs do not drown real unknowns.
+    Verbose {
+        /// The C function (or parameter) name the line starts with, when it has one.
+        function: Option<&'a str>,
+        /// The whole message.
+        text: &'a str,
+    },
     /// A Postfix line with a queue id that no other arm recognised
     /// (`QID: something new`); still useful to tie the line to its message.
     QueueOther {
@@ -516,7 +583,10 @@ impl Event<'_> {
             Event::ContentCheck(_) => "content_check",
             Event::SessionEnded { .. } => "session_ended",
             Event::SaslFailed { .. } => "sasl_failed",
+            Event::ImproperPipelining { .. } => "improper_pipelining",
             Event::TlsEstablished { .. } => "tls_established",
+            Event::TlsProblem { .. } => "tls_problem",
+            Event::TlsProxy { .. } => "tls_proxy",
             Event::PostscreenConnect { .. } => "postscreen_connect",
             Event::PostscreenPass { .. } => "postscreen_pass",
             Event::PostscreenDnsblRank { .. } => "postscreen_dnsbl_rank",
@@ -525,6 +595,7 @@ impl Event<'_> {
             Event::PostscreenDisconnect { .. } => "postscreen_disconnect",
             Event::PostscreenListed { .. } => "postscreen_listed",
             Event::PostscreenViolation { .. } => "postscreen_violation",
+            Event::CacheCleanup { .. } => "cache_cleanup",
             Event::DnsblogListed { .. } => "dnsblog_listed",
             Event::MessageId { .. } => "message_id",
             Event::Pickup { .. } => "pickup",
@@ -539,11 +610,13 @@ impl Event<'_> {
             Event::Postsuper { .. } => "postsuper",
             Event::PostsuperSummary { .. } => "postsuper_summary",
             Event::AnvilStatistics { .. } => "anvil_statistics",
+            Event::ScacheStatistics { .. } => "scache_statistics",
             Event::Lifecycle { .. } => "lifecycle",
             Event::Warning { .. } => "warning",
             Event::Error { .. } => "error",
             Event::Fatal { .. } => "fatal",
             Event::Panic { .. } => "panic",
+            Event::Verbose { .. } => "verbose",
             Event::QueueOther { .. } => "queue_other",
             Event::Unknown { .. } => "unknown",
         }
