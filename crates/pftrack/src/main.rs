@@ -1,1 +1,120 @@
-fn main() {}
+//! `pftrack`: the Postfix delivery tracker's one binary.
+//!
+//! Subcommands: `parse` (records → JSON events, for corpus work and debugging),
+//! `backfill` (syslog files → PostgreSQL), `migrate` (apply the schema). The binary is
+//! the async shell around the sync core crates: input → parse → extract → store.
+
+/// `pftrack backfill`: syslog files into the database.
+mod backfill;
+/// The YAML configuration file.
+mod config;
+/// Human durations (`90d`).
+mod duration;
+/// Reading records, classifying and parsing them: shared by every command.
+mod ingest;
+/// `pftrack parse`: records as JSON.
+mod parse_cmd;
+/// The writer task: batches into the store, with retries.
+mod writer;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Track Postfix deliveries from its logs into PostgreSQL.
+#[derive(Debug, Parser)]
+#[command(name = "pftrack", version, about, long_about = None)]
+struct Cli {
+    /// Configuration file (default: /etc/pftrack/pftrack.yaml when it exists).
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// PostgreSQL URL (overrides the configuration file).
+    #[arg(
+        long,
+        global = true,
+        env = "PFTRACK_DATABASE_URL",
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
+    /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Parse log files (or stdin) and print one JSON object per record.
+    Parse(parse_cmd::ParseArgs),
+    /// Load syslog files (plain or gzip, a rotated set or a directory) into the database.
+    Backfill(backfill::BackfillArgs),
+    /// Apply database migrations.
+    Migrate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("pftrack: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = config::Config::load_or_default(cli.config.as_deref())?;
+    init_tracing(cli.log_level.as_deref().or(config.log_level.as_deref()));
+    match cli.command {
+        Command::Parse(args) => parse_cmd::run(&args, &config),
+        Command::Backfill(args) => {
+            let url = config.database_url(cli.database_url.as_deref())?;
+            runtime()?.block_on(backfill::run(args, &config, &url))
+        }
+        Command::Migrate => {
+            let url = config.database_url(cli.database_url.as_deref())?;
+            runtime()?.block_on(async {
+                let store = pftrack_store::Store::connect(&url).await?;
+                let applied = store.migrate().await?;
+                println!("applied {applied} migration(s) to {}", store.target());
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+fn init_tracing(level: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{},refinery_core=warn,tokio_postgres=warn",
+            level.unwrap_or("info")
+        ))
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || e.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+    })
+}

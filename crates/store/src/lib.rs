@@ -1,1 +1,275 @@
-//! placeholder
+//! PostgreSQL persistence for pftrack.
+//!
+//! [`Store`] owns a connection pool (deadpool-postgres over tokio-postgres), applies the
+//! refinery migrations embedded from the top-level `migrations/` directory, and writes a
+//! [`pftrack_extract::Batch`] together with the input positions it covers in **one
+//! transaction** ([`Store::write_batch`]), so a crash never leaves rows without their
+//! position or a position without its rows. Rows are written with prepared
+//! `INSERT … SELECT FROM unnest(…) ON CONFLICT DO UPDATE` statements whose merge rules
+//! are the ones `Batch` uses in memory.
+//!
+//! This crate does **not** parse logs or decide what a line means; it only stores
+//! facts and positions and reads back what a restart needs.
+
+mod error;
+mod write;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use pftrack_extract::{MessageKey, Origin, PrimeEntry};
+use tokio_postgres::NoTls;
+
+pub use error::{StoreError, redact_url};
+pub use write::WriteStats;
+
+/// Connections kept in the pool: one writer, one reader, spare for status lookups.
+pub const POOL_SIZE: usize = 4;
+
+/// Key of the advisory lock that serialises migrations of concurrent pftrack processes.
+const MIGRATION_LOCK_KEY: i64 = 0x7066_7472_6163_6b00; // "pftrack\0"
+
+mod embedded {
+    refinery::embed_migrations!("../../migrations");
+}
+
+/// Where an input has been read to; stored with the rows it covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputCheckpoint {
+    /// Stable identity of the input (`file:<hash of first line>` or `journal:<machine>`).
+    pub source: String,
+    /// `file` or `journal`.
+    pub kind: &'static str,
+    /// Path as last given, for people reading the table.
+    pub path: Option<String>,
+    /// Device of the file.
+    pub device: Option<i64>,
+    /// Inode of the file.
+    pub inode: Option<i64>,
+    /// Byte offset just after the last line covered.
+    pub byte_offset: Option<i64>,
+    /// Number of lines covered.
+    pub line: Option<i64>,
+    /// Journal cursor of the last entry covered.
+    pub cursor: Option<String>,
+    /// Timestamp of the last record covered.
+    pub last_timestamp: Option<DateTime<Utc>>,
+    /// Latest local time of a yearless stamp read, to keep inferring the same years.
+    pub latest_local: Option<chrono::NaiveDateTime>,
+    /// Whether the whole input has been read.
+    pub complete: bool,
+}
+
+/// A connection pool to the pftrack database.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    /// The URL without its password, for messages.
+    target: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connect to `url` (a `postgresql://` URL or a libpq `key=value` string) and check
+    /// that the server answers.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let target = redact_url(url);
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|source| StoreError::Config {
+                target: target.clone(),
+                source,
+            })?;
+        apply_libpq_defaults(&mut config);
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|e| StoreError::Pool {
+                target: target.clone(),
+                reason: e.to_string(),
+            })?;
+        let store = Store { pool, target };
+        // Fail early, with a clear message, when the server cannot be reached.
+        let _probe = store.client().await?;
+        Ok(store)
+    }
+
+    /// The database URL without its password.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::from_pool(&self.target, e))
+    }
+
+    /// Apply pending migrations; returns how many were applied.
+    pub async fn migrate(&self) -> Result<usize, StoreError> {
+        let mut client = self.client().await?;
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
+            .await
+            .map_err(|e| StoreError::query("taking the migration lock", e))?;
+        let result = embedded::migrations::runner()
+            .run_async(&mut **client)
+            .await;
+        // Unlock even when migrating failed; the session ends anyway if this fails.
+        let _ = client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
+            .await;
+        let report = result.map_err(|e| StoreError::Migrate {
+            reason: e.to_string(),
+        })?;
+        Ok(report.applied_migrations().len())
+    }
+
+    /// Stored positions of all inputs of `kind` (`file` or `journal`), by source.
+    pub async fn positions(
+        &self,
+        kind: &str,
+    ) -> Result<HashMap<String, InputCheckpoint>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT source, path, device, inode, byte_offset, line, cursor, last_timestamp, \
+                 complete, latest_local FROM input_position WHERE kind = $1",
+                &[&kind],
+            )
+            .await
+            .map_err(|e| StoreError::query("reading input positions", e))?;
+        let kind: &'static str = if kind == "journal" { "journal" } else { "file" };
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let cp = InputCheckpoint {
+                    source: r.get(0),
+                    kind,
+                    path: r.get(1),
+                    device: r.get(2),
+                    inode: r.get(3),
+                    byte_offset: r.get(4),
+                    line: r.get(5),
+                    cursor: r.get(6),
+                    last_timestamp: r.get(7),
+                    complete: r.get(8),
+                    latest_local: r.get(9),
+                };
+                (cp.source.clone(), cp)
+            })
+            .collect())
+    }
+
+    /// Messages the extractor must know about to go on where it stopped: open ones
+    /// (newest first, at most `limit`) and those closed within the grace period.
+    pub async fn prime_entries(&self, limit: usize) -> Result<Vec<PrimeEntry>, StoreError> {
+        let client = self.client().await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let grace = pftrack_extract::CLOSED_GRACE.num_seconds() as f64;
+        let rows = client
+            .query(
+                "(SELECT host, queue_id, arrived_at, last_seen_at, origin, message_id IS NOT NULL, \
+                         NULL::timestamptz AS closed_at \
+                  FROM delivery_from WHERE removed_at IS NULL AND rejected_at IS NULL \
+                  ORDER BY last_seen_at DESC LIMIT $1) \
+                 UNION ALL \
+                 (SELECT f.host, f.queue_id, f.arrived_at, f.last_seen_at, f.origin, \
+                         f.message_id IS NOT NULL, COALESCE(f.removed_at, f.rejected_at) \
+                  FROM delivery_from f \
+                  JOIN (SELECT host, max(COALESCE(removed_at, rejected_at)) AS latest \
+                        FROM delivery_from \
+                        WHERE removed_at IS NOT NULL OR rejected_at IS NOT NULL \
+                        GROUP BY host) l ON l.host = f.host \
+                  WHERE COALESCE(f.removed_at, f.rejected_at) \
+                        >= l.latest - make_interval(secs => $2))",
+                &[&limit, &grace],
+            )
+            .await
+            .map_err(|e| StoreError::query("reading open messages", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let host: String = r.get(0);
+                let queue_id: String = r.get(1);
+                let origin: Option<String> = r.get(4);
+                PrimeEntry {
+                    key: MessageKey {
+                        host: host.into(),
+                        queue_id: queue_id.into(),
+                        arrived_at: r.get(2),
+                    },
+                    last_seen_at: r.get(3),
+                    origin: origin.as_deref().and_then(parse_origin),
+                    message_id_seen: r.get(5),
+                    closed_at: r.get(6),
+                }
+            })
+            .collect())
+    }
+
+    /// Run a read-only query for the CLI and tests.
+    pub async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query(sql, params)
+            .await
+            .map_err(|e| StoreError::query("running a query", e))
+    }
+}
+
+/// Where libpq looks for the local server's socket when a URL names no host.
+pub const DEFAULT_SOCKET_DIRS: [&str; 2] = ["/var/run/postgresql", "/tmp"];
+
+/// Fill in what libpq would: the local socket directory when no host is given, and the
+/// login name when no user is given (`postgresql:///pftrack` then works as with psql).
+fn apply_libpq_defaults(config: &mut tokio_postgres::Config) {
+    if config.get_hosts().is_empty() {
+        let dir = DEFAULT_SOCKET_DIRS
+            .iter()
+            .find(|d| std::path::Path::new(d).is_dir())
+            .unwrap_or(&DEFAULT_SOCKET_DIRS[0]);
+        config.host_path(dir);
+    }
+    if config.get_user().is_none() {
+        if let Some(user) = std::env::var("PGUSER")
+            .ok()
+            .or_else(|| std::env::var("USER").ok())
+        {
+            config.user(user);
+        }
+    }
+    if config.get_dbname().is_none() {
+        if let Ok(db) = std::env::var("PGDATABASE") {
+            config.dbname(db);
+        }
+    }
+}
+
+fn parse_origin(s: &str) -> Option<Origin> {
+    match s {
+        "smtpd" => Some(Origin::Smtpd),
+        "pickup" => Some(Origin::Pickup),
+        "notification" => Some(Origin::Notification),
+        _ => None,
+    }
+}

@@ -1,0 +1,369 @@
+//! `pftrack backfill FILE...`: read syslog files oldest first and store what they say.
+//!
+//! Resumable and idempotent: each file is known by a hash of its first line (which
+//! survives renaming and compression during rotation) and its read position is
+//! committed in the same transaction as the rows of the lines before it. A re-run
+//! resumes every file where it stopped, so nothing is read twice.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use pftrack_extract::{Batch, ExtractStats, Extractor, MAX_OPEN_MESSAGES, PrimeEntry};
+use pftrack_input::{Checkpoint, FileIdentity, FileReader, ReaderOptions};
+use pftrack_store::{InputCheckpoint, Store};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::ingest::{IngestCounts, PostfixFilter, count_event};
+use crate::writer::{self, CHANNEL_CAPACITY, WorkItem};
+
+/// Lines per transaction during a backfill: large enough to amortise the round trips,
+/// small enough to keep memory low (a batch holds its merged rows).
+pub const BACKFILL_BATCH_LINES: u64 = 20_000;
+
+/// How long a backfill keeps retrying a database that went away before giving up.
+pub const BACKFILL_RETRY_LIMIT: Duration = Duration::from_secs(120);
+
+/// Progress is updated every this many lines.
+const PROGRESS_EVERY: u64 = 1 << 14;
+
+/// Arguments of `pftrack backfill`.
+#[derive(Debug, clap::Args)]
+pub struct BackfillArgs {
+    /// Log files or directories (a rotated set is read oldest first).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Year of each file's first yearless stamp (default: inferred from its mtime).
+    #[arg(long)]
+    year: Option<i32>,
+    /// Zone of stamps without an offset (local, UTC, +01:00, Europe/Prague).
+    #[arg(long)]
+    timezone: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Lines per transaction.
+    #[arg(long, default_value_t = BACKFILL_BATCH_LINES)]
+    batch_lines: u64,
+}
+
+/// The summary printed at the end.
+#[derive(Debug, Default, Serialize)]
+struct Summary {
+    files: u64,
+    files_failed: u64,
+    #[serde(flatten)]
+    counts: IngestCounts,
+    messages: u64,
+    recipients: u64,
+    noqueue: u64,
+    rows_written: u64,
+    seconds: f64,
+    lines_per_second: f64,
+}
+
+struct ReaderOutcome {
+    counts: IngestCounts,
+    extract: ExtractStats,
+    files: u64,
+    files_failed: u64,
+    lines: u64,
+}
+
+/// Run the backfill.
+pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let zone = args
+        .timezone
+        .as_deref()
+        .or(config.timezone.as_deref())
+        .unwrap_or("local");
+    let zone: pftrack_input::Zone = zone
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
+    let options = ReaderOptions {
+        zone,
+        year: args.year,
+        ..ReaderOptions::default()
+    };
+    let files = pftrack_input::rotation::expand_and_order(&args.paths)?;
+
+    let store = Store::connect(url).await?;
+    store.migrate().await?;
+    let positions = store.positions("file").await?;
+    let prime = store.prime_entries(MAX_OPEN_MESSAGES).await?;
+
+    let progress = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Some(bar)
+    } else {
+        None
+    };
+
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let writer = tokio::spawn(writer::run(store, rx, Some(BACKFILL_RETRY_LIMIT)));
+    let filter = PostfixFilter::new(&config.journal.identifiers);
+    let batch_lines = args.batch_lines.max(1);
+    let bar = progress.clone();
+    let reader = tokio::task::spawn_blocking(move || {
+        read_files(
+            files,
+            options,
+            positions,
+            prime,
+            filter,
+            batch_lines,
+            tx,
+            bar.as_ref(),
+        )
+    });
+
+    let reader_result = reader.await.context("the reader thread failed")?;
+    let writer_result = writer.await.context("the writer task failed")?;
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    let totals = writer_result?;
+    let outcome = reader_result?;
+
+    let seconds = started.elapsed().as_secs_f64();
+    let summary = Summary {
+        files: outcome.files,
+        files_failed: outcome.files_failed,
+        counts: outcome.counts,
+        messages: outcome.extract.messages,
+        recipients: outcome.extract.recipient_events,
+        noqueue: outcome.extract.noqueue,
+        rows_written: totals.rows.messages + totals.rows.recipients + totals.rows.noqueue,
+        seconds,
+        lines_per_second: if seconds > 0.0 {
+            outcome.lines as f64 / seconds
+        } else {
+            0.0
+        },
+    };
+    print_summary(&summary, args.json)?;
+    Ok(if outcome.files_failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_summary(s: &Summary, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(s)?);
+    } else {
+        println!(
+            "backfill: {} file(s) ({} failed), {} records ({} postfix: {} recognized, {} unknown), \
+             {} malformed lines; {} messages, {} recipient events, {} NOQUEUE; {} rows written \
+             in {:.2} s ({:.0} lines/s)",
+            s.files,
+            s.files_failed,
+            s.counts.records,
+            s.counts.postfix,
+            s.counts.recognized,
+            s.counts.unknown,
+            s.counts.malformed,
+            s.messages,
+            s.recipients,
+            s.noqueue,
+            s.rows_written,
+            s.seconds,
+            s.lines_per_second
+        );
+    }
+    Ok(())
+}
+
+/// The sync half: read, parse, extract, batch; hand batches to the writer.
+#[allow(clippy::too_many_arguments)]
+fn read_files(
+    files: Vec<PathBuf>,
+    options: ReaderOptions,
+    positions: HashMap<String, InputCheckpoint>,
+    prime: Vec<PrimeEntry>,
+    filter: PostfixFilter,
+    batch_lines: u64,
+    tx: mpsc::Sender<WorkItem>,
+    progress: Option<&ProgressBar>,
+) -> anyhow::Result<ReaderOutcome> {
+    let mut extractor = Extractor::new();
+    extractor.prime(prime);
+    let mut out = ReaderOutcome {
+        counts: IngestCounts::default(),
+        extract: ExtractStats::default(),
+        files: 0,
+        files_failed: 0,
+        lines: 0,
+    };
+    let mut batch = Batch::new();
+    let mut batch_lines_now = 0u64;
+    // Positions of files finished since the last send, committed with the next batch.
+    let mut done_checkpoints: Vec<InputCheckpoint> = Vec::new();
+    let started = Instant::now();
+
+    for path in files {
+        let identity = match FileIdentity::of(&path) {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot read a file; going on with the others.");
+                eprintln!("pftrack: error: {e}");
+                out.files_failed += 1;
+                continue;
+            }
+        };
+        out.files += 1;
+        let Some(hash) = identity.first_line_hash else {
+            tracing::info!(path = %path.display(), "Skipping an empty file.");
+            continue;
+        };
+        let source = format!("file:{hash:016x}");
+        let start = positions
+            .get(&source)
+            .map_or_else(Checkpoint::default, |p| Checkpoint {
+                offset: p
+                    .byte_offset
+                    .and_then(|o| u64::try_from(o).ok())
+                    .unwrap_or(0),
+                line: p.line.and_then(|l| u64::try_from(l).ok()).unwrap_or(0),
+                latest_local: p.latest_local,
+            });
+        if start.line > 0 {
+            tracing::info!(path = %path.display(), line = start.line, "Resuming after the stored position.");
+        }
+        let mut reader = match FileReader::open_at(&path, options, start) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot read a file; going on with the others.");
+                eprintln!("pftrack: error: {e}");
+                out.files_failed += 1;
+                continue;
+            }
+        };
+        let shown_path: Arc<str> = Arc::from(path.display().to_string());
+        let mut last_timestamp = None;
+        let mut failed = false;
+        loop {
+            let Some(item) = reader.next() else { break };
+            out.lines += 1;
+            batch_lines_now += 1;
+            match item {
+                Ok(record) => {
+                    out.counts.records += 1;
+                    last_timestamp = Some(record.timestamp);
+                    if filter.matches(&record) {
+                        out.counts.postfix += 1;
+                        let text = String::from_utf8_lossy(&record.message);
+                        let daemon = record.daemon();
+                        let event = pftrack_parse::parse(daemon, &text);
+                        count_event(&mut out.counts, &event);
+                        extractor.process(
+                            &record.host,
+                            record.timestamp,
+                            daemon,
+                            &event,
+                            &mut |f| batch.add(f),
+                        );
+                    }
+                }
+                Err(e) if e.is_malformed() => {
+                    out.counts.malformed += 1;
+                    tracing::debug!(error = %e, "Skipped a line that is not a syslog record.");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "Reading stopped; going on with the other files.");
+                    eprintln!("pftrack: error: {e}");
+                    out.files_failed += 1;
+                    failed = true;
+                    break;
+                }
+            }
+            if out.lines % PROGRESS_EVERY == 0 {
+                if let Some(bar) = progress {
+                    let rate = out.lines as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                    bar.set_message(format!(
+                        "{shown_path}: {} lines ({rate:.0} lines/s)",
+                        out.lines
+                    ));
+                }
+            }
+            if batch_lines_now >= batch_lines {
+                let mut checkpoints = std::mem::take(&mut done_checkpoints);
+                checkpoints.push(file_checkpoint(
+                    &source,
+                    &reader,
+                    &identity,
+                    last_timestamp,
+                    false,
+                ));
+                let item = WorkItem {
+                    batch: std::mem::take(&mut batch),
+                    checkpoints,
+                    lines: batch_lines_now,
+                };
+                batch_lines_now = 0;
+                if tx.blocking_send(item).is_err() {
+                    // The writer stopped with an error; it reports it.
+                    return Ok(finish(out, &extractor));
+                }
+            }
+        }
+        done_checkpoints.push(file_checkpoint(
+            &source,
+            &reader,
+            &identity,
+            last_timestamp,
+            !failed,
+        ));
+    }
+    if !batch.is_empty() || !done_checkpoints.is_empty() {
+        let item = WorkItem {
+            batch,
+            checkpoints: done_checkpoints,
+            lines: batch_lines_now,
+        };
+        let _ = tx.blocking_send(item);
+    }
+    Ok(finish(out, &extractor))
+}
+
+fn finish(mut out: ReaderOutcome, extractor: &Extractor) -> ReaderOutcome {
+    out.extract = extractor.stats();
+    out
+}
+
+fn file_checkpoint(
+    source: &str,
+    reader: &FileReader,
+    identity: &FileIdentity,
+    last_timestamp: Option<chrono::DateTime<chrono::Utc>>,
+    complete: bool,
+) -> InputCheckpoint {
+    let cp = reader.checkpoint();
+    InputCheckpoint {
+        source: source.to_owned(),
+        kind: "file",
+        path: Some(reader.path().display().to_string()),
+        device: i64::try_from(identity.dev).ok(),
+        inode: i64::try_from(identity.ino).ok(),
+        byte_offset: i64::try_from(cp.offset).ok(),
+        line: i64::try_from(cp.line).ok(),
+        cursor: None,
+        last_timestamp,
+        latest_local: cp.latest_local,
+        complete,
+    }
+}

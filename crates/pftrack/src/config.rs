@@ -1,0 +1,207 @@
+//! The YAML configuration file (`config/pftrack.example.yaml`), validated once.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// Default location of the configuration file.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/pftrack/pftrack.yaml";
+
+/// The whole file. Unknown keys are errors, so a typo never goes unnoticed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where to store.
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    /// What to read from the journal.
+    #[serde(default)]
+    pub journal: JournalConfig,
+    /// How rows are grouped into transactions.
+    #[serde(default)]
+    pub batch: BatchConfig,
+    /// How long to keep rows (`90d`); kept forever when absent.
+    pub retention: Option<String>,
+    /// `error`, `warn`, `info`, `debug` or `trace` (overridden by `RUST_LOG`).
+    pub log_level: Option<String>,
+    /// Zone of syslog stamps without an offset: `local`, `UTC`, `+01:00` or an IANA name.
+    pub timezone: Option<String>,
+}
+
+/// `database:` section.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// libpq URL or `key=value` string.
+    pub url: Option<String>,
+    /// CA certificate for `sslmode=verify-full`.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &self.url.as_deref().map(pftrack_store::redact_url))
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+/// `journal:` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    /// Syslog identifier prefixes that are Postfix (`postfix`, `postfix-out`, …).
+    #[serde(default = "default_identifiers")]
+    pub identifiers: Vec<String>,
+    /// Where to start when no cursor is stored: `7d`, a timestamp, or `now`.
+    #[serde(default = "default_since")]
+    pub since: String,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            identifiers: default_identifiers(),
+            since: default_since(),
+        }
+    }
+}
+
+fn default_identifiers() -> Vec<String> {
+    vec!["postfix".to_owned()]
+}
+
+fn default_since() -> String {
+    "7d".to_owned()
+}
+
+/// `batch:` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// Commit after this many records.
+    #[serde(default = "default_max_records")]
+    pub max_records: usize,
+    /// Commit this long after a batch's first record (following only).
+    #[serde(default = "default_max_delay_ms")]
+    pub max_delay_ms: u64,
+}
+
+/// Default records per batch when following.
+pub const DEFAULT_BATCH_RECORDS: usize = 2000;
+/// Default batch age limit when following, in milliseconds.
+pub const DEFAULT_BATCH_DELAY_MS: u64 = 250;
+
+fn default_max_records() -> usize {
+    DEFAULT_BATCH_RECORDS
+}
+
+fn default_max_delay_ms() -> u64 {
+    DEFAULT_BATCH_DELAY_MS
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_records: default_max_records(),
+            max_delay_ms: default_max_delay_ms(),
+        }
+    }
+}
+
+impl Config {
+    /// Read and validate `path`. Errors name the file and, for YAML errors, the line
+    /// and column.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+        let config: Config = serde_saphyr::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| format!("invalid configuration file {}", path.display()))?;
+        config
+            .validate()
+            .with_context(|| format!("invalid configuration file {}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Load `path` when given; else the default file when it exists; else defaults.
+    pub fn load_or_default(path: Option<&Path>) -> anyhow::Result<Config> {
+        match path {
+            Some(p) => Config::load(p),
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
+                Config::load(Path::new(DEFAULT_CONFIG_PATH))
+            }
+            None => Ok(Config::default()),
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.batch.max_records == 0 {
+            bail!("batch.max_records must be at least 1");
+        }
+        if self.journal.identifiers.iter().any(String::is_empty) {
+            bail!("journal.identifiers must not contain an empty prefix");
+        }
+        if let Some(r) = &self.retention {
+            crate::duration::parse(r).with_context(|| format!("retention: {r:?}"))?;
+        }
+        if let Some(tz) = &self.timezone {
+            tz.parse::<pftrack_input::Zone>()
+                .map_err(|e| anyhow::anyhow!("timezone: {e}"))?;
+        }
+        if let Some(level) = &self.log_level {
+            if !matches!(
+                level.as_str(),
+                "error" | "warn" | "info" | "debug" | "trace"
+            ) {
+                bail!("log_level: {level:?} is not one of error, warn, info, debug, trace");
+            }
+        }
+        Ok(())
+    }
+
+    /// The database URL: `--database-url`/`PFTRACK_DATABASE_URL` first, then the file.
+    pub fn database_url(&self, flag: Option<&str>) -> anyhow::Result<String> {
+        match flag.or(self.database.url.as_deref()) {
+            Some(url) if !url.trim().is_empty() => Ok(url.to_owned()),
+            _ => bail!(
+                "no database configured: pass --database-url, set PFTRACK_DATABASE_URL, \
+                 or set database.url in the configuration file"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/pftrack.example.yaml");
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.journal.identifiers, vec!["postfix".to_owned()]);
+        assert!(config.database.url.is_some());
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, "database:\n  url: x\nbatch:\n  max_records: lots\n").unwrap();
+        let err = format!("{:#}", Config::load(&path).unwrap_err());
+        assert!(err.contains("bad.yaml"), "{err}");
+        assert!(err.contains("line 4") || err.contains("4:"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("typo.yaml");
+        std::fs::write(&path, "databse:\n  url: x\n").unwrap();
+        let err = format!("{:#}", Config::load(&path).unwrap_err());
+        assert!(err.contains("databse"), "{err}");
+    }
+}

@@ -1,0 +1,50 @@
+//! Shared per-record work: is it Postfix, and what event is it.
+
+use pftrack_input::Record;
+use pftrack_parse::Event;
+use serde::Serialize;
+
+/// Counters every command reports.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct IngestCounts {
+    /// Syslog records read.
+    pub records: u64,
+    /// Records whose identifier has a Postfix prefix.
+    pub postfix: u64,
+    /// Postfix records an arm recognised.
+    pub recognized: u64,
+    /// Postfix records no arm recognised.
+    pub unknown: u64,
+    /// Lines that are not syslog records.
+    pub malformed: u64,
+}
+
+/// Decides which records are Postfix's, by identifier prefix.
+#[derive(Debug, Clone)]
+pub struct PostfixFilter {
+    prefixes: Vec<String>,
+}
+
+impl PostfixFilter {
+    /// Identifiers starting with one of `prefixes` are Postfix's.
+    pub fn new(prefixes: &[String]) -> Self {
+        PostfixFilter {
+            prefixes: prefixes.to_vec(),
+        }
+    }
+
+    /// True when `record` was logged by Postfix.
+    pub fn matches(&self, record: &Record) -> bool {
+        let ident = &*record.identifier;
+        self.prefixes.iter().any(|p| ident.starts_with(p.as_str()))
+    }
+}
+
+/// Count `event` as recognised or unknown.
+pub fn count_event(counts: &mut IngestCounts, event: &Event<'_>) {
+    if event.is_recognized() {
+        counts.recognized += 1;
+    } else {
+        counts.unknown += 1;
+    }
+}

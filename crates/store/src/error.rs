@@ -1,0 +1,151 @@
+//! The store's error type.
+
+/// Errors of the store crate. Messages name the database without its password.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database URL could not be understood.
+    #[error("invalid database URL {target}: {source}")]
+    Config {
+        /// The URL without its password.
+        target: String,
+        /// Why.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// No connection could be made or taken from the pool.
+    #[error(
+        "cannot connect to the database {target}: {reason} (is PostgreSQL running and the URL right?)"
+    )]
+    Pool {
+        /// The URL without its password.
+        target: String,
+        /// Why.
+        reason: String,
+    },
+    /// Migrations failed.
+    #[error("applying database migrations failed: {reason}")]
+    Migrate {
+        /// Why.
+        reason: String,
+    },
+    /// A statement failed.
+    #[error("database error while {what}: {source}")]
+    Query {
+        /// What was being done.
+        what: &'static str,
+        /// The driver's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn query(what: &'static str, source: tokio_postgres::Error) -> Self {
+        StoreError::Query { what, source }
+    }
+
+    pub(crate) fn from_pool(target: &str, e: deadpool_postgres::PoolError) -> Self {
+        let reason = match &e {
+            deadpool_postgres::PoolError::Backend(b) => error_chain(b),
+            other => other.to_string(),
+        };
+        StoreError::Pool {
+            target: target.to_owned(),
+            reason,
+        }
+    }
+
+    /// True when retrying later may succeed: the server is unreachable, restarting,
+    /// or the transaction hit a serialization failure or deadlock.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Pool { .. } => true,
+            StoreError::Query { source, .. } => {
+                if source.is_closed() {
+                    return true;
+                }
+                match source.code() {
+                    Some(code) => {
+                        let c = code.code();
+                        c.starts_with("08") // connection exception
+                            || c == "40001" // serialization failure
+                            || c == "40P01" // deadlock
+                            || c.starts_with("57P") // admin/crash shutdown, cannot connect now
+                            || c == "53300" // too many connections
+                    }
+                    // No SQLSTATE: an I/O error on the connection.
+                    None => source.as_db_error().is_none(),
+                }
+            }
+            StoreError::Config { .. } | StoreError::Migrate { .. } => false,
+        }
+    }
+}
+
+fn error_chain(e: &tokio_postgres::Error) -> String {
+    use std::error::Error as _;
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// The URL with any password replaced by `***`, for messages and logs. Handles both
+/// `postgresql://user:pw@host/db` and `key=value` forms.
+pub fn redact_url(url: &str) -> String {
+    if let Some(rest) = url
+        .strip_prefix("postgresql://")
+        .or_else(|| url.strip_prefix("postgres://"))
+    {
+        let scheme = &url[..url.len() - rest.len()];
+        // The userinfo ends at the last '@' before the first '/' or '?'.
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        if let Some(at) = authority.rfind('@') {
+            let userinfo = &authority[..at];
+            if let Some(colon) = userinfo.find(':') {
+                return format!("{scheme}{}:***{}", &userinfo[..colon], &rest[at..]);
+            }
+        }
+        let mut out = url.to_owned();
+        if let Some(q) = out.find("password=") {
+            let end = out[q..].find('&').map_or(out.len(), |e| q + e);
+            out.replace_range(q + "password=".len()..end, "***");
+        }
+        return out;
+    }
+    url.split_whitespace()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => kv.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgresql://u:secret@db:5432/pf"),
+            "postgresql://u:***@db:5432/pf"
+        );
+        assert_eq!(redact_url("postgresql://u@db/pf"), "postgresql://u@db/pf");
+        assert_eq!(
+            redact_url("postgresql://db/pf?user=u&password=s3&sslmode=require"),
+            "postgresql://db/pf?user=u&password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact_url("host=db user=u password=x dbname=pf"),
+            "host=db user=u password=*** dbname=pf"
+        );
+    }
+}

@@ -1,0 +1,444 @@
+//! Writing a batch and its input positions in one transaction.
+
+use chrono::{DateTime, Utc};
+use pftrack_extract::{Batch, MessageKey, Noqueue, RecipientKey};
+
+use crate::{InputCheckpoint, Store, StoreError};
+
+/// What one batch wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Message rows upserted.
+    pub messages: u64,
+    /// Recipient rows upserted.
+    pub recipients: u64,
+    /// NOQUEUE rows upserted.
+    pub noqueue: u64,
+}
+
+const UPSERT_MESSAGES: &str = "\
+INSERT INTO delivery_from AS t (host, queue_id, arrived_at, last_seen_at, origin, client_name,
+    client_addr, sasl_method, sasl_username, pickup_uid, message_id, sender, size, nrcpt,
+    removed_at, expired_at, deleted_at, rejected_at, held_at, released_at, parent_queue_id,
+    parent_arrived_at, parent_kind)
+SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[],
+    $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::text[], $12::text[],
+    $13::int8[], $14::int4[], $15::timestamptz[], $16::timestamptz[], $17::timestamptz[],
+    $18::timestamptz[], $19::timestamptz[], $20::timestamptz[], $21::text[], $22::timestamptz[],
+    $23::text[])
+ON CONFLICT (host, queue_id, arrived_at) DO UPDATE SET
+    last_seen_at = GREATEST(t.last_seen_at, EXCLUDED.last_seen_at),
+    origin = COALESCE(EXCLUDED.origin, t.origin),
+    client_name = COALESCE(EXCLUDED.client_name, t.client_name),
+    client_addr = COALESCE(EXCLUDED.client_addr, t.client_addr),
+    sasl_method = COALESCE(EXCLUDED.sasl_method, t.sasl_method),
+    sasl_username = COALESCE(EXCLUDED.sasl_username, t.sasl_username),
+    pickup_uid = COALESCE(EXCLUDED.pickup_uid, t.pickup_uid),
+    message_id = COALESCE(EXCLUDED.message_id, t.message_id),
+    sender = COALESCE(EXCLUDED.sender, t.sender),
+    size = COALESCE(EXCLUDED.size, t.size),
+    nrcpt = COALESCE(EXCLUDED.nrcpt, t.nrcpt),
+    removed_at = COALESCE(EXCLUDED.removed_at, t.removed_at),
+    expired_at = COALESCE(EXCLUDED.expired_at, t.expired_at),
+    deleted_at = COALESCE(EXCLUDED.deleted_at, t.deleted_at),
+    rejected_at = COALESCE(EXCLUDED.rejected_at, t.rejected_at),
+    held_at = COALESCE(EXCLUDED.held_at, t.held_at),
+    released_at = COALESCE(EXCLUDED.released_at, t.released_at),
+    parent_queue_id = COALESCE(EXCLUDED.parent_queue_id, t.parent_queue_id),
+    parent_arrived_at = COALESCE(EXCLUDED.parent_arrived_at, t.parent_arrived_at),
+    parent_kind = COALESCE(EXCLUDED.parent_kind, t.parent_kind)";
+
+const UPSERT_RECIPIENTS: &str = "\
+INSERT INTO delivery_to AS t (host, queue_id, arrived_at, recipient, orig_recipient, status,
+    status_at, dsn, relay, response, delay, delay_before_qmgr, delay_in_qmgr, delay_conn_setup,
+    delay_transmission, queued_as, attempts, first_attempt_at, last_attempt_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[],
+    $6::text[], $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::float4[],
+    $12::float4[], $13::float4[], $14::float4[], $15::float4[], $16::text[], $17::int4[],
+    $18::timestamptz[], $19::timestamptz[])
+ON CONFLICT (host, queue_id, arrived_at, recipient, orig_recipient) DO UPDATE SET
+    attempts = t.attempts + EXCLUDED.attempts,
+    first_attempt_at = LEAST(t.first_attempt_at, EXCLUDED.first_attempt_at),
+    last_attempt_at = GREATEST(t.last_attempt_at, EXCLUDED.last_attempt_at),
+    status = CASE WHEN EXCLUDED.status_at >= t.status_at THEN EXCLUDED.status ELSE t.status END,
+    dsn = CASE WHEN EXCLUDED.status_at >= t.status_at THEN EXCLUDED.dsn ELSE t.dsn END,
+    relay = CASE WHEN EXCLUDED.status_at >= t.status_at THEN EXCLUDED.relay ELSE t.relay END,
+    response = CASE WHEN EXCLUDED.status_at >= t.status_at THEN EXCLUDED.response ELSE t.response END,
+    delay = CASE WHEN EXCLUDED.status_at >= t.status_at THEN EXCLUDED.delay ELSE t.delay END,
+    delay_before_qmgr = CASE WHEN EXCLUDED.status_at >= t.status_at
+        THEN EXCLUDED.delay_before_qmgr ELSE t.delay_before_qmgr END,
+    delay_in_qmgr = CASE WHEN EXCLUDED.status_at >= t.status_at
+        THEN EXCLUDED.delay_in_qmgr ELSE t.delay_in_qmgr END,
+    delay_conn_setup = CASE WHEN EXCLUDED.status_at >= t.status_at
+        THEN EXCLUDED.delay_conn_setup ELSE t.delay_conn_setup END,
+    delay_transmission = CASE WHEN EXCLUDED.status_at >= t.status_at
+        THEN EXCLUDED.delay_transmission ELSE t.delay_transmission END,
+    queued_as = CASE WHEN EXCLUDED.status_at >= t.status_at THEN EXCLUDED.queued_as ELSE t.queued_as END,
+    status_at = GREATEST(t.status_at, EXCLUDED.status_at)";
+
+const UPSERT_NOQUEUE: &str = "\
+INSERT INTO noqueue AS t (host, logged_at, fingerprint, daemon, action, stage, client_name,
+    client_addr, code, dsn, reason, sender, recipient, helo, proto, count)
+SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int8[], $4::text[], $5::text[],
+    $6::text[], $7::text[], $8::text[], $9::int4[], $10::text[], $11::text[], $12::text[],
+    $13::text[], $14::text[], $15::text[], $16::int4[])
+ON CONFLICT (host, logged_at, fingerprint) DO UPDATE SET count = t.count + EXCLUDED.count";
+
+const UPSERT_POSITION: &str = "\
+INSERT INTO input_position AS t (source, kind, path, device, inode, byte_offset, line, cursor,
+    last_timestamp, complete, latest_local, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now())
+ON CONFLICT (source) DO UPDATE SET kind = EXCLUDED.kind, path = EXCLUDED.path,
+    device = EXCLUDED.device, inode = EXCLUDED.inode, byte_offset = EXCLUDED.byte_offset,
+    line = EXCLUDED.line, cursor = EXCLUDED.cursor, last_timestamp = EXCLUDED.last_timestamp,
+    complete = EXCLUDED.complete, latest_local = EXCLUDED.latest_local, updated_at = now()";
+
+impl Store {
+    /// Write `batch` and the positions it brings its inputs to, in one transaction.
+    /// Either everything is committed or nothing is.
+    pub async fn write_batch(
+        &self,
+        batch: &Batch,
+        checkpoints: &[InputCheckpoint],
+    ) -> Result<WriteStats, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| StoreError::query("starting a transaction", e))?;
+        let stats = WriteStats {
+            messages: write_messages(&tx, batch).await?,
+            recipients: write_recipients(&tx, batch).await?,
+            noqueue: write_noqueue(&tx, batch).await?,
+        };
+        if !checkpoints.is_empty() {
+            let stmt = tx
+                .prepare_cached(UPSERT_POSITION)
+                .await
+                .map_err(|e| StoreError::query("preparing the position update", e))?;
+            for cp in checkpoints {
+                tx.execute(
+                    &stmt,
+                    &[
+                        &cp.source,
+                        &cp.kind,
+                        &cp.path,
+                        &cp.device,
+                        &cp.inode,
+                        &cp.byte_offset,
+                        &cp.line,
+                        &cp.cursor,
+                        &cp.last_timestamp,
+                        &cp.complete,
+                        &cp.latest_local,
+                    ],
+                )
+                .await
+                .map_err(|e| StoreError::query("recording the input position", e))?;
+            }
+        }
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::query("committing a batch", e))?;
+        Ok(stats)
+    }
+}
+
+async fn write_messages(
+    tx: &deadpool_postgres::Transaction<'_>,
+    batch: &Batch,
+) -> Result<u64, StoreError> {
+    if batch.messages.is_empty() {
+        return Ok(0);
+    }
+    // A stable row order keeps concurrent writers from deadlocking on each other.
+    let mut rows: Vec<_> = batch.messages.iter().collect();
+    rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let n = rows.len();
+    let mut host = Vec::with_capacity(n);
+    let mut queue_id = Vec::with_capacity(n);
+    let mut arrived_at = Vec::with_capacity(n);
+    let mut last_seen_at = Vec::with_capacity(n);
+    let mut origin = Vec::with_capacity(n);
+    let mut client_name = Vec::with_capacity(n);
+    let mut client_addr = Vec::with_capacity(n);
+    let mut sasl_method = Vec::with_capacity(n);
+    let mut sasl_username = Vec::with_capacity(n);
+    let mut pickup_uid = Vec::with_capacity(n);
+    let mut message_id = Vec::with_capacity(n);
+    let mut sender = Vec::with_capacity(n);
+    let mut size = Vec::with_capacity(n);
+    let mut nrcpt = Vec::with_capacity(n);
+    let mut removed_at = Vec::with_capacity(n);
+    let mut expired_at = Vec::with_capacity(n);
+    let mut deleted_at = Vec::with_capacity(n);
+    let mut rejected_at = Vec::with_capacity(n);
+    let mut held_at = Vec::with_capacity(n);
+    let mut released_at = Vec::with_capacity(n);
+    let mut parent_queue_id = Vec::with_capacity(n);
+    let mut parent_arrived_at = Vec::with_capacity(n);
+    let mut parent_kind = Vec::with_capacity(n);
+    for (key, row) in rows {
+        let MessageKey {
+            host: h,
+            queue_id: q,
+            arrived_at: a,
+        } = key;
+        let u = &row.update;
+        host.push(&**h);
+        queue_id.push(&**q);
+        arrived_at.push(*a);
+        last_seen_at.push(row.last_seen_at);
+        origin.push(u.origin.map(|o| o.as_str()));
+        client_name.push(u.client_name.as_deref());
+        client_addr.push(u.client_addr.as_deref());
+        sasl_method.push(u.sasl_method.as_deref());
+        sasl_username.push(u.sasl_username.as_deref());
+        pickup_uid.push(u.pickup_uid);
+        message_id.push(u.message_id.as_deref());
+        sender.push(u.sender.as_deref());
+        size.push(u.size);
+        nrcpt.push(u.nrcpt);
+        removed_at.push(u.removed_at);
+        expired_at.push(u.expired_at);
+        deleted_at.push(u.deleted_at);
+        rejected_at.push(u.rejected_at);
+        held_at.push(u.held_at);
+        released_at.push(u.released_at);
+        parent_queue_id.push(u.parent.as_ref().map(|p| &*p.queue_id));
+        parent_arrived_at.push(u.parent.as_ref().map(|p| p.arrived_at));
+        parent_kind.push(u.parent.as_ref().map(|p| p.kind.as_str()));
+    }
+    let stmt = tx
+        .prepare_cached(UPSERT_MESSAGES)
+        .await
+        .map_err(|e| StoreError::query("preparing the message upsert", e))?;
+    tx.execute(
+        &stmt,
+        &[
+            &host,
+            &queue_id,
+            &arrived_at,
+            &last_seen_at,
+            &origin,
+            &client_name,
+            &client_addr,
+            &sasl_method,
+            &sasl_username,
+            &pickup_uid,
+            &message_id,
+            &sender,
+            &size,
+            &nrcpt,
+            &removed_at,
+            &expired_at,
+            &deleted_at,
+            &rejected_at,
+            &held_at,
+            &released_at,
+            &parent_queue_id,
+            &parent_arrived_at,
+            &parent_kind,
+        ],
+    )
+    .await
+    .map_err(|e| StoreError::query("writing messages", e))
+}
+
+async fn write_recipients(
+    tx: &deadpool_postgres::Transaction<'_>,
+    batch: &Batch,
+) -> Result<u64, StoreError> {
+    if batch.recipients.is_empty() {
+        return Ok(0);
+    }
+    let mut rows: Vec<_> = batch.recipients.iter().collect();
+    rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let n = rows.len();
+    let mut host = Vec::with_capacity(n);
+    let mut queue_id = Vec::with_capacity(n);
+    let mut arrived_at = Vec::with_capacity(n);
+    let mut recipient = Vec::with_capacity(n);
+    let mut orig_recipient = Vec::with_capacity(n);
+    let mut status = Vec::with_capacity(n);
+    let mut status_at = Vec::with_capacity(n);
+    let mut dsn = Vec::with_capacity(n);
+    let mut relay = Vec::with_capacity(n);
+    let mut response = Vec::with_capacity(n);
+    let mut delay = Vec::with_capacity(n);
+    let mut d0 = Vec::with_capacity(n);
+    let mut d1 = Vec::with_capacity(n);
+    let mut d2 = Vec::with_capacity(n);
+    let mut d3 = Vec::with_capacity(n);
+    let mut queued_as = Vec::with_capacity(n);
+    let mut attempts = Vec::with_capacity(n);
+    let mut first_attempt_at: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+    let mut last_attempt_at: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+    for (key, row) in rows {
+        let RecipientKey {
+            message,
+            recipient: r,
+            orig_recipient: o,
+        } = key;
+        let e = &row.latest;
+        host.push(&*message.host);
+        queue_id.push(&*message.queue_id);
+        arrived_at.push(message.arrived_at);
+        recipient.push(r.as_str());
+        orig_recipient.push(o.as_str());
+        status.push(e.status.as_str());
+        status_at.push(e.at);
+        dsn.push(e.dsn.as_deref());
+        relay.push(e.relay.as_deref());
+        response.push(e.response.as_deref());
+        delay.push(e.delay);
+        d0.push(e.delays.map(|d| d[0]));
+        d1.push(e.delays.map(|d| d[1]));
+        d2.push(e.delays.map(|d| d[2]));
+        d3.push(e.delays.map(|d| d[3]));
+        queued_as.push(e.queued_as.as_deref());
+        attempts.push(row.attempts);
+        first_attempt_at.push(row.first_attempt_at);
+        last_attempt_at.push(row.last_attempt_at);
+    }
+    let stmt = tx
+        .prepare_cached(UPSERT_RECIPIENTS)
+        .await
+        .map_err(|e| StoreError::query("preparing the recipient upsert", e))?;
+    tx.execute(
+        &stmt,
+        &[
+            &host,
+            &queue_id,
+            &arrived_at,
+            &recipient,
+            &orig_recipient,
+            &status,
+            &status_at,
+            &dsn,
+            &relay,
+            &response,
+            &delay,
+            &d0,
+            &d1,
+            &d2,
+            &d3,
+            &queued_as,
+            &attempts,
+            &first_attempt_at,
+            &last_attempt_at,
+        ],
+    )
+    .await
+    .map_err(|e| StoreError::query("writing recipients", e))
+}
+
+async fn write_noqueue(
+    tx: &deadpool_postgres::Transaction<'_>,
+    batch: &Batch,
+) -> Result<u64, StoreError> {
+    if batch.noqueue.is_empty() {
+        return Ok(0);
+    }
+    let mut rows: Vec<(&Noqueue, i64, i32)> = batch
+        .noqueue
+        .iter()
+        .map(|(n, c)| (n, fingerprint(n), *c))
+        .collect();
+    rows.sort_unstable_by(|a, b| (&*a.0.host, a.0.at, a.1).cmp(&(&*b.0.host, b.0.at, b.1)));
+    let n = rows.len();
+    let mut host = Vec::with_capacity(n);
+    let mut logged_at = Vec::with_capacity(n);
+    let mut fp = Vec::with_capacity(n);
+    let mut daemon = Vec::with_capacity(n);
+    let mut action = Vec::with_capacity(n);
+    let mut stage = Vec::with_capacity(n);
+    let mut client_name = Vec::with_capacity(n);
+    let mut client_addr = Vec::with_capacity(n);
+    let mut code = Vec::with_capacity(n);
+    let mut dsn = Vec::with_capacity(n);
+    let mut reason = Vec::with_capacity(n);
+    let mut sender = Vec::with_capacity(n);
+    let mut recipient = Vec::with_capacity(n);
+    let mut helo = Vec::with_capacity(n);
+    let mut proto = Vec::with_capacity(n);
+    let mut count = Vec::with_capacity(n);
+    for (nq, f, c) in rows {
+        host.push(&*nq.host);
+        logged_at.push(nq.at);
+        fp.push(f);
+        daemon.push(nq.daemon.as_str());
+        action.push(nq.action.as_str());
+        stage.push(nq.stage.as_str());
+        client_name.push(nq.client_name.as_deref());
+        client_addr.push(nq.client_addr.as_deref());
+        code.push(nq.code);
+        dsn.push(nq.dsn.as_deref());
+        reason.push(nq.reason.as_str());
+        sender.push(nq.sender.as_deref());
+        recipient.push(nq.recipient.as_deref());
+        helo.push(nq.helo.as_deref());
+        proto.push(nq.proto.as_deref());
+        count.push(c);
+    }
+    let stmt = tx
+        .prepare_cached(UPSERT_NOQUEUE)
+        .await
+        .map_err(|e| StoreError::query("preparing the NOQUEUE upsert", e))?;
+    tx.execute(
+        &stmt,
+        &[
+            &host,
+            &logged_at,
+            &fp,
+            &daemon,
+            &action,
+            &stage,
+            &client_name,
+            &client_addr,
+            &code,
+            &dsn,
+            &reason,
+            &sender,
+            &recipient,
+            &helo,
+            &proto,
+            &count,
+        ],
+    )
+    .await
+    .map_err(|e| StoreError::query("writing NOQUEUE rows", e))
+}
+
+/// A stable 64-bit FNV-1a hash of every NOQUEUE column but host and time (which are
+/// key columns of their own). Stable across runs and versions: it is part of the key.
+fn fingerprint(n: &Noqueue) -> i64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0100_0000_01b3;
+    let mut h = OFFSET;
+    let mut feed = |s: Option<&str>| {
+        // A tag byte keeps None, "" and field boundaries apart.
+        let bytes = s.map(str::as_bytes);
+        for b in std::iter::once(if bytes.is_some() { 1u8 } else { 0u8 })
+            .chain(bytes.unwrap_or_default().iter().copied())
+            .chain(std::iter::once(0xffu8))
+        {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(PRIME);
+        }
+    };
+    let code = n.code.map(|c| c.to_string());
+    feed(Some(&n.daemon));
+    feed(Some(&n.action));
+    feed(Some(&n.stage));
+    feed(n.client_name.as_deref());
+    feed(n.client_addr.as_deref());
+    feed(code.as_deref());
+    feed(n.dsn.as_deref());
+    feed(Some(&n.reason));
+    feed(n.sender.as_deref());
+    feed(n.recipient.as_deref());
+    feed(n.helo.as_deref());
+    feed(n.proto.as_deref());
+    h as i64
+}
