@@ -134,6 +134,33 @@ syntax() {
 check "ansible-playbook --syntax-check passes on ansible/playbook.yml" syntax
 
 # --- (c) a clean machine state and a fresh PostgreSQL cluster -----------------
+# make_tls: a test CA, a server certificate for localhost signed by it, and
+# a second CA that signed nothing; the cluster serves the certificate and
+# logs how each connection was made.
+make_tls() {
+    local tls="$WORK/tls" conf="/etc/postgresql/$PG_VERSION/$PG_CLUSTER"
+    mkdir -p "$tls" && (
+        cd "$tls" &&
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+                -subj "/CN=pftrack deploy test CA" -keyout ca.key -out ca.pem \
+                -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign &&
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+                -subj "/CN=pftrack deploy test other CA" -keyout other.key -out other.pem \
+                -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign &&
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+                -subj "/CN=localhost" -keyout server.key -out server.csr &&
+            printf '%s\n' 'subjectAltName=DNS:localhost,IP:127.0.0.1' 'basicConstraints=CA:FALSE' \
+                'keyUsage=critical,digitalSignature' 'extendedKeyUsage=serverAuth' >server.ext &&
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+                -extfile server.ext -out server.crt
+    ) >"$WORK/openssl.log" 2>&1 || { cat "$WORK/openssl.log"; return 1; }
+    install -o postgres -g postgres -m 0644 "$tls/server.crt" "$conf/server.crt" &&
+        install -o postgres -g postgres -m 0600 "$tls/server.key" "$conf/server.key" &&
+        mkdir -p "$conf/conf.d" &&
+        printf '%s\n' "ssl = on" "ssl_cert_file = '$conf/server.crt'" \
+            "ssl_key_file = '$conf/server.key'" "log_connections = on" >"$conf/conf.d/pftrack-test-tls.conf"
+}
+
 fresh_cluster() {
     if ! command -v pg_createcluster >/dev/null; then
         apt-get update -qq &&
@@ -143,6 +170,7 @@ fresh_cluster() {
         pg_dropcluster --stop "$PG_VERSION" "$PG_CLUSTER" || return 1
     fi
     pg_createcluster -p "$PG_PORT" "$PG_VERSION" "$PG_CLUSTER" >/dev/null &&
+        make_tls &&
         pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" start &&
         for _ in $(seq 1 30); do
             pg_isready -q -h /run/postgresql -p "$PG_PORT" && return 0
@@ -150,7 +178,7 @@ fresh_cluster() {
         done
     return 1
 }
-check "fresh PostgreSQL $PG_VERSION cluster $PG_CLUSTER on port $PG_PORT" fresh_cluster
+check "fresh PostgreSQL $PG_VERSION cluster $PG_CLUSTER on port $PG_PORT, TLS with a test CA" fresh_cluster
 clean_host() {
     rm -rf /etc/pftrack /usr/local/bin/pftrack /etc/systemd/system/pftrack.service
     if getent passwd pftrack >/dev/null; then userdel pftrack || return 1; fi
@@ -160,12 +188,14 @@ clean_host() {
 check "no pftrack user, config, binary or unit left from an earlier run" clean_host
 
 READER_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+OWNER_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 cat >"$WORK/vars.yml" <<EOF
 pftrack_binary_src: "$BIN"
 pftrack_manage_service: false
 pftrack_install_postgresql: true
 pftrack_postgresql_port: $PG_PORT
 pftrack_database_reader_password: "$READER_PASSWORD"
+pftrack_database_password: "$OWNER_PASSWORD"
 EOF
 
 # apply N: runs the example playbook against this machine; log in $WORK/runN.log
@@ -187,10 +217,11 @@ first_run() {
 }
 check "first run of the role applies changes and succeeds" first_run
 
+# secrets_not_logged N: neither password appears in the output of run N.
 secrets_not_logged() {
-    ! grep -q "$READER_PASSWORD" "$WORK/run1.log"
+    ! grep -qe "$READER_PASSWORD" -e "$OWNER_PASSWORD" "$WORK/run$1.log"
 }
-check "the reader password never appears in the Ansible output" secrets_not_logged
+check "the database passwords never appear in the Ansible output" secrets_not_logged 1
 
 # --- (d) what the role did ------------------------------------------------------
 user_ok() {
@@ -336,32 +367,147 @@ reader_select() {
 }
 check "pftrack_reader logs in over TCP and SELECTs from every view" reader_select
 
-# denied SQL: passes when the reader's statement fails with 'permission denied'.
+# denied SQL [VIEW]: passes when the reader's statement fails with
+# 'permission denied'. For a view that joins tables PostgreSQL refuses any
+# write before it checks privileges ("cannot insert into view"), so with
+# VIEW=view that refusal counts too.
 denied() {
     local err
     if err=$(reader_sql -c "$1" 2>&1); then
         echo "#   reader was allowed: $1"
         return 1
     fi
-    echo "$err" | grep -q "permission denied" || { echo "#   unexpected error for '$1': $err"; return 1; }
+    echo "$err" | grep -q "permission denied" && return 0
+    if [ "${2:-}" = view ] && echo "$err" | grep -Eq 'cannot (insert into|update|delete from) view'; then
+        return 0
+    fi
+    echo "#   unexpected error for '$1': $err"
+    return 1
 }
 reader_cannot_write() {
-    local rels r col n=0
+    local rels r col kind n=0
     rels=$(psql_admin -d pftrack -c "SELECT c.relname FROM pg_class c
         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'v', 'p') ORDER BY 1")
     for r in $rels; do
+        kind=$(psql_admin -d pftrack -c "SELECT CASE relkind WHEN 'v' THEN 'view' ELSE 'table' END
+            FROM pg_class WHERE oid = 'public.\"$r\"'::regclass")
         col=$(psql_admin -d pftrack -c "SELECT attname FROM pg_attribute
             WHERE attrelid = 'public.\"$r\"'::regclass AND attnum > 0 AND NOT attisdropped
             ORDER BY attnum LIMIT 1")
-        denied "INSERT INTO public.\"$r\" DEFAULT VALUES" || return 1
-        denied "UPDATE public.\"$r\" SET \"$col\" = \"$col\"" || return 1
-        denied "DELETE FROM public.\"$r\"" || return 1
+        denied "INSERT INTO public.\"$r\" DEFAULT VALUES" "$kind" || return 1
+        denied "UPDATE public.\"$r\" SET \"$col\" = \"$col\"" "$kind" || return 1
+        denied "DELETE FROM public.\"$r\"" "$kind" || return 1
+        if [ "$kind" = table ]; then denied "TRUNCATE public.\"$r\"" table || return 1; fi
         n=$((n + 1))
     done
     denied "CREATE TABLE public.reader_was_here (x int)" || return 1
-    echo "#   INSERT/UPDATE/DELETE denied on $n tables and views, CREATE TABLE denied"
+    echo "#   INSERT/UPDATE/DELETE (TRUNCATE on tables) denied on $n tables and views, CREATE TABLE denied"
     [ "$n" -gt 0 ]
 }
-check "pftrack_reader cannot INSERT, UPDATE, DELETE or CREATE" reader_cannot_write
+check "pftrack_reader cannot INSERT, UPDATE, DELETE, TRUNCATE or CREATE" reader_cannot_write
+
+# --- (h) a mail host of a fleet: remote database over TLS, verify-full --------------
+# The same machine now plays a mail host whose database is elsewhere: the
+# role leaves the database alone, pftrack connects over TCP with a password
+# and verifies the server against the CA file that the role copies.
+PG_LOG="/var/log/postgresql/postgresql-$PG_VERSION-$PG_CLUSTER.log"
+REMOTE_URL="host=localhost port=$PG_PORT dbname=pftrack user=pftrack password=$OWNER_PASSWORD"
+cat >"$WORK/vars-remote.yml" <<VARS
+pftrack_binary_src: "$BIN"
+pftrack_manage_service: false
+pftrack_manage_database: false
+pftrack_database_url: "$REMOTE_URL sslmode=verify-full"
+pftrack_database_ca_file: "$WORK/tls/ca.pem"
+pftrack_ip_address_allow:
+  - localhost
+VARS
+apply_remote() {
+    ansible-playbook -i "$HERE/inventory.yml" -e "@$WORK/vars-remote.yml" \
+        "$REPO/ansible/playbook.yml" >"$WORK/run$1.log" 2>&1
+}
+PG_LOG_BEFORE=$(wc -l <"$PG_LOG" 2>/dev/null || echo 0)
+remote_run() {
+    apply_remote 3 || { tail -60 "$WORK/run3.log"; return 1; }
+    echo "#   remote run: changed=$(recap 3 changed) failed=$(recap 3 failed)"
+}
+check "role applies for a remote database (manage_database=false, verify-full, CA file)" remote_run
+check "the database passwords never appear in the Ansible output (remote run)" secrets_not_logged 3
+
+remote_files_ok() {
+    cmp -s "$WORK/tls/ca.pem" /etc/pftrack/ca.pem &&
+        [ "$(stat -c '%a %U %G' /etc/pftrack/ca.pem)" = "640 root pftrack" ] &&
+        "$VENV/bin/python" - "$REMOTE_URL sslmode=verify-full" <<'PY'
+import sys, yaml
+got = yaml.safe_load(open("/etc/pftrack/pftrack.yaml"))["database"]
+sys.exit(0 if got == {"url": sys.argv[1], "ca_file": "/etc/pftrack/ca.pem"} else 1)
+PY
+}
+check "CA copied to /etc/pftrack/ca.pem (0640 root:pftrack); config has the DSN and ca_file" remote_files_ok
+
+migrate_used_tls() {
+    # pftrack migrate ran in the remote run; the server logged how it came.
+    tail -n +"$((PG_LOG_BEFORE + 1))" "$PG_LOG" |
+        grep -qE 'connection authorized: user=pftrack database=pftrack.*SSL enabled' ||
+        { echo "#   no TLS connection of user pftrack in $PG_LOG"; return 1; }
+}
+check "pftrack migrate reached the database over TLS" migrate_used_tls
+
+# migrate_with URL [CA]: runs pftrack migrate as user pftrack with a
+# configuration holding that database URL and CA file.
+migrate_with() {
+    local dir rc
+    dir=$(mktemp -d /tmp/pftrack-deploy-cfg.XXXXXX)
+    chgrp pftrack "$dir" && chmod 0750 "$dir"
+    {
+        echo "database:"
+        echo "  url: \"$1\""
+        if [ -n "${2:-}" ]; then
+            install -o root -g pftrack -m 0640 "$2" "$dir/ca.pem"
+            echo "  ca_file: $dir/ca.pem"
+        fi
+        printf '%s\n' "journal:" "  identifiers: [postfix]" "  since: 7d" "batch:" \
+            "  max_records: 2000" "  max_delay_ms: 250" "log_level: info"
+    } >"$dir/pftrack.yaml"
+    chgrp pftrack "$dir/pftrack.yaml" && chmod 0640 "$dir/pftrack.yaml"
+    runuser -u pftrack -- /usr/local/bin/pftrack migrate --config "$dir/pftrack.yaml" >"$WORK/migrate.log" 2>&1
+    rc=$?
+    rm -rf "$dir"
+    return $rc
+}
+wrong_ca_refused() {
+    if migrate_with "$REMOTE_URL sslmode=verify-full" "$WORK/tls/other.pem"; then
+        echo "#   migrate succeeded although that CA did not sign the server's certificate"
+        return 1
+    fi
+    echo "#   refused: $(tail -1 "$WORK/migrate.log")"
+}
+check "verify-full with a CA that did not sign the server's certificate is refused" wrong_ca_refused
+
+require_ok() {
+    migrate_with "$REMOTE_URL sslmode=require" || { cat "$WORK/migrate.log"; return 1; }
+}
+check "sslmode=require without a CA file connects" require_ok
+
+remote_unit_ok() {
+    local score out
+    grep -qx 'IPAddressDeny=any' /etc/systemd/system/pftrack.service &&
+        grep -qx 'IPAddressAllow=localhost' /etc/systemd/system/pftrack.service || return 1
+    out=$(systemd-analyze verify /etc/systemd/system/pftrack.service 2>&1) && [ -z "$out" ] ||
+        { echo "$out"; return 1; }
+    score=$(exposure /etc/systemd/system/pftrack.service)
+    echo "#   with pftrack_ip_address_allow=[localhost]: exposure $score"
+    [ -n "$score" ] && awk -v s="$score" -v m="$MAX_EXPOSURE" 'BEGIN { exit !(s <= m) }'
+}
+check "unit with an IP allow list: verify clean, exposure <= $MAX_EXPOSURE" remote_unit_ok
+
+remote_second_run() {
+    apply_remote 4 || { tail -60 "$WORK/run4.log"; return 1; }
+    local changed
+    changed=$(recap 4 changed)
+    echo "#   remote second run: changed=$changed failed=$(recap 4 failed)"
+    if [ "$changed" != 0 ]; then grep -B1 -A3 '^changed:' "$WORK/run4.log" | head -40; fi
+    [ "$changed" = 0 ]
+}
+check "remote second run reports changed=0" remote_second_run
 
 finish
