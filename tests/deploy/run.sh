@@ -475,13 +475,17 @@ migrate_with() {
     return $rc
 }
 wrong_ca_refused() {
+    # The right CA must work with this very configuration, so that the
+    # refusal below is about the certificate and not about the DSN.
+    migrate_with "$REMOTE_URL sslmode=verify-full" "$WORK/tls/ca.pem" ||
+        { echo "#   fails even with the right CA: $(tail -1 "$WORK/migrate.log")"; return 1; }
     if migrate_with "$REMOTE_URL sslmode=verify-full" "$WORK/tls/other.pem"; then
         echo "#   migrate succeeded although that CA did not sign the server's certificate"
         return 1
     fi
     echo "#   refused: $(tail -1 "$WORK/migrate.log")"
 }
-check "verify-full with a CA that did not sign the server's certificate is refused" wrong_ca_refused
+check "verify-full: the right CA connects, a CA that did not sign the server's certificate is refused" wrong_ca_refused
 
 require_ok() {
     migrate_with "$REMOTE_URL sslmode=require" || { cat "$WORK/migrate.log"; return 1; }
