@@ -430,7 +430,8 @@ impl Extractor {
     ) {
         let key = self.resolve(host, queue_id, at, Lookup::Attach);
         let whole_message = matches!(r.stage, "END-OF-MESSAGE" | "DATA" | "BDAT");
-        let mut update = MessageUpdate::default();
+        let mut update =
+            MessageUpdate { sender: r.from.map(str::to_owned), ..MessageUpdate::default() };
         let status = match r.action {
             RejectAction::Reject | RejectAction::MilterReject | RejectAction::ProxyReject => {
                 Some(RecipientStatus::Rejected)
@@ -486,7 +487,8 @@ impl Extractor {
         out: &mut impl FnMut(Fact),
     ) {
         let key = self.resolve(host, c.queue_id, at, Lookup::Attach);
-        let mut update = MessageUpdate::default();
+        let mut update =
+            MessageUpdate { sender: c.from.map(str::to_owned), ..MessageUpdate::default() };
         let status = match c.action {
             RejectAction::Reject | RejectAction::MilterReject => Some(RecipientStatus::Rejected),
             RejectAction::Discard | RejectAction::MilterDiscard => Some(RecipientStatus::Discarded),

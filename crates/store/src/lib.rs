@@ -265,6 +265,20 @@ fn apply_libpq_defaults(config: &mut tokio_postgres::Config) {
     }
 }
 
+/// The login name of this process's uid, from `/etc/passwd` (what libpq asks
+/// `getpwuid` for), for environments without `USER`.
+fn login_name_from_passwd() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().next()?.to_owned();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let _password = fields.next()?;
+        (fields.next()? == uid).then(|| name.to_owned())
+    })
+}
+
 fn parse_origin(s: &str) -> Option<Origin> {
     match s {
         "smtpd" => Some(Origin::Smtpd),

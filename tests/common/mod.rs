@@ -1,0 +1,144 @@
+//! Test harness: a fresh PostgreSQL database per test, and the `pftrack` binary.
+//!
+//! Databases are created through `PFTRACK_TEST_ADMIN_URL` (a libpq URL with the right
+//! to create databases; `scripts/test` exports it) and dropped when the test ends,
+//! unless `PFTRACK_TEST_KEEP_DB=1`.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A fixture path.
+pub fn fixture(rel: &str) -> PathBuf {
+    repo().join("fixtures").join(rel)
+}
+
+fn admin_url() -> String {
+    std::env::var("PFTRACK_TEST_ADMIN_URL").unwrap_or_else(|_| {
+        let user = std::env::var("USER").ok().unwrap_or_else(|| {
+            let out = Command::new("id").arg("-un").output().expect("id runs");
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        });
+        format!("host=/var/run/postgresql user={user} dbname=postgres")
+    })
+}
+
+/// Run psql with `args` against `url`; panics with its stderr on failure.
+pub fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .arg(url)
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-At", "-F", "|", "-c", sql])
+        .env("PGTZ", "UTC")
+        .output()
+        .expect("psql runs");
+    assert!(out.status.success(), "psql failed: {}\n{sql}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A database of its own for one test.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub fn new(label: &str) -> TestDb {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let clean: String =
+            label.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        let name = format!("pftrack_t{}_{}_{}", std::process::id(), n, clean);
+        let admin = admin_url();
+        psql(&admin, &format!("DROP DATABASE IF EXISTS {name}"));
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        let url = admin
+            .split_whitespace()
+            .filter(|kv| !kv.starts_with("dbname="))
+            .chain(std::iter::once(format!("dbname={name}").as_str()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        TestDb { name, url }
+    }
+
+    pub fn query(&self, sql: &str) -> String {
+        psql(&self.url, sql)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if std::env::var("PFTRACK_TEST_KEEP_DB").is_ok_and(|v| v == "1") {
+            eprintln!("keeping database {}", self.name);
+            return;
+        }
+        let _ = Command::new("psql")
+            .arg(admin_url())
+            .args(["-X", "-q", "-c", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)])
+            .output();
+    }
+}
+
+/// The pftrack binary under test.
+pub fn pftrack() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pftrack"));
+    c.env_remove("PFTRACK_DATABASE_URL").env("RUST_LOG", "warn");
+    c
+}
+
+/// Run pftrack with `args`; panics with its output on failure.
+pub fn run_ok(args: &[&str]) -> Output {
+    let out = pftrack().args(args).output().expect("pftrack runs");
+    assert!(
+        out.status.success(),
+        "pftrack {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `delivery_status` in the order and columns of `fixtures/scenarios/*.expected`.
+pub const STATUS_ROWS: &str = "SELECT host, queue_id, arrived_at, message_id, sender, recipient, \
+    orig_recipient, status, dsn, relay, attempts, last_attempt_at, parent_queue_id, parent_kind, \
+    continued_as_queue_id FROM delivery_status ORDER BY host, arrived_at, queue_id, recipient";
+
+/// `noqueue` in the order and columns of `fixtures/scenarios/*.noqueue`.
+pub const NOQUEUE_ROWS: &str = "SELECT host, logged_at, daemon, action, stage, client_addr, code, \
+    dsn, sender, recipient, helo, count FROM noqueue ORDER BY logged_at, daemon, recipient";
+
+/// Every stored row of every table, for comparing two databases exactly.
+pub const ALL_ROWS: &str = "SELECT 'from', f::text FROM delivery_from f \
+    UNION ALL SELECT 'to', t::text FROM delivery_to t \
+    UNION ALL SELECT 'noqueue', n::text FROM noqueue n ORDER BY 1, 2";
+
+/// Lines of an expected-rows file without comments and blank lines.
+pub fn expected_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Compare result rows with expected rows, showing both on mismatch.
+pub fn assert_rows(what: &str, got: &str, expected: &[String]) {
+    let got: Vec<&str> = got.lines().collect();
+    let exp: Vec<&str> = expected.iter().map(String::as_str).collect();
+    if got != exp {
+        panic!(
+            "{what}: rows differ\n--- expected\n{}\n--- got\n{}\n",
+            exp.join("\n"),
+            got.join("\n")
+        );
+    }
+}
