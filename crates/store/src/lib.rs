@@ -12,6 +12,7 @@
 //! facts and positions and reads back what a restart needs.
 
 mod error;
+mod tls;
 mod write;
 
 use std::collections::HashMap;
@@ -19,7 +20,6 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use pftrack_extract::{MessageKey, Origin, PrimeEntry};
-use tokio_postgres::NoTls;
 
 pub use error::{StoreError, redact_url};
 pub use write::WriteStats;
