@@ -81,16 +81,28 @@ impl Store {
     /// Connect to `url` (a `postgresql://` URL or a libpq `key=value` string) and check
     /// that the server answers.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::connect_with(url, None).await
+    }
+
+    /// Connect like [`Store::connect`], with `ca_file` as the trusted CA for
+    /// `sslmode=verify-ca|verify-full` (else the URL's `sslrootcert`, else the system's
+    /// roots).
+    pub async fn connect_with(
+        url: &str,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Store, StoreError> {
         let target = redact_url(url);
+        let tls_params = tls::TlsParams::extract(url);
         let mut config: tokio_postgres::Config =
-            url.parse().map_err(|source| StoreError::Config {
+            tls_params.url_for_driver.parse().map_err(|source| StoreError::Config {
                 target: target.clone(),
                 source,
             })?;
         apply_libpq_defaults(&mut config);
+        let connector = tls::make_connector(&tls_params, ca_file)?;
         let manager = Manager::from_config(
             config,
-            NoTls,
+            connector,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
