@@ -266,6 +266,8 @@ fn apply_libpq_defaults(config: &mut tokio_postgres::Config) {
         if let Some(user) = std::env::var("PGUSER")
             .ok()
             .or_else(|| std::env::var("USER").ok())
+            .or_else(|| std::env::var("LOGNAME").ok())
+            .or_else(login_name_from_passwd)
         {
             config.user(user);
         }
