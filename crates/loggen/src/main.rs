@@ -1,1 +1,104 @@
-fn main() {}
+//! `pftrack-loggen`: write a generated Postfix log to standard output.
+//!
+//! ```text
+//! pftrack-loggen [--seed N] [--lines N] [--format classic|rfc3339]
+//!                [--start 2025-12-31T23:00:00] [--hosts mx1,mx2] [--rate PER_SEC]
+//!                [--utc-offset +01:00] [--lifetime SECS] [--qid-space N] > mail.log
+//! ```
+//! Counts of what was generated go to standard error.
+
+use std::io::{self, BufWriter, Write};
+use std::process::ExitCode;
+
+use chrono::NaiveDateTime;
+use pftrack_loggen::{GenConfig, StampFormat, generate};
+
+const USAGE: &str = "usage: pftrack-loggen [--seed N] [--lines N] [--format classic|rfc3339] \
+[--start YYYY-MM-DDTHH:MM:SS] [--hosts mx1,mx2] [--rate PER_SEC] [--utc-offset +HH:MM] \
+[--lifetime SECS] [--qid-space N]";
+
+fn parse_args(args: &[String]) -> Result<GenConfig, String> {
+    let mut cfg = GenConfig::default();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        if flag == "-h" || flag == "--help" {
+            return Err(USAGE.to_owned());
+        }
+        let value = it
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let bad = |what: &str| format!("bad {what} for {flag}: {value:?}");
+        match flag.as_str() {
+            "--seed" => cfg.seed = value.parse().map_err(|_| bad("number"))?,
+            "--lines" => cfg.lines = value.parse().map_err(|_| bad("number"))?,
+            "--format" => {
+                cfg.format = match value.as_str() {
+                    "classic" => StampFormat::Classic,
+                    "rfc3339" => StampFormat::Rfc3339,
+                    _ => return Err(bad("format (classic or rfc3339)")),
+                }
+            }
+            "--start" => {
+                cfg.start = NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S")
+                    .map_err(|_| bad("time (YYYY-MM-DDTHH:MM:SS)"))?
+            }
+            "--hosts" => {
+                cfg.hosts = value
+                    .split(',')
+                    .filter(|h| !h.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }
+            "--rate" => cfg.messages_per_second = value.parse().map_err(|_| bad("rate"))?,
+            "--lifetime" => cfg.queue_lifetime_secs = value.parse().map_err(|_| bad("seconds"))?,
+            "--qid-space" => cfg.queue_id_space = value.parse().map_err(|_| bad("number"))?,
+            "--utc-offset" => {
+                cfg.utc_offset_seconds = parse_offset(value).ok_or_else(|| bad("offset"))?
+            }
+            _ => return Err(format!("unknown option {flag}\n{USAGE}")),
+        }
+    }
+    Ok(cfg)
+}
+
+/// `+HH:MM` / `-HH:MM` / `+HHMM` to seconds east of UTC.
+fn parse_offset(s: &str) -> Option<i32> {
+    let sign = match s.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits: String = s[1..].chars().filter(|c| *c != ':').collect();
+    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let h: i32 = digits[..2].parse().ok()?;
+    let m: i32 = digits[2..].parse().ok()?;
+    (h < 24 && m < 60).then_some(sign * (h * 3600 + m * 60))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cfg = match parse_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
+    let result = generate(&cfg, &mut out).and_then(|s| out.flush().map(|()| s));
+    match result {
+        Ok(stats) => {
+            eprintln!("{stats:#?}");
+            ExitCode::SUCCESS
+        }
+        // A closed pipe (`| head`) is not a failure.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pftrack-loggen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
