@@ -144,3 +144,33 @@ fn fgforrest_rotated_set() {
     assert_eq!(malformed, 0);
     assert_eq!(last.unwrap().format("%Y").to_string(), "2013");
 }
+
+/// The Solaris relay sample (`[ID 197553 mail.info]` after every identifier) reads
+/// through the file reader with the tag removed.
+#[test]
+fn solaris_tags_removed_through_the_reader() {
+    let path = corpora().join("tobinjt-ASO/random-sample-logs-regex-check");
+    if !path.is_file() {
+        eprintln!("skipping: {} missing", path.display());
+        return;
+    }
+    let options = ReaderOptions {
+        zone: Zone::Utc,
+        year: Some(2008),
+        ..Default::default()
+    };
+    let (mut records, mut malformed) = (0, 0);
+    for rec in FileReader::open(&path, options).unwrap() {
+        match rec {
+            Ok(rec) => {
+                assert!(!rec.message.starts_with(b"[ID "), "{:?}", rec.position);
+                records += 1;
+            }
+            // syslogd's own `last message repeated N times` has no identifier.
+            Err(e) if e.is_malformed() => malformed += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(records > 6000);
+    assert!(malformed <= 5, "{malformed}");
+}

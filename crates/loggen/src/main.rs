@@ -102,3 +102,39 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn parses_all_options() {
+        let cfg = parse_args(&args(
+            "--seed 7 --lines 123 --format rfc3339 --start 2025-12-31T23:00:00 \
+             --hosts mx1,mx2 --rate 2.5 --utc-offset -05:30 --lifetime 60 --qid-space 99",
+        ))
+        .unwrap();
+        assert_eq!(cfg.seed, 7);
+        assert_eq!(cfg.lines, 123);
+        assert_eq!(cfg.format, StampFormat::Rfc3339);
+        assert_eq!(cfg.start.to_string(), "2025-12-31 23:00:00");
+        assert_eq!(cfg.hosts, ["mx1", "mx2"]);
+        assert_eq!(cfg.messages_per_second, 2.5);
+        assert_eq!(cfg.utc_offset_seconds, -(5 * 3600 + 30 * 60));
+        assert_eq!(cfg.queue_lifetime_secs, 60);
+        assert_eq!(cfg.queue_id_space, 99);
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert!(parse_args(&args("--format syslog")).is_err());
+        assert!(parse_args(&args("--lines")).is_err());
+        assert!(parse_args(&args("--bogus 1")).is_err());
+        assert!(parse_args(&args("--start yesterday")).is_err());
+        assert!(parse_args(&args("--utc-offset 0100")).is_err());
+    }
+}
