@@ -75,7 +75,8 @@ fn version(i: &str) -> Option<&str> {
 }
 
 /// master `daemon started -- version …`, `reload -- version …`, `terminating on
-/// signal N`, `master exit time has arrived`.
+/// signal N`, `master exit time has arrived`; any daemon's `table X has changed --
+/// restarting`.
 pub(crate) fn master(i: &str) -> Res<'_, Event<'_>> {
     let action = if i.starts_with("daemon started") {
         "started"
@@ -85,6 +86,8 @@ pub(crate) fn master(i: &str) -> Res<'_, Event<'_>> {
         "terminating"
     } else if i.starts_with("master exit time has arrived") {
         "exit"
+    } else if i.starts_with("table ") && i.ends_with("has changed -- restarting") {
+        "restarting"
     } else {
         return Err(nom::Err::Error(nom::error::Error::new(
             i,

@@ -160,27 +160,41 @@ pub(crate) fn connect_failed<'a>(queue_id: Option<&'a str>, i: &'a str) -> Res<'
     ))
 }
 
-/// Starts of the smtp/lmtp conversation notices that follow a queue id.
-const CONVERSATION_STARTS: [&str; 6] = [
-    "host ",
-    "lost connection with ",
-    "conversation with ",
-    "Protocol error",
-    "server ",
-    "Server ",
+/// Starts of the smtp/lmtp conversation notices that follow a queue id, each with
+/// the length of the text before the server's name (0 when none follows).
+const CONVERSATION_STARTS: [(&str, usize); 6] = [
+    ("host ", 5),
+    ("lost connection with ", 21),
+    ("conversation with ", 18),
+    ("SASL authentication failed; server ", 35),
+    ("Protocol error", 0),
+    ("server ", 7),
 ];
 
 /// `QID: host X said: …`, `QID: lost connection with X while …`, `QID:
 /// conversation with X timed out while …` and friends.
 pub(crate) fn conversation<'a>(queue_id: Option<&'a str>, i: &'a str) -> Res<'a, Event<'a>> {
-    if CONVERSATION_STARTS.iter().any(|s| i.starts_with(s)) {
-        Ok(("", Event::SmtpConversation { queue_id, text: i }))
-    } else {
-        Err(nom::Err::Error(nom::error::Error::new(
-            i,
-            nom::error::ErrorKind::Tag,
-        )))
+    for (start, before_peer) in CONVERSATION_STARTS {
+        if i.starts_with(start) {
+            let peer = if before_peer == 0 {
+                None
+            } else {
+                peer(&i[before_peer..]).ok().map(|(_, p)| p)
+            };
+            return Ok((
+                "",
+                Event::SmtpConversation {
+                    queue_id,
+                    peer,
+                    text: i,
+                },
+            ));
+        }
     }
+    Err(nom::Err::Error(nom::error::Error::new(
+        i,
+        nom::error::ErrorKind::Tag,
+    )))
 }
 
 /// TLS trouble the smtp client and server log without a level: `certificate
@@ -321,13 +335,16 @@ mod tests {
             "to=<a@b>, relay=x[1.2.3.4]:25, delay=1, delays=1/0/0/0, tls=dane/failed, dsn=2.0.0, status=sent (250 ok)",
         )
         .unwrap();
-        assert!(matches!(
-            e,
-            Event::Delivery(Delivery {
-                status: DeliveryStatus::Sent,
-                ..
+        let Event::Delivery(d) = e else { panic!() };
+        assert_eq!(d.status, DeliveryStatus::Sent);
+        assert_eq!(
+            d.relay_peer(),
+            Some(Peer {
+                name: "x",
+                addr: "1.2.3.4",
+                port: Some(25)
             })
-        ));
+        );
         // Cut short before status=.
         assert!(delivery("ABCDEF12", "to=<56597@con").is_err());
     }
@@ -360,13 +377,36 @@ mod tests {
             "host in.smtp.cz[81.95.97.102] said: 450 4.7.1 x (in reply to RCPT TO command)",
         )
         .unwrap();
+        let Event::SmtpConversation { queue_id, peer, .. } = e else {
+            panic!()
+        };
+        assert_eq!(queue_id, Some("C3C50C2C132"));
+        assert_eq!(
+            peer,
+            Some(Peer {
+                name: "in.smtp.cz",
+                addr: "81.95.97.102",
+                port: None
+            })
+        );
+        let (_, e) = conversation(
+            Some("D0F29603B4"),
+            "SASL authentication failed; server xyz.example.com[1.2.3.4] said: 535 5.7.8 Error",
+        )
+        .unwrap();
         assert!(matches!(
             e,
             Event::SmtpConversation {
-                queue_id: Some("C3C50C2C132"),
+                peer: Some(Peer {
+                    addr: "1.2.3.4",
+                    ..
+                }),
                 ..
             }
         ));
+        for (start, n) in CONVERSATION_STARTS {
+            assert!(n == 0 || n == start.len(), "{start}");
+        }
         assert!(conversation(None, "enabling PIX workarounds").is_err());
     }
 

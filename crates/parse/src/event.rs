@@ -76,6 +76,18 @@ pub struct Delivery<'a> {
     pub queued_as: Option<&'a str>,
 }
 
+impl<'a> Delivery<'a> {
+    /// The `relay=` value as a peer (`host[addr]:port`), when it has that form (not
+    /// for `none`, `local`, or a transport name such as `dovecot`).
+    pub fn relay_peer(&self) -> Option<Peer<'a>> {
+        let relay = self.relay?;
+        match crate::common::peer(relay) {
+            Ok(("", p)) => Some(p),
+            _ => None,
+        }
+    }
+}
+
 /// What an access restriction, milter, header/body check or proxy did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -212,6 +224,8 @@ pub enum SessionEnd {
     Timeout,
     /// `too many errors after STAGE`
     TooManyErrors,
+    /// `bare <LF> received after STAGE` (Postfix 3.9 with `smtpd_forbid_bare_newline`)
+    BareNewline,
 }
 
 /// A typed Postfix event. The serde form is tagged with `kind` (snake_case variant
@@ -294,7 +308,8 @@ pub enum Event<'a> {
     TlsEstablished {
         /// `from` (smtpd, incoming) or `to` (smtp, outgoing).
         incoming: bool,
-        /// Trust level word.
+        /// Trust level word (`Anonymous`, `Untrusted`, `Trusted`, `Verified`); empty for
+        /// Postfix before 2.5, which logged none.
         trust: &'a str,
         /// The peer.
         peer: Peer<'a>,
@@ -385,7 +400,8 @@ pub enum Event<'a> {
         /// The rest of the line (`after 0.1 … `).
         detail: &'a str,
     },
-    /// postscreen/verify `cache btree:/path full cleanup: retained=N dropped=N entries`.
+    /// postscreen/verify `cache btree:/path full|partial cleanup: retained=N dropped=N
+    /// entries`.
     CacheCleanup {
         /// The cache table (`btree:/var/lib/postfix/postscreen_cache`).
         table: &'a str,
@@ -463,11 +479,15 @@ pub enum Event<'a> {
         reason: &'a str,
     },
     /// Other smtp/lmtp conversation trouble with a queue id: `QID: lost connection
-    /// with host[ip] while …`, `QID: host … said: …`, `QID: conversation with … timed
-    /// out …`.
+    /// with host[ip] while …`, `QID: host … said: …`, `QID: host … refused to talk to
+    /// me: …`, `QID: conversation with … timed out …`, `QID: SASL authentication
+    /// failed; server … said: …`.
     SmtpConversation {
         /// The queue id, when logged.
         queue_id: Option<&'a str>,
+        /// The remote server (`host X[ip]`, `with X[ip]`, `server X[ip]`), when the
+        /// text names one.
+        peer: Option<Peer<'a>>,
         /// The text after the queue id.
         text: &'a str,
     },

@@ -68,6 +68,7 @@ fn parse_body<'a>(daemon: &str, m: &'a str) -> Option<Event<'a>> {
             Ok((rest, level)) => Some(leveled(level, rest)),
             Err(_) => None,
         },
+        b'b' => ok(smtpd::session_end(None, m)),
         b'c' => ok(smtpd::connect(m))
             .or_else(|| ok(delivery::connect_failed(None, m)))
             .or_else(|| ok(delivery::tls_problem(m)))
@@ -108,7 +109,13 @@ fn parse_body<'a>(daemon: &str, m: &'a str) -> Option<Event<'a>> {
 /// Lines that fit no first-byte arm: TLS and lifecycle notices with uncommon starts,
 /// and verbose traces last.
 fn misc<'a>(_daemon: &str, m: &'a str) -> Option<Event<'a>> {
-    ok(delivery::tls_problem(m))
+    // proxy-accept/-reject carry no queue id; Postfix before 2.3 also logged
+    // `reject: RCPT from …` without `NOQUEUE: `.
+    let lower = m.starts_with(|c: char| c.is_ascii_lowercase());
+    lower
+        .then(|| ok(smtpd::decision(None, m)))
+        .flatten()
+        .or_else(|| ok(delivery::tls_problem(m)))
         .or_else(|| ok(admin::script(m)))
         .or_else(|| ok(admin::master(m)))
         .or_else(|| ok(admin::verbose(m)))

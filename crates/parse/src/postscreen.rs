@@ -152,11 +152,16 @@ pub(crate) fn violation(i: &str) -> Res<'_, Event<'_>> {
     )))
 }
 
-/// `cache TYPE:PATH full cleanup: retained=N dropped=N entries` (postscreen, verify).
+/// `cache TYPE:PATH full|partial cleanup: retained=N dropped=N entries` (postscreen,
+/// verify).
 pub(crate) fn cache_cleanup(i: &str) -> Res<'_, Event<'_>> {
     let (rest, _) = tag("cache ")(i)?;
     let (rest, table) = take_till1(|c: char| c == ' ')(rest)?;
-    let (rest, _) = tag(" full cleanup: retained=")(rest)?;
+    let (rest, _) = match rest.strip_prefix(" full") {
+        Some(r) => (r, ()),
+        None => (tag(" partial")(rest)?.0, ()),
+    };
+    let (rest, _) = tag(" cleanup: retained=")(rest)?;
     let (rest, retained) = number::<u64>(rest)?;
     let (rest, _) = tag(" dropped=")(rest)?;
     let (rest, dropped) = number::<u64>(rest)?;

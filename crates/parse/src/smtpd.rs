@@ -98,7 +98,8 @@ pub(crate) fn smtpd_client<'a>(queue_id: &'a str, i: &'a str) -> Res<'a, Event<'
     ))
 }
 
-/// `lost connection|timeout|too many errors after STAGE[ (N bytes)] from host[ip]`,
+/// `lost connection|timeout|too many errors|bare <LF> received after STAGE[ (N
+/// bytes)] from host[ip]`,
 /// with the queue id (or `NOQUEUE`) already taken off by the caller.
 pub(crate) fn session_end<'a>(queue_id: Option<&'a str>, i: &'a str) -> Res<'a, Event<'a>> {
     let (rest, how) = if let Some(r) = i.strip_prefix("lost connection after ") {
@@ -107,6 +108,8 @@ pub(crate) fn session_end<'a>(queue_id: Option<&'a str>, i: &'a str) -> Res<'a, 
         (r, SessionEnd::Timeout)
     } else if let Some(r) = i.strip_prefix("too many errors after ") {
         (r, SessionEnd::TooManyErrors)
+    } else if let Some(r) = i.strip_prefix("bare <LF> received after ") {
+        (r, SessionEnd::BareNewline)
     } else {
         return Err(nom::Err::Error(nom::error::Error::new(
             i,
@@ -259,8 +262,15 @@ pub(crate) fn sasl_failed(i: &str) -> Res<'_, Event<'_>> {
 /// `TRUST TLS connection established from|to host[ip][:port]: details` (smtpd, smtp,
 /// lmtp, tlsproxy).
 pub(crate) fn tls_established(i: &str) -> Res<'_, Event<'_>> {
-    let (rest, trust) = take_while1(|c: char| c.is_ascii_alphabetic())(i)?;
-    let (rest, _) = tag(" TLS connection established ")(rest)?;
+    // Postfix before 2.5 logged no trust level.
+    let (rest, trust) = match i.strip_prefix("TLS connection established ") {
+        Some(r) => (r, ""),
+        None => {
+            let (r, trust) = take_while1(|c: char| c.is_ascii_alphabetic())(i)?;
+            let (r, _) = tag(" TLS connection established ")(r)?;
+            (r, trust)
+        }
+    };
     let (rest, incoming) = if let Some(r) = rest.strip_prefix("from ") {
         (r, true)
     } else {
@@ -447,6 +457,19 @@ mod tests {
             Event::SessionEnded {
                 stage: "DATA",
                 bytes: Some(2841),
+                ..
+            }
+        ));
+        let (_, e) = session_end(
+            None,
+            "bare <LF> received after CONNECT from example.net[1.2.3.4]",
+        )
+        .unwrap();
+        assert!(matches!(
+            e,
+            Event::SessionEnded {
+                how: SessionEnd::BareNewline,
+                stage: "CONNECT",
                 ..
             }
         ));

@@ -20,15 +20,15 @@ fn all_lines_recognised() {
     // Debugging aid: PFTRACK_DUMP_KIND=queue_other prints every line of that kind.
     let dump_kind = std::env::var("PFTRACK_DUMP_KIND").ok();
     for line in common::lines(&data) {
-        let Some(split) = common::split_line(line) else {
+        let Ok(split) = common::split(line) else {
             unsplit += 1;
             continue;
         };
-        if !split.identifier.starts_with(b"postfix") {
+        if !split.ident.starts_with(b"postfix") {
             continue;
         }
         total += 1;
-        let daemon = split.daemon();
+        let daemon = common::daemon(split.ident);
         let message = String::from_utf8_lossy(split.message);
         let event = parse(&daemon, &message);
         *kinds.entry(event.kind()).or_default() += 1;
