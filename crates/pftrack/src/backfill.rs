@@ -95,7 +95,7 @@ pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Resu
     };
     let files = pftrack_input::rotation::expand_and_order(&args.paths)?;
 
-    let store = Store::connect(url).await?;
+    let store = Store::connect_with(url, config.database.ca_file.as_deref()).await?;
     store.migrate().await?;
     let positions = store.positions("file").await?;
     let prime = store.prime_entries(MAX_OPEN_MESSAGES).await?;

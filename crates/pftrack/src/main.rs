@@ -80,7 +80,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate => {
             let url = config.database_url(cli.database_url.as_deref())?;
             runtime()?.block_on(async {
-                let store = pftrack_store::Store::connect(&url).await?;
+                let store = pftrack_store::Store::connect_with(&url, config.database.ca_file.as_deref()).await?;
                 let applied = store.migrate().await?;
                 println!("applied {applied} migration(s) to {}", store.target());
                 Ok(ExitCode::SUCCESS)
