@@ -3,8 +3,8 @@
 
 use nom::bytes::complete::{tag, take_till1};
 
-use crate::common::{Res, qid_prefix};
-use crate::event::Event;
+use crate::common::{Res, peer, qid_prefix};
+use crate::event::{Event, Peer};
 
 /// anvil `statistics: max connection rate 1/60s for (smtp:1.2.3.4) at Mar 14
 /// 06:25:01`, `statistics: max cache size 1 at …`: the metric is every word before
@@ -243,16 +243,18 @@ pub(crate) fn level(i: &str) -> Res<'_, Level> {
 }
 
 /// A generic leveled message; a `warning:` may carry a queue id (`warning: QID:
-/// text`).
+/// text`) and name the SMTP client it is about.
 pub(crate) fn leveled(level: Level, text: &str) -> Event<'_> {
     match level {
         Level::Warning => match qid_prefix(text) {
             Ok((rest, q)) => Event::Warning {
                 queue_id: Some(q),
+                client: warning_client(rest),
                 text: rest,
             },
             Err(_) => Event::Warning {
                 queue_id: None,
+                client: warning_client(text),
                 text,
             },
         },
@@ -260,6 +262,57 @@ pub(crate) fn leveled(level: Level, text: &str) -> Event<'_> {
         Level::Fatal => Event::Fatal { text },
         Level::Panic => Event::Panic { text },
     }
+}
+
+/// The SMTP client a warning is about, for the forms smtpd and postscreen log:
+/// `hostname H does not resolve to address A[: reason]`, `A: hostname H
+/// verification failed: …`, `A: address not listed for hostname H`, `host[ip]:
+/// text`, and `… from host[ip] …` (rate limits, non-SMTP commands, illegal address
+/// syntax).
+fn warning_client(text: &str) -> Option<Peer<'_>> {
+    if let Some(r) = text.strip_prefix("hostname ") {
+        let (name, r) = r.split_once(' ')?;
+        let r = r.strip_prefix("does not resolve to address ")?;
+        // An IPv6 address holds colons: the address ends at `: `, a space or the end.
+        let end = match (r.find(": "), r.find(' ')) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => r.len(),
+        };
+        return Some(Peer {
+            name,
+            addr: &r[..end],
+            port: None,
+        });
+    }
+    for marker in [": hostname ", ": address not listed for hostname "] {
+        if let Some(at) = text.find(marker) {
+            let addr = &text[..at];
+            if !addr.contains(' ') && !addr.contains('[') {
+                let r = &text[at + marker.len()..];
+                let end = r.find(' ').unwrap_or(r.len());
+                return Some(Peer {
+                    name: &r[..end],
+                    addr,
+                    port: None,
+                });
+            }
+        }
+    }
+    if let Ok((r, p)) = peer(text)
+        && r.starts_with(':')
+    {
+        return Some(p);
+    }
+    let mut from = 0;
+    while let Some(at) = text[from..].find(" from ") {
+        let start = from + at + " from ".len();
+        if let Ok((_, p)) = peer(&text[start..]) {
+            return Some(p);
+        }
+        from = start;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -426,6 +479,67 @@ mod tests {
     }
 
     #[test]
+    fn warning_clients() {
+        for (text, name, addr) in [
+            (
+                "hostname bad.example.com does not resolve to address 192.0.2.44: Name or service not known",
+                "bad.example.com",
+                "192.0.2.44",
+            ),
+            (
+                "hostname h.example does not resolve to address 2001:db8::1: Name or service not known",
+                "h.example",
+                "2001:db8::1",
+            ),
+            (
+                "hostname h.example does not resolve to address 2001:db8::1",
+                "h.example",
+                "2001:db8::1",
+            ),
+            (
+                "122.179.84.12: address not listed for hostname abts.example.in",
+                "abts.example.in",
+                "122.179.84.12",
+            ),
+            (
+                "2001:db8::7: hostname x.example verification failed: Name or service not known",
+                "x.example",
+                "2001:db8::7",
+            ),
+            (
+                "Connection rate limit exceeded: 31 from spamhost.domain.org[192.0.2.123] for service smtpd",
+                "spamhost.domain.org",
+                "192.0.2.123",
+            ),
+            (
+                "non-SMTP command from unknown[192.0.2.9]: GET / HTTP/1.1",
+                "unknown",
+                "192.0.2.9",
+            ),
+            (
+                "unknown[192.0.2.8]: SASL LOGIN authentication aborted",
+                "unknown",
+                "192.0.2.8",
+            ),
+        ] {
+            assert_eq!(
+                warning_client(text),
+                Some(Peer {
+                    name,
+                    addr,
+                    port: None
+                }),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            warning_client("database /etc/postfix/x.db is older than source file"),
+            None
+        );
+        assert_eq!(warning_client("mail from x loops back to myself"), None);
+    }
+
+    #[test]
     fn levels() {
         assert_eq!(level("warning: x"), Ok(("x", Level::Warning)));
         assert_eq!(level("panic: x"), Ok(("x", Level::Panic)));
@@ -434,6 +548,7 @@ mod tests {
             leveled(Level::Warning, "ABCDEF12: queue file size limit exceeded"),
             Event::Warning {
                 queue_id: Some("ABCDEF12"),
+                client: None,
                 text: "queue file size limit exceeded"
             }
         );
@@ -444,6 +559,11 @@ mod tests {
             ),
             Event::Warning {
                 queue_id: None,
+                client: Some(Peer {
+                    name: "x",
+                    addr: "1.2.3.4",
+                    port: None
+                }),
                 text: "hostname x does not resolve to address 1.2.3.4"
             }
         );

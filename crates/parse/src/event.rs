@@ -550,6 +550,9 @@ pub enum Event<'a> {
     Warning {
         /// The queue id after `warning: `, when present.
         queue_id: Option<&'a str>,
+        /// The SMTP client the warning is about, when its text names one (`hostname H
+        /// does not resolve to address A`, `… from host[ip] …`, `host[ip]: …`).
+        client: Option<Peer<'a>>,
         /// The text after `warning: ` (and the queue id).
         text: &'a str,
     },

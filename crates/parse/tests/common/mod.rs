@@ -432,8 +432,13 @@ pub fn view(event: &Event<'_>) -> View {
             v.opt("version", *version);
             v.put("text", text);
         }
-        Event::Warning { queue_id, text } => {
+        Event::Warning {
+            queue_id,
+            client,
+            text,
+        } => {
             v.opt("queue_id", *queue_id);
+            v.peer("client", *client);
             v.put("level", "warning");
             v.put("text", text);
         }
