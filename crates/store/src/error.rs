@@ -29,6 +29,21 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// A CA certificate file for TLS (`database.ca_file` or the URL's `sslrootcert`)
+    /// cannot be read or holds no usable certificate.
+    #[error("cannot use the CA file {} for the database connection: {reason}", path.display())]
+    CaFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// TLS for the database connection cannot be set up (no trusted CA found, …).
+    #[error("cannot set up TLS for the database connection: {reason}")]
+    Tls {
+        /// Why.
+        reason: String,
+    },
     /// A statement failed.
     #[error("database error while {what}: {source}")]
     Query {
@@ -78,7 +93,10 @@ impl StoreError {
                     None => source.as_db_error().is_none(),
                 }
             }
-            StoreError::Config { .. } | StoreError::Migrate { .. } => false,
+            StoreError::Config { .. }
+            | StoreError::Migrate { .. }
+            | StoreError::CaFile { .. }
+            | StoreError::Tls { .. } => false,
         }
     }
 }
