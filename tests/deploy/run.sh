@@ -174,7 +174,7 @@ make_tls() {
 }
 
 fresh_cluster() {
-    if ! command -v pg_createcluster >/dev/null; then
+    if ! command -v pg_createcluster >/dev/null || [ ! -x "/usr/lib/postgresql/$PG_VERSION/bin/postgres" ]; then
         apt-get update -qq &&
             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "postgresql-$PG_VERSION" >/dev/null || return 1
     fi
