@@ -1,9 +1,9 @@
 //! Housekeeping lines: anvil and scache statistics, master and postfix-script
 //! lifecycle, and the `warning:`/`error:`/`fatal:`/`panic:` levels.
 
-use nom::bytes::complete::{tag, take_till1};
+use nom::bytes::complete::tag;
 
-use crate::common::{Res, peer, qid_prefix};
+use crate::common::{Res, ascii_till1, find, peer, qid_prefix, rfind};
 use crate::event::{Event, Peer};
 
 /// anvil `statistics: max connection rate 1/60s for (smtp:1.2.3.4) at Mar 14
@@ -11,15 +11,15 @@ use crate::event::{Event, Peer};
 /// the value, the value the last word before ` for (` or ` at `.
 pub(crate) fn anvil(i: &str) -> Res<'_, Event<'_>> {
     let (rest, _) = tag("statistics: ")(i)?;
-    let (head, subject, at) = match rest.find(" for (") {
+    let (head, subject, at) = match find(rest, " for (") {
         Some(f) => {
             let after = &rest[f + " for (".len()..];
             let close = after.find(')').unwrap_or(after.len());
             let tail = &after[close..];
-            let at = tail.find(" at ").map(|a| &tail[a + 4..]);
+            let at = find(tail, " at ").map(|a| &tail[a + 4..]);
             (&rest[..f], Some(&after[..close]), at)
         }
-        None => match rest.rfind(" at ") {
+        None => match rfind(rest, " at ") {
             Some(a) => (&rest[..a], None, Some(&rest[a + 4..])),
             None => (rest, None, None),
         },
@@ -68,7 +68,7 @@ pub(crate) fn scache(i: &str) -> Res<'_, Event<'_>> {
 
 /// The version in `-- version 3.7.11, configuration /etc/postfix`.
 fn version(i: &str) -> Option<&str> {
-    let at = i.find("version ")?;
+    let at = find(i, "version ")?;
     let v = &i[at + "version ".len()..];
     let end = v.find([',', ' ']).unwrap_or(v.len());
     Some(&v[..end]).filter(|v| !v.is_empty())
@@ -108,7 +108,7 @@ pub(crate) fn master(i: &str) -> Res<'_, Event<'_>> {
 /// for the Postfix mail system to terminate`, `the Postfix mail system is running:
 /// PID: N`, `the Postfix mail system is not running`.
 pub(crate) fn script(i: &str) -> Res<'_, Event<'_>> {
-    let (rest, word) = take_till1(|c: char| c == ' ')(i)?;
+    let (rest, word) = ascii_till1(|c: u8| c == b' ')(i)?;
     let action = match word {
         "starting" | "stopping" | "refreshing" | "waiting" | "aborting" | "stopping:"
             if rest.contains("Postfix mail system") =>
@@ -197,9 +197,8 @@ pub(crate) fn verbose(i: &str) -> Res<'_, Event<'_>> {
             },
         ));
     }
-    let socket_wanted = i
-        .find(" socket: wanted attribute: ")
-        .is_some_and(|at| !i[..at].contains(' '));
+    let socket_wanted =
+        find(i, " socket: wanted attribute: ").is_some_and(|at| !i[..at].contains(' '));
     if socket_wanted || VERBOSE_STARTS.iter().any(|s| i.starts_with(s)) {
         return Ok((
             "",
@@ -274,7 +273,7 @@ fn warning_client(text: &str) -> Option<Peer<'_>> {
         let (name, r) = r.split_once(' ')?;
         let r = r.strip_prefix("does not resolve to address ")?;
         // An IPv6 address holds colons: the address ends at `: `, a space or the end.
-        let end = match (r.find(": "), r.find(' ')) {
+        let end = match (find(r, ": "), r.find(' ')) {
             (Some(a), Some(b)) => a.min(b),
             (Some(a), None) | (None, Some(a)) => a,
             (None, None) => r.len(),
@@ -286,7 +285,7 @@ fn warning_client(text: &str) -> Option<Peer<'_>> {
         });
     }
     for marker in [": hostname ", ": address not listed for hostname "] {
-        if let Some(at) = text.find(marker) {
+        if let Some(at) = find(text, marker) {
             let addr = &text[..at];
             if !addr.contains(' ') && !addr.contains('[') {
                 let r = &text[at + marker.len()..];
@@ -305,7 +304,7 @@ fn warning_client(text: &str) -> Option<Peer<'_>> {
         return Some(p);
     }
     let mut from = 0;
-    while let Some(at) = text[from..].find(" from ") {
+    while let Some(at) = find(&text[from..], " from ") {
         let start = from + at + " from ".len();
         if let Ok((_, p)) = peer(&text[start..]) {
             return Some(p);

@@ -3,9 +3,9 @@
 //! text`). cleanup's milter decisions (`QID: milter-reject: END-OF-MESSAGE from …`)
 //! have smtpd's decision shape and are parsed by [`crate::smtpd::decision`].
 
-use nom::bytes::complete::{tag, take_while1};
+use nom::bytes::complete::tag;
 
-use crate::common::{Res, angle, peer, starts_trailer, trailer};
+use crate::common::{Res, angle, ascii_while1, peer, rfind, starts_trailer, trailer};
 use crate::event::{ContentCheck, Event};
 use crate::smtpd::{action_of, action_word};
 
@@ -39,7 +39,7 @@ pub(crate) fn message_id<'a>(queue_id: &'a str, i: &'a str) -> Res<'a, Event<'a>
 /// The part a header/body check matched: `header`, `body`, `content`,
 /// `mime-header`, `nested-header`, …
 fn part(i: &str) -> Res<'_, &str> {
-    take_while1(|c: char| c.is_ascii_lowercase() || c == '-')(i)
+    ascii_while1(|c: u8| c.is_ascii_lowercase() || c == b'-')(i)
 }
 
 /// Where the content ends: the first `;` that is preceded by ` from ORIGIN` (origin
@@ -52,7 +52,7 @@ fn split_origin(s: &str) -> Option<(&str, &str, &str)> {
             continue;
         }
         let before = &s[..pos];
-        let Some(from_at) = before.rfind(" from ") else {
+        let Some(from_at) = rfind(before, " from ") else {
             continue;
         };
         let origin = &before[from_at + " from ".len()..];

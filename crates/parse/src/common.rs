@@ -4,8 +4,8 @@
 //! Every function is a nom parser over `&str` with the complete-input semantics: the
 //! message is one whole line, never a stream.
 
-use nom::bytes::complete::{tag, take_till, take_while, take_while_m_n, take_while1};
-use nom::character::complete::{char, digit1};
+use nom::bytes::complete::tag;
+use nom::character::complete::char;
 use nom::combinator::opt;
 use nom::{IResult, Parser};
 
@@ -14,6 +14,74 @@ use crate::event::Peer;
 /// The parser result type used throughout the crate (nom's default error, which
 /// never allocates).
 pub(crate) type Res<'a, O> = IResult<&'a str, O>;
+
+/// Like nom's `take_while1`, but over bytes: `pred` must accept only ASCII bytes, so
+/// the split always falls on a character boundary. Byte tests are much cheaper than
+/// decoding characters, and every delimiter in Postfix's formats is ASCII.
+pub(crate) fn ascii_while1(pred: impl Fn(u8) -> bool) -> impl Fn(&str) -> Res<'_, &str> {
+    move |i: &str| {
+        let n = i.bytes().position(|b| !pred(b)).unwrap_or(i.len());
+        if n == 0 {
+            return Err(nom::Err::Error(nom::error::Error::new(
+                i,
+                nom::error::ErrorKind::TakeWhile1,
+            )));
+        }
+        Ok((&i[n..], &i[..n]))
+    }
+}
+
+/// Like nom's `take_while`, over bytes: `pred` must accept only ASCII bytes.
+pub(crate) fn ascii_while(pred: impl Fn(u8) -> bool) -> impl Fn(&str) -> Res<'_, &str> {
+    move |i: &str| {
+        let n = i.bytes().position(|b| !pred(b)).unwrap_or(i.len());
+        Ok((&i[n..], &i[..n]))
+    }
+}
+
+/// Like nom's `take_till`, over bytes: `stop` must match only ASCII bytes.
+pub(crate) fn ascii_till(stop: impl Fn(u8) -> bool) -> impl Fn(&str) -> Res<'_, &str> {
+    move |i: &str| {
+        let n = i.bytes().position(&stop).unwrap_or(i.len());
+        Ok((&i[n..], &i[..n]))
+    }
+}
+
+/// Like nom's `take_till1`, over bytes: `stop` must match only ASCII bytes.
+pub(crate) fn ascii_till1(stop: impl Fn(u8) -> bool) -> impl Fn(&str) -> Res<'_, &str> {
+    move |i: &str| {
+        let n = i.bytes().position(&stop).unwrap_or(i.len());
+        if n == 0 {
+            return Err(nom::Err::Error(nom::error::Error::new(
+                i,
+                nom::error::ErrorKind::TakeTill1,
+            )));
+        }
+        Ok((&i[n..], &i[..n]))
+    }
+}
+
+/// Everything up to the first `stop` byte (ASCII), found with memchr, or all of it.
+pub(crate) fn till_byte(i: &str, stop: u8) -> (&str, &str) {
+    let n = memchr::memchr(stop, i.as_bytes()).unwrap_or(i.len());
+    (&i[n..], &i[..n])
+}
+
+/// First occurrence of `needle` (non-empty, ASCII first byte) in `hay`: memchr on the
+/// first byte, then a compare. Cheaper than `str::find` for the short needles and
+/// lines here, which builds a Two-Way searcher on every call.
+pub(crate) fn find(hay: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let first = *n.first()?;
+    memchr::memchr_iter(first, h).find(|&at| h[at..].starts_with(n))
+}
+
+/// Last occurrence of `needle` in `hay` (see [`find`]).
+pub(crate) fn rfind(hay: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let first = *n.first()?;
+    memchr::memrchr_iter(first, h).find(|&at| h[at..].starts_with(n))
+}
 
 /// Shortest short queue id accepted: Postfix writes five hex digits of
 /// microseconds followed by the inode number in hex, so real ids have at least six
@@ -29,45 +97,97 @@ pub(crate) const LONG_QID_TIME_MIN: usize = 10;
 /// bounds queue file names by the hostname length limit (255).
 pub(crate) const QID_MAX: usize = 255;
 
-/// True for a short queue id: upper-case hex, at least [`SHORT_QID_MIN`] long.
-///
-/// A run of `X` after the hex digits is tolerated: a public anonymised corpus
-/// (FgForrest's Postfix-Deliverability-Analytics) appends `XXXX` to every queue id,
-/// and since `X` is not a hex digit no real short id or ordinary word is read
-/// differently because of it.
-fn is_short_qid(s: &str) -> bool {
-    let hex = s.trim_end_matches('X');
-    hex.len() >= SHORT_QID_MIN
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+/// What one pass over a token says about it being a queue id.
+struct QidScan {
+    /// Length of the alphanumeric token.
+    len: usize,
+    /// Length of its leading run of upper-case hex digits.
+    hex: usize,
+    /// True when everything after the hex run is `X`.
+    x_tail: bool,
+    /// Index of the last `z`.
+    last_z: Option<usize>,
 }
 
-/// True for a long queue id (`enable_long_queue_ids = yes`): at least
-/// [`LONG_QID_TIME_MIN`] alphanumerics of time, a `z`, then at least one
-/// alphanumeric of inode number that contains no `z` (so the separator is the last
-/// `z`). Postfix's alphabet has no vowels, but anonymised test data often does, so
-/// any ASCII alphanumeric is accepted.
-fn is_long_qid(s: &str) -> bool {
-    if !s.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return false;
+/// Byte class: ASCII letter or digit.
+const ALNUM: u8 = 1;
+/// Byte class: upper-case hex digit (`0-9A-F`).
+const UPPER_HEX: u8 = 2;
+
+/// Class bits of every byte, for the queue id scan.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if b.is_ascii_alphanumeric() {
+            t[c] |= ALNUM;
+        }
+        if b.is_ascii_digit() || (b >= b'A' && b <= b'F') {
+            t[c] |= UPPER_HEX;
+        }
+        c += 1;
     }
-    match s.rfind('z') {
-        Some(z) => z >= LONG_QID_TIME_MIN && z + 1 < s.len(),
-        None => false,
+    t
+};
+
+/// Scan the alphanumeric token at the start of `b`: a few tight passes over a
+/// dozen bytes, with a class table instead of per-byte branches.
+fn scan_qid(b: &[u8]) -> QidScan {
+    let len = b
+        .iter()
+        .position(|&c| CLASS[usize::from(c)] & ALNUM == 0)
+        .unwrap_or(b.len());
+    let token = &b[..len];
+    let hex = token
+        .iter()
+        .position(|&c| CLASS[usize::from(c)] & UPPER_HEX == 0)
+        .unwrap_or(len);
+    QidScan {
+        len,
+        hex,
+        x_tail: token[hex..].iter().all(|&c| c == b'X'),
+        last_z: token.iter().rposition(|&c| c == b'z'),
+    }
+}
+
+impl QidScan {
+    /// A short queue id: upper-case hex, at least [`SHORT_QID_MIN`] long.
+    ///
+    /// A run of `X` after the hex digits is tolerated: a public anonymised corpus
+    /// (FgForrest's Postfix-Deliverability-Analytics) appends `XXXX` to every queue
+    /// id, and since `X` is not a hex digit no real short id or ordinary word is read
+    /// differently because of it.
+    fn is_short(&self) -> bool {
+        self.hex >= SHORT_QID_MIN && self.x_tail
+    }
+
+    /// A long queue id (`enable_long_queue_ids = yes`): at least
+    /// [`LONG_QID_TIME_MIN`] alphanumerics of time, a `z`, then at least one
+    /// alphanumeric of inode number that contains no `z` (so the separator is the
+    /// last `z`). Postfix's alphabet has no vowels, but anonymised test data often
+    /// does, so any ASCII alphanumeric is accepted.
+    fn is_long(&self) -> bool {
+        self.last_z
+            .is_some_and(|z| z >= LONG_QID_TIME_MIN && z + 1 < self.len)
+    }
+
+    fn is_qid(&self) -> bool {
+        self.len <= QID_MAX && (self.is_short() || self.is_long())
     }
 }
 
 /// True when `s` is a Postfix queue id, short or long (`NOQUEUE` is not).
 pub fn is_queue_id(s: &str) -> bool {
-    s.len() <= QID_MAX && (is_short_qid(s) || is_long_qid(s))
+    let scan = scan_qid(s.as_bytes());
+    scan.len == s.len() && scan.is_qid()
 }
 
 /// A queue id (short or long form); never `NOQUEUE` and never an ordinary word.
 pub(crate) fn queue_id(i: &str) -> Res<'_, &str> {
-    let (rest, word) = take_while1(|c: char| c.is_ascii_alphanumeric())(i)?;
-    if is_queue_id(word) {
-        Ok((rest, word))
+    let scan = scan_qid(i.as_bytes());
+    if scan.len > 0 && scan.is_qid() {
+        Ok((&i[scan.len..], &i[..scan.len]))
     } else {
         Err(nom::Err::Error(nom::error::Error::new(
             i,
@@ -86,23 +206,69 @@ pub(crate) fn qid_prefix(i: &str) -> Res<'_, &str> {
     Ok((rest, qid))
 }
 
-/// A decimal number that fits in `T`.
-pub(crate) fn number<T: std::str::FromStr>(i: &str) -> Res<'_, T> {
-    let (rest, digits) = digit1(i)?;
-    match digits.parse() {
-        Ok(n) => Ok((rest, n)),
-        Err(_) => Err(nom::Err::Error(nom::error::Error::new(
+/// Most digits [`number`] reads: a `u64` holds any 19-digit number.
+const MAX_NUMBER_DIGITS: usize = 19;
+
+/// A decimal number that fits in `T` (accumulated from bytes; no `str::parse`).
+pub(crate) fn number<T: TryFrom<u64>>(i: &str) -> Res<'_, T> {
+    let b = i.as_bytes();
+    let n = b.iter().take_while(|d| d.is_ascii_digit()).count();
+    let fail = || {
+        Err(nom::Err::Error(nom::error::Error::new(
             i,
             nom::error::ErrorKind::Digit,
-        ))),
+        )))
+    };
+    if n == 0 || n > MAX_NUMBER_DIGITS {
+        return fail();
+    }
+    let v = b[..n]
+        .iter()
+        .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
+    match T::try_from(v) {
+        Ok(v) => Ok((&i[n..], v)),
+        Err(_) => fail(),
     }
 }
 
-/// A decimal fraction as Postfix formats delays: `0.16`, `35`, `1e-05` is not
-/// produced, but a leading `.` is tolerated.
+/// Most significant digits the fast path of [`seconds`] handles exactly: the value
+/// `m / 10^k` with `m < 10^7` is exact in `f64` and rounds correctly to `f32`.
+const FAST_FLOAT_DIGITS: usize = 7;
+
+/// Powers of ten for the fast path of [`seconds`].
+const POW10: [f64; FAST_FLOAT_DIGITS + 1] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7];
+
+/// A decimal fraction as Postfix formats delays: `0.16`, `35`, `.5`. Short values
+/// (the usual case) are computed from their digits in one pass; longer ones go
+/// through `str::parse`.
 pub(crate) fn seconds(i: &str) -> Res<'_, f32> {
-    let (rest, s) = take_while1(|c: char| c.is_ascii_digit() || c == '.')(i)?;
-    match s.parse() {
+    let b = i.as_bytes();
+    let (mut mantissa, mut digits, mut dot, mut len) = (0u64, 0usize, None, 0usize);
+    for (at, &c) in b.iter().enumerate() {
+        match c {
+            b'0'..=b'9' => {
+                mantissa = mantissa
+                    .saturating_mul(10)
+                    .saturating_add(u64::from(c - b'0'));
+                digits += 1;
+            }
+            b'.' if dot.is_none() => dot = Some(at),
+            _ => break,
+        }
+        len = at + 1;
+    }
+    if digits == 0 {
+        return Err(nom::Err::Error(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::Float,
+        )));
+    }
+    let (text, rest) = i.split_at(len);
+    if digits <= FAST_FLOAT_DIGITS {
+        let decimals = dot.map_or(0, |d| len - d - 1);
+        return Ok((rest, (mantissa as f64 / POW10[decimals]) as f32));
+    }
+    match text.parse() {
         Ok(f) => Ok((rest, f)),
         Err(_) => Err(nom::Err::Error(nom::error::Error::new(
             i,
@@ -115,9 +281,9 @@ pub(crate) fn seconds(i: &str) -> Res<'_, f32> {
 /// The name holds no space and no `[`; the address is whatever the brackets hold
 /// (IPv4, IPv6, or a socket path such as `private/dovecot-lmtp`).
 pub(crate) fn peer(i: &str) -> Res<'_, Peer<'_>> {
-    let (rest, name) = take_till(|c: char| c == '[' || c == ' ' || c == ']')(i)?;
+    let (rest, name) = ascii_till(|c: u8| c == b'[' || c == b' ' || c == b']')(i)?;
     let (rest, _) = char('[')(rest)?;
-    let (rest, addr) = take_till(|c: char| c == ']')(rest)?;
+    let (rest, addr) = till_byte(rest, b']');
     let (rest, _) = char(']')(rest)?;
     let (rest, port) = opt(port).parse(rest)?;
     Ok((rest, Peer { name, addr, port }))
@@ -127,14 +293,7 @@ pub(crate) fn peer(i: &str) -> Res<'_, Peer<'_>> {
 /// but not returned, so the peer keeps its text boundaries.
 fn port(i: &str) -> Res<'_, u16> {
     let (rest, _) = char(':')(i)?;
-    let (rest, digits) = digit1(rest)?;
-    match digits.parse() {
-        Ok(p) => Ok((rest, p)),
-        Err(_) => Err(nom::Err::Error(nom::error::Error::new(
-            i,
-            nom::error::ErrorKind::Digit,
-        ))),
-    }
+    number::<u16>(rest)
 }
 
 /// An address in angle brackets, `<…>`, returning the inside (possibly empty).
@@ -142,7 +301,7 @@ fn port(i: &str) -> Res<'_, u16> {
 /// address is too rare to justify guessing.
 pub(crate) fn angle(i: &str) -> Res<'_, &str> {
     let (rest, _) = char('<')(i)?;
-    let (rest, inner) = take_till(|c: char| c == '>')(rest)?;
+    let (rest, inner) = till_byte(rest, b'>');
     let (rest, _) = char('>')(rest)?;
     Ok((rest, inner))
 }
@@ -154,42 +313,63 @@ pub(crate) fn address(i: &str) -> Res<'_, &str> {
     if i.starts_with('<') {
         angle(i)
     } else {
-        take_till(|c: char| c == ',' || c == ' ')(i)
+        ascii_till(|c: u8| c == b',' || c == b' ')(i)
     }
 }
 
 /// A three-digit SMTP reply code (`2xx`..`5xx`) followed by a space, a `-` or the
 /// end of the text.
 pub(crate) fn smtp_code(i: &str) -> Res<'_, u16> {
-    let (rest, digits) = take_while_m_n(3, 3, |c: char| c.is_ascii_digit())(i)?;
-    let ok_next = rest.is_empty() || rest.starts_with(' ') || rest.starts_with('-');
-    let first = digits.as_bytes()[0];
-    if !ok_next || !(b'2'..=b'5').contains(&first) {
+    let b = i.as_bytes();
+    let ok = b.len() >= 3
+        && (b'2'..=b'5').contains(&b[0])
+        && b[1].is_ascii_digit()
+        && b[2].is_ascii_digit()
+        && matches!(b.get(3), None | Some(b' ' | b'-'));
+    if !ok {
         return Err(nom::Err::Error(nom::error::Error::new(
             i,
             nom::error::ErrorKind::Verify,
         )));
     }
-    let code = digits.parse().unwrap_or(0);
-    Ok((rest, code))
+    let code = u16::from(b[0] - b'0') * 100 + u16::from(b[1] - b'0') * 10 + u16::from(b[2] - b'0');
+    Ok((&i[3..], code))
+}
+
+/// Up to `max` ASCII digits (at least one) at the start of `b`; their count.
+fn digits_upto(b: &[u8], max: usize) -> Option<usize> {
+    let n = b
+        .iter()
+        .take(max)
+        .take_while(|d| d.is_ascii_digit())
+        .count();
+    (n > 0).then_some(n)
 }
 
 /// An enhanced status code `class.subject.detail` (RFC 3463): `5.7.1`, `4.4.1`,
-/// `2.0.0`, followed by a space, `,`, `)` or the end.
+/// `2.0.0`, followed by a space, `,`, `)`, `;` or the end.
 pub(crate) fn dsn_code(i: &str) -> Res<'_, &str> {
-    let start = i;
-    let (rest, _) = take_while_m_n(1, 1, |c: char| matches!(c, '2' | '4' | '5'))(i)?;
-    let (rest, _) = char('.')(rest)?;
-    let (rest, _) = take_while_m_n(1, 3, |c: char| c.is_ascii_digit())(rest)?;
-    let (rest, _) = char('.')(rest)?;
-    let (rest, _) = take_while_m_n(1, 3, |c: char| c.is_ascii_digit())(rest)?;
-    if !(rest.is_empty() || rest.starts_with([' ', ',', ')', ';'])) {
-        return Err(nom::Err::Error(nom::error::Error::new(
+    let b = i.as_bytes();
+    let len = (|| {
+        if !matches!(b.first(), Some(b'2' | b'4' | b'5')) || b.get(1) != Some(&b'.') {
+            return None;
+        }
+        let s = digits_upto(&b[2..], 3)?;
+        let dot = 2 + s;
+        if b.get(dot) != Some(&b'.') {
+            return None;
+        }
+        let d = digits_upto(&b[dot + 1..], 3)?;
+        let end = dot + 1 + d;
+        matches!(b.get(end), None | Some(b' ' | b',' | b')' | b';')).then_some(end)
+    })();
+    match len {
+        Some(end) => Ok((&i[end..], &i[..end])),
+        None => Err(nom::Err::Error(nom::error::Error::new(
             i,
             nom::error::ErrorKind::Verify,
-        )));
+        ))),
     }
-    Ok((rest, &start[..start.len() - rest.len()]))
 }
 
 /// An SMTP reply as smtpd and cleanup log it: optional code, optional enhanced code,
@@ -239,10 +419,10 @@ pub(crate) fn starts_trailer(s: &str) -> bool {
 
 /// One `key=value` of a trailer; unknown keys fail so the caller stops.
 fn trailer_field<'a>(i: &'a str, t: &mut Trailer<'a>) -> Res<'a, ()> {
-    let (rest, key) = take_while1(|c: char| c.is_ascii_lowercase() || c == '_')(i)?;
+    let (rest, key) = ascii_while1(|c: u8| c.is_ascii_lowercase() || c == b'_')(i)?;
     let (rest, _) = char('=')(rest)?;
     // Values in angle brackets may be empty (`helo=` with nothing is also seen).
-    let bare = |s| take_till(|c: char| c == ' ' || c == ',')(s);
+    let bare = |s| ascii_till(|c: u8| c == b' ' || c == b',')(s);
     let (rest, value) = match key {
         "from" | "to" | "helo" => {
             if rest.starts_with('<') {
@@ -252,7 +432,7 @@ fn trailer_field<'a>(i: &'a str, t: &mut Trailer<'a>) -> Res<'a, ()> {
             }
         }
         // A protocol name is one word; cleanup may put `: text` right after it.
-        "proto" => take_till(|c: char| c == ' ' || c == ',' || c == ':' || c == ';')(rest)?,
+        "proto" => ascii_till(|c: u8| c == b' ' || c == b',' || c == b':' || c == b';')(rest)?,
         "sasl_method" | "sasl_username" | "sasl_sender" => bare(rest)?,
         _ => {
             return Err(nom::Err::Error(nom::error::Error::new(
@@ -280,7 +460,7 @@ pub(crate) fn trailer(i: &str) -> Res<'_, Trailer<'_>> {
     let mut t = Trailer::default();
     let mut rest = i;
     loop {
-        let (r, _) = take_while(|c: char| c == ' ' || c == ',')(rest)?;
+        let (r, _) = ascii_while(|c: u8| c == b' ' || c == b',')(rest)?;
         match trailer_field(r, &mut t) {
             Ok((r, ())) => rest = r,
             Err(_) => break,
@@ -319,7 +499,7 @@ pub(crate) fn paren_tail(i: &str) -> &str {
 /// A word of upper-case letters, digits and `-` (an SMTP stage such as
 /// `END-OF-MESSAGE`, `RCPT`, `CONNECT`).
 pub(crate) fn upper_word(i: &str) -> Res<'_, &str> {
-    take_while1(|c: char| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-' || c == '_')(i)
+    ascii_while1(|c: u8| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'-' || c == b'_')(i)
 }
 
 #[cfg(test)]
@@ -380,6 +560,34 @@ mod tests {
         assert_eq!(seconds("0.16, x"), Ok((", x", 0.16)));
         assert_eq!(seconds("35/"), Ok(("/", 35.0)));
         assert!(seconds("x").is_err());
+        assert!(seconds(".").is_err());
+        assert_eq!(seconds("1.2.3"), Ok((".3", 1.2)));
+        assert_eq!(seconds(".5"), Ok(("", 0.5)));
+        assert_eq!(seconds("123456.789"), Ok(("", 123456.79)));
+        assert_eq!(
+            number::<u64>("12345678901234567890"),
+            Err(nom::Err::Error(nom::error::Error::new(
+                "12345678901234567890",
+                nom::error::ErrorKind::Digit
+            )))
+        );
+    }
+
+    #[test]
+    fn fast_seconds_match_std_parse() {
+        // The fast path must give the same f32 as `str::parse` for the values Postfix
+        // prints (two significant digits, or whole seconds).
+        for i in 0..200_000u32 {
+            for text in [
+                format!("{}", i),
+                format!("{}.{:02}", i / 100, i % 100),
+                format!("0.{:03}", i % 1000),
+            ] {
+                let fast = seconds(&text).map(|(_, f)| f);
+                let std: f32 = text.parse().unwrap();
+                assert_eq!(fast, Ok(std), "{text}");
+            }
+        }
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub fn parse<'a>(daemon: &str, message: &'a str) -> Event<'a> {
 /// Solaris syslogd inserts `[ID 197553 mail.info] ` before the message; drop it.
 fn strip_solaris_tag(m: &str) -> &str {
     if let Some(r) = m.strip_prefix("[ID ")
-        && let Some(end) = r.find("] ")
+        && let Some(end) = common::find(r, "] ")
     {
         return &r[end + 2..];
     }

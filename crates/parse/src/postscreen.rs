@@ -2,10 +2,10 @@
 //! and its verdicts as upper-case words (`PASS NEW`, `DNSBL rank`, `PREGREET`, …); its
 //! `NOQUEUE: reject:` lines have smtpd's decision shape.
 
-use nom::bytes::complete::{tag, take_till, take_till1};
+use nom::bytes::complete::tag;
 use nom::character::complete::char;
 
-use crate::common::{Res, number, peer};
+use crate::common::{Res, ascii_till, ascii_till1, number, peer};
 use crate::event::Event;
 
 /// `CONNECT from [ip]:port to [ip]:port` (postscreen) or `CONNECT from|to [ip]:port`
@@ -50,7 +50,7 @@ pub(crate) fn pregreet(i: &str) -> Res<'_, Event<'_>> {
     let (rest, _) = tag("PREGREET ")(i)?;
     let (rest, bytes) = number::<u32>(rest)?;
     let (rest, _) = tag(" after ")(rest)?;
-    let (rest, after) = take_till1(|c: char| c == ' ')(rest)?;
+    let (rest, after) = ascii_till1(|c: u8| c == b' ')(rest)?;
     let (rest, _) = tag(" from ")(rest)?;
     let (rest, client) = peer(rest)?;
     let text = rest.strip_prefix(": ").unwrap_or(rest);
@@ -68,7 +68,7 @@ pub(crate) fn pregreet(i: &str) -> Res<'_, Event<'_>> {
 /// `HANGUP after T from [ip]:port in STAGE`.
 pub(crate) fn hangup(i: &str) -> Res<'_, Event<'_>> {
     let (rest, _) = tag("HANGUP after ")(i)?;
-    let (rest, after) = take_till1(|c: char| c == ' ')(rest)?;
+    let (rest, after) = ascii_till1(|c: u8| c == b' ')(rest)?;
     let (rest, _) = tag(" from ")(rest)?;
     let (rest, client) = peer(rest)?;
     let stage = rest.strip_prefix(" in ").unwrap_or(rest).trim_start();
@@ -156,7 +156,7 @@ pub(crate) fn violation(i: &str) -> Res<'_, Event<'_>> {
 /// verify).
 pub(crate) fn cache_cleanup(i: &str) -> Res<'_, Event<'_>> {
     let (rest, _) = tag("cache ")(i)?;
-    let (rest, table) = take_till1(|c: char| c == ' ')(rest)?;
+    let (rest, table) = ascii_till1(|c: u8| c == b' ')(rest)?;
     let (rest, _) = match rest.strip_prefix(" full") {
         Some(r) => (r, ()),
         None => (tag(" partial")(rest)?.0, ()),
@@ -178,11 +178,11 @@ pub(crate) fn cache_cleanup(i: &str) -> Res<'_, Event<'_>> {
 /// dnsblog `addr IP listed by domain DOMAIN as REPLY[ REPLY…]`.
 pub(crate) fn dnsblog(i: &str) -> Res<'_, Event<'_>> {
     let (rest, _) = tag("addr ")(i)?;
-    let (rest, addr) = take_till1(|c: char| c == ' ')(rest)?;
+    let (rest, addr) = ascii_till1(|c: u8| c == b' ')(rest)?;
     let (rest, _) = tag(" listed by domain ")(rest)?;
-    let (rest, domain) = take_till1(|c: char| c == ' ')(rest)?;
+    let (rest, domain) = ascii_till1(|c: u8| c == b' ')(rest)?;
     let (rest, _) = tag(" as ")(rest)?;
-    let (rest, reply) = take_till(|c: char| c == '\n')(rest)?;
+    let (rest, reply) = ascii_till(|c: u8| c == b'\n')(rest)?;
     Ok((
         rest,
         Event::DnsblogListed {

@@ -4,7 +4,7 @@
 use nom::bytes::complete::tag;
 use nom::character::complete::char;
 
-use crate::common::{Res, address, number, queue_id};
+use crate::common::{Res, address, find, number, queue_id};
 use crate::event::{Event, NotificationKind, PostsuperAction};
 
 /// pickup `uid=N from=<sender>`.
@@ -66,7 +66,7 @@ pub(crate) fn qmgr_from<'a>(queue_id: &'a str, i: &'a str) -> Res<'a, Event<'a>>
 /// bounce `sender non-delivery notification: NEWQID` and the delay, success and
 /// postmaster variants.
 pub(crate) fn notification<'a>(queue_id: &'a str, i: &'a str) -> Res<'a, Event<'a>> {
-    let Some(at) = i.find(" notification: ") else {
+    let Some(at) = find(i, " notification: ") else {
         return Err(nom::Err::Error(nom::error::Error::new(
             i,
             nom::error::ErrorKind::Tag,
@@ -122,7 +122,7 @@ pub(crate) fn postsuper_action(i: &str) -> Res<'_, PostsuperAction> {
 /// postsuper summary `Deleted: N messages` (also `Requeued`, `Placed on hold`,
 /// `Released from hold`, `Force-expired`, `Renamed to match inode number`).
 pub(crate) fn postsuper_summary(i: &str) -> Res<'_, Event<'_>> {
-    let Some(colon) = i.find(": ") else {
+    let Some(colon) = find(i, ": ") else {
         return Err(nom::Err::Error(nom::error::Error::new(
             i,
             nom::error::ErrorKind::Char,

@@ -3,9 +3,12 @@
 //! TLS and pipelining notices. The decision grammar is also used by postscreen and by
 //! cleanup's milter lines, which log the same shape.
 
-use nom::bytes::complete::{tag, take_till, take_till1, take_while1};
+use nom::bytes::complete::tag;
 
-use crate::common::{Res, number, peer, reply, split_trailer, trailer, upper_word};
+use crate::common::{
+    Res, ascii_till, ascii_till1, ascii_while1, find, number, peer, reply, rfind, split_trailer,
+    trailer, upper_word,
+};
 use crate::event::{Event, Peer, Reject, RejectAction, SessionEnd};
 
 /// `connect from host[ip]`. Anything after the peer is ignored (damaged logs append
@@ -33,7 +36,7 @@ pub(crate) fn disconnect(i: &str) -> Res<'_, Event<'_>> {
 
 /// The `N` of `commands=N` or `commands=N/M` in the counters of a disconnect line.
 fn commands_counter(counters: &str) -> Option<u32> {
-    let at = counters.find("commands=")?;
+    let at = find(counters, "commands=")?;
     number::<u32>(&counters[at + "commands=".len()..])
         .ok()
         .map(|(_, n)| n)
@@ -41,7 +44,7 @@ fn commands_counter(counters: &str) -> Option<u32> {
 
 /// The value of one `key=value` in a comma-separated list: up to the next `,`.
 fn comma_value(i: &str) -> Res<'_, &str> {
-    take_till(|c: char| c == ',')(i)
+    ascii_till(|c: u8| c == b',')(i)
 }
 
 /// `client=host[ip][, sasl_method=…][, sasl_username=…][, sasl_sender=…]
@@ -58,9 +61,7 @@ pub(crate) fn smtpd_client<'a>(queue_id: &'a str, i: &'a str) -> Res<'a, Event<'
     let mut orig_queue_id = None;
     let mut orig_client = None;
     while let Some(r) = rest.strip_prefix(", ") {
-        let Ok((r, key)) = take_while1::<_, _, nom::error::Error<&str>>(|c: char| {
-            c.is_ascii_lowercase() || c == '_'
-        })(r) else {
+        let Ok((r, key)) = ascii_while1(|c: u8| c.is_ascii_lowercase() || c == b'_')(r) else {
             break;
         };
         let Some(r) = r.strip_prefix('=') else { break };
@@ -116,7 +117,7 @@ pub(crate) fn session_end<'a>(queue_id: Option<&'a str>, i: &'a str) -> Res<'a, 
             nom::error::ErrorKind::Tag,
         )));
     };
-    let (rest, stage) = take_till1(|c: char| c == ' ')(rest)?;
+    let (rest, stage) = ascii_till1(|c: u8| c == b' ')(rest)?;
     let (rest, bytes) = match rest.strip_prefix(" (") {
         Some(r) => {
             // Some Postfix versions log `(approximately N bytes)`.
@@ -168,7 +169,7 @@ pub(crate) fn action_of(word: &str) -> RejectAction {
 
 /// An action word: lower-case letters, `_` and `-`, followed by `: `.
 pub(crate) fn action_word(i: &str) -> Res<'_, &str> {
-    let (rest, word) = take_while1(|c: char| c.is_ascii_lowercase() || c == '_' || c == '-')(i)?;
+    let (rest, word) = ascii_while1(|c: u8| c.is_ascii_lowercase() || c == b'_' || c == b'-')(i)?;
     let (rest, _) = tag(": ")(rest)?;
     Ok((rest, word))
 }
@@ -238,10 +239,10 @@ fn reject_event<'a>(
 pub(crate) fn sasl_failed(i: &str) -> Res<'_, Event<'_>> {
     let (rest, client) = peer(i)?;
     let (rest, _) = tag(": SASL ")(rest)?;
-    let (rest, mechanism) = take_till1(|c: char| c == ' ')(rest)?;
+    let (rest, mechanism) = ascii_till1(|c: u8| c == b' ')(rest)?;
     let (rest, _) = tag(" authentication failed:")(rest)?;
     let rest = rest.strip_prefix(' ').unwrap_or(rest);
-    let (reason, sasl_username) = match rest.rfind(", sasl_username=") {
+    let (reason, sasl_username) = match rfind(rest, ", sasl_username=") {
         Some(at) => (
             &rest[..at],
             Some(rest[at + ", sasl_username=".len()..].trim_end()),
@@ -266,7 +267,7 @@ pub(crate) fn tls_established(i: &str) -> Res<'_, Event<'_>> {
     let (rest, trust) = match i.strip_prefix("TLS connection established ") {
         Some(r) => (r, ""),
         None => {
-            let (r, trust) = take_while1(|c: char| c.is_ascii_alphabetic())(i)?;
+            let (r, trust) = ascii_while1(|c: u8| c.is_ascii_alphabetic())(i)?;
             let (r, _) = tag(" TLS connection established ")(r)?;
             (r, trust)
         }
@@ -296,7 +297,7 @@ pub(crate) fn tls_established(i: &str) -> Res<'_, Event<'_>> {
 /// `improper command pipelining after STAGE from host[ip]: text`.
 pub(crate) fn improper_pipelining(i: &str) -> Res<'_, Event<'_>> {
     let (rest, _) = tag("improper command pipelining after ")(i)?;
-    let (rest, stage) = take_till1(|c: char| c == ' ')(rest)?;
+    let (rest, stage) = ascii_till1(|c: u8| c == b' ')(rest)?;
     let (rest, _) = tag(" from ")(rest)?;
     let (rest, client) = peer(rest)?;
     let text = rest
