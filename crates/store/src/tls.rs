@@ -21,10 +21,12 @@
 //! lists (`sslcrl`): tokio-postgres rejects those keys, so a URL using them fails
 //! with a clear "unknown option" error instead of connecting with less than asked.
 
-use std::borrow::Cow;
 use std::fmt;
+use std::future::Future;
+use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
@@ -33,7 +35,9 @@ use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
-use rustls::{CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio_postgres::Socket;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::StoreError;
@@ -132,9 +136,11 @@ impl TlsParams {
         let mut out = String::with_capacity(url.len());
         let mut at = 0;
         for (range, replacement) in edits {
-            out.push_str(&url[at..range.start]);
+            // Cuts of neighbouring parameters may share a separator: never go back.
+            let start = range.start.max(at);
+            out.push_str(&url[at..start]);
             out.push_str(replacement);
-            at = range.end;
+            at = range.end.max(at);
         }
         out.push_str(&url[at..]);
         // A query left empty by the removals: drop its '?' too.
@@ -328,7 +334,7 @@ impl fmt::Display for Roots<'_> {
 pub(crate) fn make_connector(
     params: &TlsParams,
     ca_file: Option<&Path>,
-) -> Result<MakeRustlsConnect, StoreError> {
+) -> Result<Connector, StoreError> {
     let given = ca_file.map(Roots::File).or_else(|| {
         params.root_cert.as_deref().map(|p| {
             if p == Path::new(SYSTEM_ROOTS) {
@@ -341,44 +347,47 @@ pub(crate) fn make_connector(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let algorithms = provider.signature_verification_algorithms;
 
-    let (verifier, mode): (Arc<dyn ServerCertVerifier>, &str) = match (params.verify, given) {
-        (Verify::None, None) => (Arc::new(NoCertificateCheck { algorithms }), "require"),
-        (verify, given) => {
-            let roots = given.unwrap_or(Roots::System);
-            let store = Arc::new(load_roots(roots)?);
-            let (inner, mode): (Arc<dyn ServerCertVerifier>, &str) = match verify {
-                Verify::Full => (
-                    WebPkiServerVerifier::builder_with_provider(store, provider.clone())
-                        .build()
-                        .map_err(|e| StoreError::Tls {
-                            reason: format!("building the certificate verifier: {e}"),
-                        })?,
-                    "verify-full",
-                ),
-                Verify::Ca => (
-                    Arc::new(ChainCheck {
-                        roots: store,
-                        algorithms,
-                    }),
-                    "verify-ca",
-                ),
-                Verify::None => (
-                    Arc::new(ChainCheck {
-                        roots: store,
-                        algorithms,
-                    }),
-                    "require with a root certificate",
-                ),
-            };
-            let explained = Explained {
-                inner,
-                mode,
-                trusted: roots.to_string(),
-            };
-            (Arc::new(explained), mode)
-        }
-    };
-    tracing::debug!(mode, "database TLS configured");
+    let (verifier, check): (Arc<dyn ServerCertVerifier>, Option<Check>) =
+        match (params.verify, given) {
+            (Verify::None, None) => (Arc::new(NoCertificateCheck { algorithms }), None),
+            (verify, given) => {
+                let roots = given.unwrap_or(Roots::System);
+                let store = Arc::new(load_roots(roots)?);
+                let (verifier, mode): (Arc<dyn ServerCertVerifier>, _) = match verify {
+                    Verify::Full => (
+                        WebPkiServerVerifier::builder_with_provider(store, provider.clone())
+                            .build()
+                            .map_err(|e| StoreError::Tls {
+                                reason: format!("building the certificate verifier: {e}"),
+                            })?,
+                        "sslmode=verify-full",
+                    ),
+                    Verify::Ca => (
+                        Arc::new(ChainCheck {
+                            roots: store,
+                            algorithms,
+                        }),
+                        "sslmode=verify-ca",
+                    ),
+                    Verify::None => (
+                        Arc::new(ChainCheck {
+                            roots: store,
+                            algorithms,
+                        }),
+                        "sslmode=require with a root certificate",
+                    ),
+                };
+                let check = Check {
+                    mode,
+                    trusted: roots.to_string(),
+                };
+                (verifier, Some(check))
+            }
+        };
+    tracing::debug!(
+        check = check.as_ref().map_or("none", |c| c.mode),
+        "database TLS configured"
+    );
 
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -389,7 +398,10 @@ pub(crate) fn make_connector(
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     config.alpn_protocols = vec![POSTGRESQL_ALPN.to_vec()];
-    Ok(MakeRustlsConnect::new(config))
+    Ok(Connector {
+        inner: MakeRustlsConnect::new(config),
+        check: check.map(Arc::new),
+    })
 }
 
 /// Trusted CA certificates from `roots`; an error naming the file when it cannot be
@@ -538,97 +550,95 @@ impl ServerCertVerifier for ChainCheck {
     }
 }
 
-/// A verifier whose certificate errors say which mode refused the server and which
-/// CAs it trusted, so that "UnknownIssuer" becomes something an operator can act on.
+/// What a verifying connector checks, for its error messages.
 #[derive(Debug)]
-struct Explained {
-    inner: Arc<dyn ServerCertVerifier>,
+struct Check {
+    /// The mode, as the user wrote it (`sslmode=verify-full`, …).
     mode: &'static str,
+    /// Which CAs are trusted (`the CA file /etc/pftrack/ca.pem`, …).
     trusted: String,
 }
 
-/// The text of a refused certificate: rustls's reason and what to check.
-#[derive(Debug)]
-struct Refused {
-    text: String,
-}
-
-impl fmt::Display for Refused {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-impl std::error::Error for Refused {}
-
-impl Explained {
-    fn explain(&self, e: rustls::Error) -> rustls::Error {
-        let rustls::Error::InvalidCertificate(cause) = e else {
-            return e;
+impl Check {
+    /// rustls's certificate errors, with what was checked against what, so that
+    /// "UnknownIssuer" becomes something an operator can act on. Other errors
+    /// (I/O, protocol) are returned as they are.
+    fn explain(&self, e: io::Error) -> io::Error {
+        let cause = match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            Some(rustls::Error::InvalidCertificate(cause)) => cause,
+            _ => return e,
         };
-        let what: Cow<'_, str> = match &cause {
+        let what = match cause {
             CertificateError::UnknownIssuer => {
-                "the server's certificate was not issued by a trusted CA (UnknownIssuer)".into()
+                "the server's certificate was not issued by a trusted CA (UnknownIssuer)".to_owned()
             }
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 format!(
-                    "{cause}; {} checks the host name: connect by a name the certificate \
-                     lists, or use sslmode=verify-ca",
-                    self.mode
+                    "{cause}; the host name is checked by sslmode=verify-full, not by \
+                 sslmode=verify-ca: connect by a name the certificate lists"
                 )
-                .into()
             }
-            other => other.to_string().into(),
+            other => format!("the server's certificate was refused: {other}"),
         };
-        let text = format!("{what} (sslmode={}, trusting {})", self.mode, self.trusted);
-        rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(Refused {
-            text,
-        }))))
+        io::Error::new(
+            e.kind(),
+            format!("{what} ({}, trusting {})", self.mode, self.trusted),
+        )
     }
 }
 
-impl ServerCertVerifier for Explained {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-            .map_err(|e| self.explain(e))
-    }
+/// The pool's TLS connector: tokio-postgres-rustls's, with certificate errors that
+/// say what was checked against which CAs.
+#[derive(Clone)]
+pub(crate) struct Connector {
+    inner: MakeRustlsConnect,
+    /// `None` when the server is not verified.
+    check: Option<Arc<Check>>,
+}
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
+type InnerConnect = <MakeRustlsConnect as MakeTlsConnect<Socket>>::TlsConnect;
+type InnerStream = <MakeRustlsConnect as MakeTlsConnect<Socket>>::Stream;
 
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
+impl MakeTlsConnect<Socket> for Connector {
+    type Stream = InnerStream;
+    type TlsConnect = ConnectOne;
+    type Error = <MakeRustlsConnect as MakeTlsConnect<Socket>>::Error;
 
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+    fn make_tls_connect(&mut self, domain: &str) -> Result<ConnectOne, Self::Error> {
+        let inner = <MakeRustlsConnect as MakeTlsConnect<Socket>>::make_tls_connect(
+            &mut self.inner,
+            domain,
+        )?;
+        Ok(ConnectOne {
+            inner,
+            check: self.check.clone(),
+        })
     }
+}
 
-    fn requires_raw_public_keys(&self) -> bool {
-        self.inner.requires_raw_public_keys()
-    }
+/// One TLS handshake to one host.
+pub(crate) struct ConnectOne {
+    inner: InnerConnect,
+    check: Option<Arc<Check>>,
+}
 
-    fn root_hint_subjects(&self) -> Option<&[rustls::DistinguishedName]> {
-        self.inner.root_hint_subjects()
+impl TlsConnect<Socket> for ConnectOne {
+    type Stream = InnerStream;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<InnerStream, io::Error>> + Send>>;
+
+    fn connect(self, stream: Socket) -> Self::Future {
+        let handshake = self.inner.connect(stream);
+        let check = self.check;
+        Box::pin(async move {
+            handshake.await.map_err(|e| match &check {
+                Some(c) => c.explain(e),
+                None => e,
+            })
+        })
     }
 }
 
@@ -761,6 +771,47 @@ mod tests {
         assert_eq!(ex("sslrootcert=/x.pem").0, "");
         let plain = "host=/var/run/postgresql user=root dbname=postgres";
         assert_eq!(ex(plain), (plain.to_owned(), Verify::None, None));
+    }
+
+    #[test]
+    fn repeated_root_certs_are_all_removed() {
+        assert_eq!(
+            ex("postgresql://h/db?a=1&sslrootcert=/x&sslrootcert=/y"),
+            (
+                "postgresql://h/db?a=1&".to_owned(),
+                Verify::None,
+                Some("/y".to_owned())
+            )
+        );
+        assert_eq!(
+            ex("postgresql://h/db?sslrootcert=/x&sslrootcert=/y").0,
+            "postgresql://h/db"
+        );
+        assert_eq!(ex("a=1 sslrootcert=x sslrootcert=y").0, "a=1 ");
+        assert_eq!(ex("sslrootcert=x sslrootcert=y a=1").0, "a=1");
+        for s in [
+            "postgresql://h/db?connect_timeout=5&sslrootcert=/x&sslrootcert=/y",
+            "host=h sslrootcert=x sslrootcert=y",
+        ] {
+            let p = TlsParams::extract(s);
+            assert!(
+                p.url_for_driver.parse::<tokio_postgres::Config>().is_ok(),
+                "{s}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Never panics, and leaves strings without the two keys exactly as they are.
+        #[test]
+        fn extract_never_panics(
+            s in "(postgresql://)?[a-z=&?@ '\\\\%0-9/é]{0,40}(sslmode|sslrootcert)?[=a-z' &-]{0,20}"
+        ) {
+            let p = TlsParams::extract(&s);
+            if !s.contains("sslmode") && !s.contains("sslrootcert") {
+                proptest::prop_assert_eq!(p.url_for_driver, s);
+            }
+        }
     }
 
     #[test]
