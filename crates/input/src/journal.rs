@@ -62,6 +62,34 @@
 //! (pass the [`JournalOptions`], which are `Send`, to that thread) and send the
 //! [`Record`]s (which are `Send`) elsewhere.
 //!
+//! ```no_run
+//! use std::time::Duration;
+//! use pftrack_input::journal::{JournalOptions, JournalReader, JournalSource, JournalStart};
+//!
+//! let options = JournalOptions::new(JournalSource::System, JournalStart::Tail);
+//! let (tx, rx) = std::sync::mpsc::sync_channel(1024);
+//! std::thread::spawn(move || -> Result<(), pftrack_input::InputError> {
+//!     // Opened here: the reader cannot move between threads.
+//!     let mut reader = JournalReader::open(&options)?;
+//!     if !reader.has_files() {
+//!         eprintln!("no readable journal files: is this user in group systemd-journal?");
+//!     }
+//!     loop {
+//!         match reader.next_record()? {
+//!             Some(record) => {
+//!                 if tx.send(record).is_err() {
+//!                     return Ok(()); // the receiver is gone: stop
+//!                 }
+//!             }
+//!             None => reader.wait(Duration::from_secs(1))?,
+//!         }
+//!     }
+//! });
+//! for record in rx {
+//!     println!("{} {}: {}", record.position, record.identifier, record.message.escape_ascii());
+//! }
+//! ```
+//!
 //! # What this module is not
 //!
 //! It does not parse Postfix messages, store cursors (the caller does, together with
@@ -187,6 +215,11 @@ pub struct JournalStats {
 /// Reads Postfix entries from the systemd journal; see the [module docs](self).
 ///
 /// Not `Send`: open it on the thread that uses it.
+///
+/// ```compile_fail
+/// fn is_send<T: Send>() {}
+/// is_send::<pftrack_input::journal::JournalReader>();
+/// ```
 pub struct JournalReader {
     journal: Journal,
     /// Names the journal in errors.
@@ -301,6 +334,21 @@ impl JournalReader {
     /// started at the fallback time (or the head, without one) instead.
     pub fn fell_back(&self) -> bool {
         self.fell_back
+    }
+
+    /// True when the reader could open at least one journal file that holds entries.
+    ///
+    /// Opening the system journal without permission to read it (not root, not in
+    /// group `systemd-journal` or `adm`) succeeds, finds no file and then reads nothing,
+    /// forever and silently; a caller should check this after opening and warn.
+    /// (An empty directory, or a system journal whose files are all empty, also gives
+    /// false.)
+    pub fn has_files(&self) -> bool {
+        // libsystemd notes runtime (/run) and persistent (/var) files of the system
+        // journal; files elsewhere are only seen through the entries they hold.
+        self.journal.has_runtime_files().unwrap_or(false)
+            || self.journal.has_persistent_files().unwrap_or(false)
+            || matches!(self.journal.cutoff_realtime_usec(), Ok(Some(_)))
     }
 
     /// Counts of the entries stepped over so far.

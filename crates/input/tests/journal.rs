@@ -79,6 +79,7 @@ fn files_every_field() {
     let dir = tempfile::tempdir().unwrap();
     let path = build_journal(dir.path(), &[fixture("basic.export")]);
     let mut reader = JournalReader::open(&files(path.clone(), JournalStart::Head)).unwrap();
+    assert!(reader.has_files());
     let records = read_all(&mut reader);
     assert!(!reader.fell_back());
 
@@ -315,6 +316,7 @@ fn follow_empty_directory() {
     let dir = tempfile::tempdir().unwrap();
     let source = JournalSource::Directory(dir.path().to_path_buf());
     let mut tail = JournalReader::open(&JournalOptions::new(source, JournalStart::Tail)).unwrap();
+    assert!(!tail.has_files());
     assert!(tail.next_record().unwrap().is_none());
     assert_eq!(tail.current_cursor(), None);
     build_journal(dir.path(), &[fixture("later.export")]);
@@ -358,6 +360,10 @@ fn live_journald() {
         start: JournalStart::Since(started),
     })
     .unwrap();
+    if !since.has_files() {
+        eprintln!("skipping live journald test: the system journal is not readable by this user");
+        return;
+    }
     let before = follow(&mut since, 1, Duration::from_secs(10));
     assert_eq!(before.len(), 1, "the first entry never arrived");
     assert_eq!(before[0].message, b"before the tail");
