@@ -421,6 +421,77 @@ fn live_journald() {
     assert_eq!(read_all(&mut resumed), rest);
     let unique: HashSet<&str> = rest.iter().map(cursor_of).collect();
     assert_eq!(unique.len(), n);
+
+    // Rotation: journald archives system.journal and starts a new one. The following
+    // reader keeps its place, and cursors of the archived file still resume.
+    let rotated = std::process::Command::new("journalctl")
+        .arg("--rotate")
+        .output()
+        .unwrap();
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    live.native(&format!("{prefix}/smtp"), 4243, "after rotation");
+    let after_rotation = follow(&mut tail, 1, Duration::from_secs(10));
+    assert_eq!(after_rotation.len(), 1);
+    assert_eq!(after_rotation[0].message, b"after rotation");
+    assert!(tail.next_record().unwrap().is_none());
+    let after = JournalStart::AfterCursor {
+        cursor: cursor_of(&before[0]).to_owned(),
+        fallback: None,
+    };
+    let mut resumed = JournalReader::open(&JournalOptions {
+        source: JournalSource::System,
+        identifier_prefixes: vec![prefix.clone()],
+        start: after,
+    })
+    .unwrap();
+    assert!(!resumed.fell_back());
+    let all = read_all(&mut resumed);
+    assert_eq!(all.len(), n + 1);
+    assert_eq!(all[n].message, b"after rotation");
+}
+
+/// The journal file holding the cursor's entry was vacuumed: the reader falls back to
+/// the fallback time in what is left.
+#[test]
+fn vacuumed_cursor_falls_back() {
+    need_journal_remote!();
+    let dir = tempfile::tempdir().unwrap();
+    let old = build_journal(dir.path(), &[fixture("basic.export")]);
+    let old_records =
+        read_all(&mut JournalReader::open(&files(old.clone(), JournalStart::Head)).unwrap());
+    let newer_dir = tempfile::tempdir().unwrap();
+    let newer = build_journal(newer_dir.path(), &[fixture("later.export")]);
+    let moved = dir.path().join("newer.journal");
+    std::fs::rename(&newer, &moved).unwrap();
+
+    let source = JournalSource::Directory(dir.path().to_path_buf());
+    let resume = |fallback| {
+        let start = JournalStart::AfterCursor {
+            cursor: cursor_of(&old_records[7]).to_owned(),
+            fallback,
+        };
+        JournalReader::open(&JournalOptions::new(source.clone(), start)).unwrap()
+    };
+    // Both files there: the cursor is found, the newer file's records follow.
+    let mut reader = resume(Some(t(0)));
+    assert!(!reader.fell_back());
+    assert_eq!(read_all(&mut reader).len(), 2);
+
+    // The old file vacuumed: fall back to the time of the last stored record (here
+    // one between the newer file's two records, to tell it from the head).
+    std::fs::remove_file(&old).unwrap();
+    let mut reader = resume(Some(t(60_005)));
+    assert!(reader.fell_back());
+    let got = read_all(&mut reader);
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].message,
+        b"disconnect from other.example.org[192.0.2.20] ehlo=1 quit=1 commands=2"
+    );
 }
 
 /// Loading speed: builds a journal of [`RATE_ENTRIES`] entries and reads it all.
