@@ -38,8 +38,10 @@
 //!   `sd_journal_test_cursor` that it is *that* entry; reading then resumes with the
 //!   entry after it, so nothing is read twice.
 //! - libsystemd seeks to the *nearest* entry when the cursor's entry is gone
-//!   (vacuumed, rotated away, or the cursor comes from another machine or journal), so
-//!   seeking alone would silently resume at the wrong place. When the check fails, the
+//!   (vacuumed, lost with a volatile journal at reboot, renumbered when journald
+//!   flushes `/run/log/journal` to `/var/log/journal` at boot, or the cursor comes from
+//!   another machine or journal), so seeking alone would silently resume at the wrong
+//!   place. When the check fails, the
 //!   reader seeks to the `fallback` time instead (the caller passes the timestamp of
 //!   its last stored record, so at worst a few records are read again and the
 //!   idempotent store absorbs them), or to the head of the journal without one, and
@@ -54,6 +56,11 @@
 //! [`JournalReader::wait`] (which blocks until the journal changes or the timeout
 //! passes), and again. Rotation and vacuuming are handled by libsystemd: the reader
 //! keeps its place across them.
+//!
+//! Which cursor to store: the one of the last record stored. Entries after it that
+//! matched no prefix are stepped over again on resume, which costs little;
+//! [`JournalReader::current_cursor`] names the last entry stepped over, matching or
+//! not, for a caller that wants to store that once all records before it are stored.
 //!
 //! # Threads
 //!
@@ -143,8 +150,8 @@ const FIELD_PID: &CStr = c"_PID";
 /// Which journal files to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JournalSource {
-    /// The system journal (`/var/log/journal`, `/run/log/journal`): system services and
-    /// the kernel, including journals received from other machines, not user sessions.
+    /// The system journal (`/var/log/journal`, `/run/log/journal`): entries of system
+    /// services and the kernel, not of user sessions (`SD_JOURNAL_SYSTEM`).
     System,
     /// Every journal file in a directory (for example a copied `/var/log/journal/<id>`).
     Directory(PathBuf),
@@ -275,6 +282,10 @@ impl JournalReader {
         journal
             .set_data_threshold(FIELD_SIZE_LIMIT)
             .map_err(|e| journal_error(&label, e))?;
+        // Set up the inotify watches now rather than at the first wait(), so that
+        // changes between opening and that wait are noticed. A failure here shows
+        // again, as an error, at the first wait().
+        let _ = journal.fd();
         let prefixes: Vec<Box<[u8]>> = if options.identifier_prefixes.is_empty() {
             vec![DEFAULT_IDENTIFIER_PREFIX.as_bytes().into()]
         } else {
