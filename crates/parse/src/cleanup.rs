@@ -5,7 +5,7 @@
 
 use nom::bytes::complete::tag;
 
-use crate::common::{Res, angle, ascii_while1, peer, rfind, starts_trailer, trailer};
+use crate::common::{Res, angle, ascii_while1, peer, starts_trailer, trailer};
 use crate::event::{ContentCheck, Event};
 use crate::smtpd::{action_of, action_word};
 
@@ -51,15 +51,20 @@ fn split_origin(s: &str) -> Option<(&str, &str, &str)> {
         if !(starts_trailer(after) || after.starts_with(':')) {
             continue;
         }
+        // The origin is the word right before the `;`; look back only that far, so
+        // a line with many `;` stays linear.
         let before = &s[..pos];
-        let Some(from_at) = rfind(before, " from ") else {
+        let Some(space) = memchr::memrchr(b' ', before.as_bytes()) else {
             continue;
         };
-        let origin = &before[from_at + " from ".len()..];
-        if origin.is_empty() || origin.contains(' ') {
+        let origin = &before[space + 1..];
+        let Some(content) = before[..space].strip_suffix(" from") else {
+            continue;
+        };
+        if origin.is_empty() {
             continue;
         }
-        return Some((&before[..from_at], origin, after));
+        return Some((content, origin, after));
     }
     None
 }
