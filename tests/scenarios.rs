@@ -3,6 +3,8 @@
 //! equal the expected rows. The same log is then loaded again (nothing may change) and
 //! once more with one line per transaction (batching may not change anything).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{
@@ -13,27 +15,60 @@ fn scenario(name: &str) {
     let log = fixture(&format!("scenarios/{name}.log"));
     let log = log.to_str().expect("utf-8 path");
     let db = TestDb::new(name);
-    let args = ["backfill", "--database-url", &db.url, "--year", "2025", "--timezone", "UTC"];
+    let args = [
+        "backfill",
+        "--database-url",
+        &db.url,
+        "--year",
+        "2025",
+        "--timezone",
+        "UTC",
+    ];
     run_ok(&[&args[..], &[log]].concat());
 
     let expected = expected_lines(&fixture(&format!("scenarios/{name}.expected")));
-    assert_rows(&format!("{name}: delivery_status"), &db.query(STATUS_ROWS), &expected);
+    assert_rows(
+        &format!("{name}: delivery_status"),
+        &db.query(STATUS_ROWS),
+        &expected,
+    );
     let noqueue_file = fixture(&format!("scenarios/{name}.noqueue"));
     if noqueue_file.exists() {
-        assert_rows(&format!("{name}: noqueue"), &db.query(NOQUEUE_ROWS), &expected_lines(&noqueue_file));
+        assert_rows(
+            &format!("{name}: noqueue"),
+            &db.query(NOQUEUE_ROWS),
+            &expected_lines(&noqueue_file),
+        );
     }
 
     // A second run reads nothing new and changes nothing.
     let before = db.query(ALL_ROWS);
     run_ok(&[&args[..], &[log]].concat());
-    assert_eq!(before, db.query(ALL_ROWS), "{name}: a re-run changed the database");
+    assert_eq!(
+        before,
+        db.query(ALL_ROWS),
+        "{name}: a re-run changed the database"
+    );
 
     // One line per transaction gives the same rows as one transaction for all.
     let split = TestDb::new(&format!("{name}_split"));
-    let split_args =
-        ["backfill", "--database-url", &split.url, "--year", "2025", "--timezone", "UTC", "--batch-lines", "1"];
+    let split_args = [
+        "backfill",
+        "--database-url",
+        &split.url,
+        "--year",
+        "2025",
+        "--timezone",
+        "UTC",
+        "--batch-lines",
+        "1",
+    ];
     run_ok(&[&split_args[..], &[log]].concat());
-    assert_eq!(before, split.query(ALL_ROWS), "{name}: batching changed the result");
+    assert_eq!(
+        before,
+        split.query(ALL_ROWS),
+        "{name}: batching changed the result"
+    );
 }
 
 #[test]

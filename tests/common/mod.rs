@@ -40,7 +40,11 @@ pub fn psql(url: &str, sql: &str) -> String {
         .env("PGTZ", "UTC")
         .output()
         .expect("psql runs");
-    assert!(out.status.success(), "psql failed: {}\n{sql}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "psql failed: {}\n{sql}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -53,8 +57,10 @@ pub struct TestDb {
 impl TestDb {
     pub fn new(label: &str) -> TestDb {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let clean: String =
-            label.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        let clean: String = label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
         let name = format!("pftrack_t{}_{}_{}", std::process::id(), n, clean);
         let admin = admin_url();
         psql(&admin, &format!("DROP DATABASE IF EXISTS {name}"));
@@ -81,7 +87,12 @@ impl Drop for TestDb {
         }
         let _ = Command::new("psql")
             .arg(admin_url())
-            .args(["-X", "-q", "-c", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)])
+            .args([
+                "-X",
+                "-q",
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
             .output();
     }
 }

@@ -211,17 +211,16 @@ impl Extractor {
                     sasl_username: sasl_username.map(str::to_owned),
                     ..MessageUpdate::default()
                 };
-                if let Some(orig) = orig_queue_id.filter(|orig| orig != queue_id) {
-                    if let Some(parent) = self.find_open(host, orig, at) {
-                        if parent.arrived_at <= key.arrived_at {
-                            update.parent = Some(ParentLink {
-                                queue_id: parent.queue_id,
-                                arrived_at: parent.arrived_at,
-                                kind: LinkKind::Reinjection,
-                            });
-                            self.stats.links += 1;
-                        }
-                    }
+                if let Some(orig) = orig_queue_id.filter(|orig| orig != queue_id)
+                    && let Some(parent) = self.find_open(host, orig, at)
+                    && parent.arrived_at <= key.arrived_at
+                {
+                    update.parent = Some(ParentLink {
+                        queue_id: parent.queue_id,
+                        arrived_at: parent.arrived_at,
+                        kind: LinkKind::Reinjection,
+                    });
+                    self.stats.links += 1;
                 }
                 out(Fact::Message {
                     key,
@@ -430,8 +429,10 @@ impl Extractor {
     ) {
         let key = self.resolve(host, queue_id, at, Lookup::Attach);
         let whole_message = matches!(r.stage, "END-OF-MESSAGE" | "DATA" | "BDAT");
-        let mut update =
-            MessageUpdate { sender: r.from.map(str::to_owned), ..MessageUpdate::default() };
+        let mut update = MessageUpdate {
+            sender: r.from.map(str::to_owned),
+            ..MessageUpdate::default()
+        };
         let status = match r.action {
             RejectAction::Reject | RejectAction::MilterReject | RejectAction::ProxyReject => {
                 Some(RecipientStatus::Rejected)
@@ -487,8 +488,10 @@ impl Extractor {
         out: &mut impl FnMut(Fact),
     ) {
         let key = self.resolve(host, c.queue_id, at, Lookup::Attach);
-        let mut update =
-            MessageUpdate { sender: c.from.map(str::to_owned), ..MessageUpdate::default() };
+        let mut update = MessageUpdate {
+            sender: c.from.map(str::to_owned),
+            ..MessageUpdate::default()
+        };
         let status = match c.action {
             RejectAction::Reject | RejectAction::MilterReject => Some(RecipientStatus::Rejected),
             RejectAction::Discard | RejectAction::MilterDiscard => Some(RecipientStatus::Discarded),
@@ -617,20 +620,18 @@ impl Extractor {
                 };
             }
         }
-        if lookup == Lookup::Attach {
-            if let Some((qid, closed)) = self
+        if lookup == Lookup::Attach
+            && let Some((qid, closed)) = self
                 .closed
                 .get(host)
                 .and_then(|m| m.get_key_value(queue_id))
-            {
-                if closed.valid_at(at) {
-                    return MessageKey {
-                        host: host.clone(),
-                        queue_id: qid.clone(),
-                        arrived_at: closed.arrived_at,
-                    };
-                }
-            }
+            && closed.valid_at(at)
+        {
+            return MessageKey {
+                host: host.clone(),
+                queue_id: qid.clone(),
+                arrived_at: closed.arrived_at,
+            };
         }
         // A new life of this queue id.
         let qid: Arc<str> = Arc::from(queue_id);

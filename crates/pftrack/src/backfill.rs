@@ -38,8 +38,23 @@ const PROGRESS_EVERY: u64 = 1 << 14;
 #[derive(Debug, clap::Args)]
 pub struct BackfillArgs {
     /// Log files or directories (a rotated set is read oldest first).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "journal")]
     paths: Vec<PathBuf>,
+    /// Load from the journal instead of files, up to its end, then exit.
+    #[arg(long, conflicts_with = "paths")]
+    pub journal: bool,
+    /// With --journal: read the journal files in this directory.
+    #[arg(long, value_name = "DIR", requires = "journal")]
+    journal_dir: Option<PathBuf>,
+    /// With --journal: read these journal files.
+    #[arg(long, value_name = "FILE", requires = "journal")]
+    journal_file: Vec<PathBuf>,
+    /// With --journal: where to start when no cursor is stored (`7d`, RFC 3339, `now`).
+    #[arg(long, requires = "journal")]
+    since: Option<String>,
+    /// With --journal: stop at the first entry after this RFC 3339 time.
+    #[arg(long, requires = "journal")]
+    until: Option<String>,
     /// Year of each file's first yearless stamp (default: inferred from its mtime).
     #[arg(long)]
     year: Option<i32>,
@@ -52,6 +67,29 @@ pub struct BackfillArgs {
     /// Lines per transaction.
     #[arg(long, default_value_t = BACKFILL_BATCH_LINES)]
     batch_lines: u64,
+}
+
+impl BackfillArgs {
+    /// The journal to read with `--journal`.
+    pub fn journal_args(&self) -> crate::follow::JournalArgs {
+        crate::follow::JournalArgs {
+            journal_dir: self.journal_dir.clone(),
+            journal_file: self.journal_file.clone(),
+            since: self.since.clone(),
+        }
+    }
+
+    /// `--until` as a time.
+    pub fn until_time(&self) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+        self.until
+            .as_deref()
+            .map(|u| {
+                chrono::DateTime::parse_from_rfc3339(u)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .with_context(|| format!("--until {u:?} is not an RFC 3339 time"))
+            })
+            .transpose()
+    }
 }
 
 /// The summary printed at the end.
@@ -256,8 +294,9 @@ fn read_files(
         let shown_path: Arc<str> = Arc::from(path.display().to_string());
         let mut last_timestamp = None;
         let mut failed = false;
-        loop {
-            let Some(item) = reader.next() else { break };
+        // Not a `for` loop: the body needs the reader too (for its checkpoint).
+        #[allow(clippy::while_let_on_iterator)]
+        while let Some(item) = reader.next() {
             out.lines += 1;
             batch_lines_now += 1;
             match item {
@@ -291,14 +330,14 @@ fn read_files(
                     break;
                 }
             }
-            if out.lines % PROGRESS_EVERY == 0 {
-                if let Some(bar) = progress {
-                    let rate = out.lines as f64 / started.elapsed().as_secs_f64().max(1e-3);
-                    bar.set_message(format!(
-                        "{shown_path}: {} lines ({rate:.0} lines/s)",
-                        out.lines
-                    ));
-                }
+            if out.lines.is_multiple_of(PROGRESS_EVERY)
+                && let Some(bar) = progress
+            {
+                let rate = out.lines as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                bar.set_message(format!(
+                    "{shown_path}: {} lines ({rate:.0} lines/s)",
+                    out.lines
+                ));
             }
             if batch_lines_now >= batch_lines {
                 let mut checkpoints = std::mem::take(&mut done_checkpoints);

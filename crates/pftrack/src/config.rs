@@ -151,13 +151,13 @@ impl Config {
             tz.parse::<pftrack_input::Zone>()
                 .map_err(|e| anyhow::anyhow!("timezone: {e}"))?;
         }
-        if let Some(level) = &self.log_level {
-            if !matches!(
+        if let Some(level) = &self.log_level
+            && !matches!(
                 level.as_str(),
                 "error" | "warn" | "info" | "debug" | "trace"
-            ) {
-                bail!("log_level: {level:?} is not one of error, warn, info, debug, trace");
-            }
+            )
+        {
+            bail!("log_level: {level:?} is not one of error, warn, info, debug, trace");
         }
         Ok(())
     }

@@ -10,6 +10,8 @@ mod backfill;
 mod config;
 /// Human durations (`90d`).
 mod duration;
+/// Following the journal: the daemon and journal backfills.
+mod follow;
 /// Reading records, classifying and parsing them: shared by every command.
 mod ingest;
 /// `pftrack parse`: records as JSON.
@@ -52,6 +54,8 @@ enum Command {
     Backfill(backfill::BackfillArgs),
     /// Apply database migrations.
     Migrate,
+    /// Follow the journal and store deliveries as they happen (the systemd service).
+    Run(follow::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,12 +79,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Parse(args) => parse_cmd::run(&args, &config),
         Command::Backfill(args) => {
             let url = config.database_url(cli.database_url.as_deref())?;
-            runtime()?.block_on(backfill::run(args, &config, &url))
+            if args.journal {
+                let mode = follow::Mode::Once {
+                    until: args.until_time()?,
+                };
+                runtime()?.block_on(follow::run(&args.journal_args(), mode, &config, &url))
+            } else {
+                runtime()?.block_on(backfill::run(args, &config, &url))
+            }
+        }
+        Command::Run(args) => {
+            let url = config.database_url(cli.database_url.as_deref())?;
+            runtime()?.block_on(follow::run(
+                &args.journal,
+                follow::Mode::Daemon,
+                &config,
+                &url,
+            ))
         }
         Command::Migrate => {
             let url = config.database_url(cli.database_url.as_deref())?;
             runtime()?.block_on(async {
-                let store = pftrack_store::Store::connect_with(&url, config.database.ca_file.as_deref()).await?;
+                let store =
+                    pftrack_store::Store::connect_with(&url, config.database.ca_file.as_deref())
+                        .await?;
                 let applied = store.migrate().await?;
                 println!("applied {applied} migration(s) to {}", store.target());
                 Ok(ExitCode::SUCCESS)

@@ -33,6 +33,8 @@ pub struct WorkItem {
 pub struct WriterTotals {
     /// Batches committed.
     pub batches: u64,
+    /// Lines (or journal records) covered by the committed batches.
+    pub lines: u64,
     /// Rows written.
     pub rows: WriteStats,
 }
@@ -42,12 +44,24 @@ pub struct WriterTotals {
 /// `None`); anything else ends the writer with the error.
 pub async fn run(
     store: Store,
+    rx: mpsc::Receiver<WorkItem>,
+    give_up_after: Option<Duration>,
+) -> anyhow::Result<WriterTotals> {
+    run_with(store, rx, give_up_after, |_, _| {}).await
+}
+
+/// Like [`run`], calling `on_commit` after each commit.
+pub async fn run_with(
+    store: Store,
     mut rx: mpsc::Receiver<WorkItem>,
     give_up_after: Option<Duration>,
+    mut on_commit: impl FnMut(&WorkItem, &WriteStats),
 ) -> anyhow::Result<WriterTotals> {
     let mut totals = WriterTotals::default();
     while let Some(item) = rx.recv().await {
         let stats = write_with_retry(&store, &item, give_up_after).await?;
+        on_commit(&item, &stats);
+        totals.lines += item.lines;
         totals.batches += 1;
         totals.rows.messages += stats.messages;
         totals.rows.recipients += stats.recipients;

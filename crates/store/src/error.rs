@@ -22,6 +22,9 @@ pub enum StoreError {
         target: String,
         /// Why.
         reason: String,
+        /// Whether trying again later may help (the server is down or restarting),
+        /// as opposed to a refusal (authentication, TLS, unknown database).
+        transient: bool,
     },
     /// Migrations failed.
     #[error("applying database migrations failed: {reason}")]
@@ -61,13 +64,24 @@ impl StoreError {
     }
 
     pub(crate) fn from_pool(target: &str, e: deadpool_postgres::PoolError) -> Self {
-        let reason = match &e {
-            deadpool_postgres::PoolError::Backend(b) => error_chain(b),
-            other => other.to_string(),
+        let (reason, transient) = match &e {
+            deadpool_postgres::PoolError::Backend(b) => {
+                let chain = error_chain(b);
+                // The server answered and refused (wrong password, no such database,
+                // too many connections is the exception), or TLS verification failed:
+                // retrying the same thing cannot help.
+                let refused = match b.code() {
+                    Some(code) => code.code() != "53300" && !code.code().starts_with("57P"),
+                    None => chain.contains("certificate") || chain.contains("sslmode"),
+                };
+                (chain, !refused)
+            }
+            other => (other.to_string(), true),
         };
         StoreError::Pool {
             target: target.to_owned(),
             reason,
+            transient,
         }
     }
 
@@ -75,7 +89,7 @@ impl StoreError {
     /// or the transaction hit a serialization failure or deadlock.
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Pool { .. } => true,
+            StoreError::Pool { transient, .. } => *transient,
             StoreError::Query { source, .. } => {
                 if source.is_closed() {
                     return true;

@@ -94,10 +94,13 @@ impl Store {
         let target = redact_url(url);
         let tls_params = tls::TlsParams::extract(url);
         let mut config: tokio_postgres::Config =
-            tls_params.url_for_driver.parse().map_err(|source| StoreError::Config {
-                target: target.clone(),
-                source,
-            })?;
+            tls_params
+                .url_for_driver
+                .parse()
+                .map_err(|source| StoreError::Config {
+                    target: target.clone(),
+                    source,
+                })?;
         apply_libpq_defaults(&mut config);
         let connector = tls::make_connector(&tls_params, ca_file)?;
         let manager = Manager::from_config(
@@ -113,6 +116,7 @@ impl Store {
             .map_err(|e| StoreError::Pool {
                 target: target.clone(),
                 reason: e.to_string(),
+                transient: false,
             })?;
         let store = Store { pool, target };
         // Fail early, with a clear message, when the server cannot be reached.
@@ -262,20 +266,19 @@ fn apply_libpq_defaults(config: &mut tokio_postgres::Config) {
             .unwrap_or(&DEFAULT_SOCKET_DIRS[0]);
         config.host_path(dir);
     }
-    if config.get_user().is_none() {
-        if let Some(user) = std::env::var("PGUSER")
+    if config.get_user().is_none()
+        && let Some(user) = std::env::var("PGUSER")
             .ok()
             .or_else(|| std::env::var("USER").ok())
             .or_else(|| std::env::var("LOGNAME").ok())
             .or_else(login_name_from_passwd)
-        {
-            config.user(user);
-        }
+    {
+        config.user(user);
     }
-    if config.get_dbname().is_none() {
-        if let Ok(db) = std::env::var("PGDATABASE") {
-            config.dbname(db);
-        }
+    if config.get_dbname().is_none()
+        && let Ok(db) = std::env::var("PGDATABASE")
+    {
+        config.dbname(db);
     }
 }
 
@@ -283,7 +286,12 @@ fn apply_libpq_defaults(config: &mut tokio_postgres::Config) {
 /// `getpwuid` for), for environments without `USER`.
 fn login_name_from_passwd() -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().next()?.to_owned();
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_owned();
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|line| {
         let mut fields = line.split(':');
