@@ -332,37 +332,35 @@ second_run() {
 }
 check "second run reports changed=0" second_run
 
-# The other way to get the binary: build it on the target with cargo. When
-# the binary under test is cargo's output (<target>/{debug,release}/pftrack),
-# the role builds this source tree into that same target directory, which is
-# quick when it is up to date, and installs the result.
+# The other way to get the binary: build it on the target with cargo. The
+# source is the committed tree (git archive HEAD, so that another person's
+# unfinished edits in the work tree do not matter), kept with its own target
+# directory under /opt/pftrack-ci so that a later run rebuilds only what
+# changed. git archive keeps the commit's time as the files' mtime, so an
+# unchanged commit is not rebuilt.
+BUILD_SRC=/opt/pftrack-ci/build-src
+BUILD_TARGET=/opt/pftrack-ci/build-target
 build_from_source() {
-    local tdir profile_dir profile cargo_bin
-    profile_dir=$(basename "$(dirname "$BIN")")
-    tdir=$(dirname "$(dirname "$BIN")")
-    case "$profile_dir" in
-        debug) profile=dev ;;
-        release) profile=release ;;
-        *)
-            echo "#   $BIN is not in a cargo target directory: build-from-source not tried"
-            return 1
-            ;;
-    esac
+    local cargo_bin
     cargo_bin=$(command -v cargo || echo "$HOME/.cargo/bin/cargo")
+    [ -x "$cargo_bin" ] || { echo "#   no cargo on this machine"; return 1; }
+    rm -rf "$BUILD_SRC" && mkdir -p "$BUILD_SRC" "$BUILD_TARGET" || return 1
+    git -C "$REPO" archive HEAD | tar -x -C "$BUILD_SRC" || return 1
     cat >"$WORK/vars-build.yml" <<VARS
 pftrack_build_from_source: true
-pftrack_source_dir: "$REPO"
+pftrack_source_dir: "$BUILD_SRC"
 pftrack_cargo: "$cargo_bin"
-pftrack_cargo_profile: $profile
-pftrack_cargo_target_dir: "$tdir"
+pftrack_cargo_profile: dev
+pftrack_cargo_target_dir: "$BUILD_TARGET"
 VARS
     ansible-playbook -i "$HERE/inventory.yml" -e "@$WORK/vars.yml" -e "@$WORK/vars-build.yml" \
         "$REPO/ansible/playbook.yml" >"$WORK/run-build.log" 2>&1 ||
-        { tail -40 "$WORK/run-build.log"; return 1; }
+        { grep -E '^(fatal|TASK)' "$WORK/run-build.log" | tail -5; tail -c 3000 "$WORK/run-build.log"; return 1; }
     grep -A1 'TASK \[pftrack : Build pftrack with cargo\]' "$WORK/run-build.log" | grep -Eq '^(ok|changed):' ||
         { echo "#   the build task did not run"; return 1; }
     echo "#   build-from-source run: changed=$(recap -build changed)"
-    cmp -s "$tdir/$profile_dir/pftrack" /usr/local/bin/pftrack
+    cmp -s "$BUILD_TARGET/debug/pftrack" /usr/local/bin/pftrack &&
+        /usr/local/bin/pftrack migrate --help >/dev/null
 }
 check "pftrack_build_from_source: cargo builds on the target and the role installs that binary" build_from_source
 
