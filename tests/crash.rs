@@ -1,0 +1,219 @@
+//! Nothing lost, nothing twice: a backfill killed with SIGKILL at random moments and
+//! then re-run leaves exactly the database of one uninterrupted run; re-running a
+//! finished backfill changes nothing; a rotated, partly gzipped set of the same lines
+//! gives the same rows as the single file.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use common::{ALL_ROWS, TestDb, pftrack, run_ok};
+use pftrack_loggen::{GenConfig, StampFormat, generate};
+
+/// Lines in the generated log: enough for dozens of transactions at the batch size
+/// below, small enough for a debug build.
+const LINES: u64 = 60_000;
+/// Small batches make many commits, so kills land between and inside transactions.
+const BATCH_LINES: &str = "500";
+/// Kills per run of the test.
+const KILLS: usize = 6;
+
+fn generated_log(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("mail.log");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let config = GenConfig {
+        seed: 7,
+        lines: LINES,
+        format: StampFormat::Classic,
+        hosts: vec!["mx1".into(), "mx2".into()],
+        messages_per_second: 20.0,
+        queue_id_space: 4096,
+        ..GenConfig::default()
+    };
+    generate(&config, &mut file).unwrap();
+    file.flush().unwrap();
+    path
+}
+
+fn backfill_args<'a>(db: &'a TestDb, path: &'a str) -> Vec<&'a str> {
+    vec![
+        "backfill",
+        "--database-url",
+        &db.url,
+        "--year",
+        "2025",
+        "--timezone",
+        "UTC",
+        "--batch-lines",
+        BATCH_LINES,
+        path,
+    ]
+}
+
+/// Positions without their wall-clock update time.
+const POSITIONS: &str =
+    "SELECT source, byte_offset, line, complete FROM input_position ORDER BY source";
+
+#[test]
+fn kill_9_at_random_moments_then_rerun_equals_one_clean_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = generated_log(dir.path());
+    let log = log.to_str().unwrap();
+
+    let clean = TestDb::new("crash_clean");
+    let started = Instant::now();
+    run_ok(&backfill_args(&clean, log));
+    let clean_run = started.elapsed();
+    let expected = clean.query(ALL_ROWS);
+    assert!(
+        expected.lines().count() > 10_000,
+        "the log should produce many rows"
+    );
+
+    // Re-running the finished backfill changes nothing.
+    run_ok(&backfill_args(&clean, log));
+    assert_eq!(
+        expected,
+        clean.query(ALL_ROWS),
+        "a re-run changed the database"
+    );
+
+    let crashed = TestDb::new("crash_killed");
+    // Deterministic "random" kill moments spread over the clean run's duration.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut kills = 0;
+    for _ in 0..KILLS {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let fraction = (seed % 1000) as f64 / 1000.0;
+        let delay = clean_run.mul_f64(0.05 + 0.6 * fraction);
+        let mut child = pftrack()
+            .args(backfill_args(&crashed, log))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(
+        kills > 0,
+        "no run was killed: the clean run took only {clean_run:?}"
+    );
+    run_ok(&backfill_args(&crashed, log));
+
+    let got = crashed.query(ALL_ROWS);
+    if got != expected {
+        let exp: std::collections::BTreeSet<&str> = expected.lines().collect();
+        let got_set: std::collections::BTreeSet<&str> = got.lines().collect();
+        let missing: Vec<_> = exp.difference(&got_set).take(5).collect();
+        let extra: Vec<_> = got_set.difference(&exp).take(5).collect();
+        panic!(
+            "after {kills} kills the database differs\nmissing: {missing:#?}\nextra: {extra:#?}"
+        );
+    }
+    assert_eq!(clean.query(POSITIONS), crashed.query(POSITIONS));
+}
+
+#[test]
+fn rotated_gzipped_set_equals_the_single_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = generated_log(dir.path());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let third = lines.len() / 3;
+    let parts = [
+        &lines[..third],
+        &lines[third..2 * third],
+        &lines[2 * third..],
+    ];
+    let rotated = dir.path().join("rotated");
+    std::fs::create_dir(&rotated).unwrap();
+    // Oldest is mail.log.2.gz, then mail.log.1.gz, then mail.log (plain).
+    for (name, part) in [("mail.log.2.gz", parts[0]), ("mail.log.1.gz", parts[1])] {
+        let f = std::fs::File::create(rotated.join(name)).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+        for l in part {
+            writeln!(gz, "{l}").unwrap();
+        }
+        gz.finish().unwrap();
+    }
+    let mut plain = std::fs::File::create(rotated.join("mail.log")).unwrap();
+    for l in parts[2] {
+        writeln!(plain, "{l}").unwrap();
+    }
+    drop(plain);
+
+    let single = TestDb::new("rot_single");
+    run_ok(&backfill_args(&single, log.to_str().unwrap()));
+    let set = TestDb::new("rot_set");
+    // The directory: the reader orders the set oldest first.
+    run_ok(&backfill_args(&set, rotated.to_str().unwrap()));
+    assert_eq!(single.query(ALL_ROWS), set.query(ALL_ROWS));
+    assert_eq!(
+        set.query("SELECT count(*) FROM input_position WHERE complete")
+            .trim(),
+        "3"
+    );
+}
+
+#[test]
+fn unreadable_file_is_named_and_others_are_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("mail.log");
+    std::fs::write(
+        &log,
+        b"Mar 14 06:25:01 mx1 postfix/qmgr[900]: 4BC7D1A0F3: removed\n\x00\x01 garbage \xff\n",
+    )
+    .unwrap();
+    let missing = dir.path().join("does-not-exist.log");
+    let db = TestDb::new("unreadable");
+    let out = pftrack()
+        .args(["backfill", "--database-url", &db.url, "--json"])
+        .arg(&missing)
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an unreadable file makes the exit code 1"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("does-not-exist.log"), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["records"], 1);
+    assert_eq!(summary["malformed"], 1);
+    assert_eq!(summary["files_failed"], 1);
+    assert_eq!(db.query("SELECT count(*) FROM delivery_from").trim(), "1");
+}
+
+#[test]
+fn unreachable_database_is_a_clear_error_without_password() {
+    let out = pftrack()
+        .args([
+            "backfill",
+            "--database-url",
+            "postgresql://pftrack:s3cret@127.0.0.1:1/pftrack",
+            "fixtures/scenarios/single_delivery.log",
+        ])
+        .current_dir(common::repo())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("postgresql://pftrack:***@127.0.0.1:1/pftrack"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}
