@@ -86,12 +86,12 @@ pub(crate) fn rfind(hay: &str, needle: &str) -> Option<usize> {
 /// Shortest short queue id accepted: Postfix writes five hex digits of
 /// microseconds followed by the inode number in hex, so real ids have at least six
 /// characters; five is accepted because test suites use such ids.
-pub(crate) const SHORT_QID_MIN: usize = 5;
+pub const SHORT_QID_MIN: usize = 5;
 
 /// Number of base-52 time characters before the `z` of a long queue id: six or more
 /// for the seconds and exactly four for the microseconds (`MQID_LG_TIME_PAD` in
 /// Postfix's `mail_queue.h`).
-pub(crate) const LONG_QID_TIME_MIN: usize = 10;
+pub const LONG_QID_TIME_MIN: usize = 10;
 
 /// Longest token considered as a queue id at all; anything longer is text. Postfix
 /// bounds queue file names by the hostname length limit (255).
@@ -177,7 +177,11 @@ impl QidScan {
     }
 }
 
-/// True when `s` is a Postfix queue id, short or long (`NOQUEUE` is not).
+/// True when `s` is a Postfix queue id: short (upper-case hex, at least
+/// [`SHORT_QID_MIN`] characters; a trailing run of `X` from an anonymiser is
+/// tolerated) or long (`enable_long_queue_ids`: at least [`LONG_QID_TIME_MIN`]
+/// alphanumerics, the `z` separator, then the inode part). `NOQUEUE` and ordinary
+/// words are not.
 pub fn is_queue_id(s: &str) -> bool {
     let scan = scan_qid(s.as_bytes());
     scan.len == s.len() && scan.is_qid()

@@ -12,6 +12,26 @@
 //! postscreen or tlsproxy), so custom transport names (`postfix/amavis/smtp`, a
 //! `pipe` service called `dovecot`) parse like their base daemons.
 //!
+//! What is recognised, by message shape (see [`Event`] for the fields):
+//!
+//! | shape | events |
+//! |---|---|
+//! | `QID: to=<…>, relay=…, …, status=… (…)` from any daemon | [`Event::Delivery`] |
+//! | `QID: client=…`, `QID: message-id=…`, `QID: uid=… from=<…>` | [`Event::SmtpdClient`], [`Event::MessageId`], [`Event::Pickup`] |
+//! | `QID: from=<…>, size=…`, `QID: removed`, `QID: from=<…>, status=expired, …` | [`Event::QueueActive`], [`Event::Removed`], [`Event::Expired`] |
+//! | `QID: ` or `NOQUEUE: ` + `ACTION: STAGE from host[ip]: reply; from=<…> …` | [`Event::Reject`] (smtpd, postscreen, cleanup milters, proxy) |
+//! | `QID: ACTION: header … from origin; …: text` (also `body`) | [`Event::ContentCheck`] |
+//! | `QID: … notification: NEWQID`, postsuper `QID: requeued` … | [`Event::Notification`], [`Event::Postsuper`] |
+//! | smtpd `connect from`, `disconnect from`, `lost connection after`, TLS | [`Event::Connect`], [`Event::Disconnect`], [`Event::SessionEnded`], … |
+//! | postscreen verdicts, dnsblog, tlsproxy, anvil, scache, master | the `Postscreen*`, [`Event::DnsblogListed`], … variants |
+//! | `warning:`/`error:`/`fatal:`/`panic:` | [`Event::Warning`] (with queue id and client when named), … |
+//! | `-v` traces (`function_name: …`) | [`Event::Verbose`] |
+//! | anything else with a queue id / without | [`Event::QueueOther`] / [`Event::Unknown`] |
+//!
+//! Queue ids are recognised by their form (short: upper-case hex; long: base-52 time,
+//! `z`, inode; see [`is_queue_id`]), never by length, so `hostname:` or `NOQUEUE:` are
+//! not taken for one.
+//!
 //! This crate is **not** a syslog splitter (see `pftrack-input`), does no I/O, reads no
 //! clock and keeps no state: correlating events into messages is `pftrack-extract`'s job.
 
@@ -24,7 +44,7 @@ mod postscreen;
 mod queue;
 mod smtpd;
 
-pub use common::is_queue_id;
+pub use common::{LONG_QID_TIME_MIN, SHORT_QID_MIN, is_queue_id};
 pub use event::*;
 
 use admin::Level;
@@ -407,5 +427,242 @@ mod tests {
             parse("smtpd", "NOQUEUE: frobbed"),
             Event::Unknown { .. }
         ));
+    }
+
+    #[test]
+    fn decision_stages() {
+        for (line, stage, code) in [
+            (
+                "NOQUEUE: reject: EHLO from host[10.0.0.1]: 504 5.5.2 <bogus>: Helo command rejected: need fully-qualified hostname; proto=SMTP helo=<bogus>",
+                "EHLO",
+                Some(504),
+            ),
+            (
+                "NOQUEUE: reject_warning: HELO from host[10.0.0.1]: 554 <to@sample.net>: Relay access denied; proto=SMTP helo=<example.com>",
+                "HELO",
+                Some(554),
+            ),
+            (
+                "NOQUEUE: reject: ETRN from host[10.0.0.1]: 554 5.7.1 <example.com>: Etrn command rejected: Access denied; proto=ESMTP helo=<example.com>",
+                "ETRN",
+                Some(554),
+            ),
+            (
+                "44JCRG5tYPzCqt2: reject: BDAT from signing-milter.example.com[192.0.2.109]: 550 5.5.3 <DATA>: Data command rejected: Multi-recipient bounce; from=<> to=<some@example.com> proto=ESMTP helo=<domain.tld>",
+                "BDAT",
+                Some(550),
+            ),
+            (
+                "1D8CC1CA0A7F: milter-reject: DATA from x.example.com[192.0.2.151]: 550 5.7.1 Command rejected; from=<a@b> to=<c@d> proto=ESMTP helo=<h>",
+                "DATA",
+                Some(550),
+            ),
+            (
+                "NOQUEUE: milter-reject: CONNECT from milterS.example.com[10.0.0.2]: 451 4.7.1 Service unavailable - try again later; proto=SMTP",
+                "CONNECT",
+                Some(451),
+            ),
+        ] {
+            let Event::Reject(r) = parse("smtpd", line) else {
+                panic!("{line}")
+            };
+            assert_eq!((r.stage, r.code), (stage, code), "{line}");
+        }
+        // postscreen separates the trailer fields with `, `.
+        let Event::Reject(r) = parse(
+            "postscreen",
+            "NOQUEUE: reject: RCPT from [182.98.255.184]:2413: 550 5.5.1 Protocol error; from=<lvtowxfdp@yahoo.com>, to=<tom@example.com>, proto=SMTP, helo=<mx32.usaindiamunish.net>",
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            r.client,
+            Some(Peer {
+                name: "",
+                addr: "182.98.255.184",
+                port: Some(2413)
+            })
+        );
+        assert_eq!(
+            (r.from, r.to, r.proto),
+            (
+                Some("lvtowxfdp@yahoo.com"),
+                Some("tom@example.com"),
+                Some("SMTP")
+            )
+        );
+        assert_eq!(r.helo, Some("mx32.usaindiamunish.net"));
+    }
+
+    #[test]
+    fn cleanup_actions() {
+        for (line, action, word, text) in [
+            (
+                "DEADBEEF: hold: header Subject: Hold Test from local; from=<efrom@example.com> to=<eto@sample.net>: optional text...",
+                RejectAction::Hold,
+                "hold",
+                Some("optional text..."),
+            ),
+            (
+                "DEADBEEF: redirect: body Original drugs from hb.example.com[10.0.0.1]; from=<efrom@example.com> to=<eto@sample.net> proto=SMTP helo=<example.com>: user@domain",
+                RejectAction::Redirect,
+                "redirect",
+                Some("user@domain"),
+            ),
+            (
+                "DEADBEEF: discard: header Subject: **SPAM** Blah... from hb.example.com[10.0.0.1]; from=<efrom@example.com> to=<eto@sample.net> proto=ESMTP helo=<example.com>",
+                RejectAction::Discard,
+                "discard",
+                None,
+            ),
+            (
+                "DEADBEEF: filter: header To: to@example.com from hb.example.com[10.0.0.1]; from=<efrom@example.com> to=<eto@sample.net> proto=ESMTP helo=<example.com>: transport:destination",
+                RejectAction::Filter,
+                "filter",
+                Some("transport:destination"),
+            ),
+            (
+                "DEADBEEF: replace: header Rubble: flintstone from localhost[127.0.0.1]; from=<efrom@apple.com> to=<eto@sample.net> proto=ESMTP helo=<example.com>: text...",
+                RejectAction::Other,
+                "replace",
+                Some("text..."),
+            ),
+            (
+                "DEADBEEF: reject: body Subject: Cheap cialis from local; from=<root@localhost>: optional text...",
+                RejectAction::Reject,
+                "reject",
+                Some("optional text..."),
+            ),
+            (
+                "48rT2v1hQrz1J0N: prepend: header X-Spam-Status: Yes, score=45.1 from mx2.example.org[192.0.2.41]; from=<a@b> to=<c@d> proto=ESMTP helo=<mx2>: X-Spam-Status: Yes",
+                RejectAction::Other,
+                "prepend",
+                Some("X-Spam-Status: Yes"),
+            ),
+        ] {
+            let Event::ContentCheck(c) = parse("cleanup", line) else {
+                panic!("{line}")
+            };
+            assert_eq!(
+                (c.action, c.action_word, c.text),
+                (action, word, text),
+                "{line}"
+            );
+        }
+        // A Received: header with `;` and ` from ` inside the content.
+        let Event::ContentCheck(c) = parse(
+            "cleanup",
+            "DEADBEEF: hold: header Received: from x.com (x.com[10.0.0.1])??by example.com (Postfix) with ESMTP id 630BF??for <X>; Thu, 20 Oct 2006 13:27: from example.com[10.0.0.1]; from=<efrom@example.com> to=<eto@sample.net> proto=ESMTP helo=<example.com>",
+        ) else {
+            panic!()
+        };
+        assert!(
+            c.content.ends_with("Thu, 20 Oct 2006 13:27:"),
+            "{}",
+            c.content
+        );
+        assert_eq!(c.client.map(|p| p.addr), Some("10.0.0.1"));
+        // cleanup's milter decisions have the decision shape.
+        for (line, action) in [
+            (
+                "DEADBEEF: milter-hold: END-OF-MESSAGE from milterC.example.com[10.0.0.3]: milter triggers HOLD action; from=<efrom@example.com> to=<eto@example.net> proto=ESMTP helo=<example.com>",
+                RejectAction::MilterHold,
+            ),
+            (
+                "DEADBEEF: milter-discard: END-OF-MESSAGE from milterC.example.com[10.0.0.4]: milter triggers DISCARD action; from=<efrom@example.com> to=<eto@example.net> proto=ESMTP helo=<example.com>",
+                RejectAction::MilterDiscard,
+            ),
+        ] {
+            let Event::Reject(r) = parse("cleanup", line) else {
+                panic!("{line}")
+            };
+            assert_eq!(
+                (r.action, r.stage, r.queue_id),
+                (action, "END-OF-MESSAGE", Some("DEADBEEF"))
+            );
+        }
+    }
+
+    #[test]
+    fn client_with_sasl_sender() {
+        let e = parse(
+            "smtpd",
+            "DEADBEEF: client=example.com[192.168.0.1], sasl_method=LOGIN, sasl_username=user@example.com, sasl_sender=<id352ib@sample.net>",
+        );
+        let Event::SmtpdClient {
+            sasl_method,
+            sasl_username,
+            sasl_sender,
+            ..
+        } = e
+        else {
+            panic!()
+        };
+        assert_eq!(sasl_method, Some("LOGIN"));
+        assert_eq!(sasl_username, Some("user@example.com"));
+        assert_eq!(sasl_sender, Some("<id352ib@sample.net>"));
+    }
+
+    #[test]
+    fn levels_and_lifecycle() {
+        assert_eq!(
+            parse(
+                "smtpd",
+                "panic: myfree: corrupt or unallocated memory block"
+            ),
+            Event::Panic {
+                text: "myfree: corrupt or unallocated memory block"
+            }
+        );
+        assert_eq!(
+            parse(
+                "postfix-script",
+                "fatal: the Postfix mail system is already running"
+            ),
+            Event::Fatal {
+                text: "the Postfix mail system is already running"
+            }
+        );
+        assert!(matches!(
+            parse(
+                "master",
+                "error: open database /etc/postfix/x.db: No such file"
+            ),
+            Event::Error { .. }
+        ));
+        assert!(matches!(
+            parse("postfix-script", "stopping the Postfix mail system"),
+            Event::Lifecycle {
+                action: "stopping",
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse("postfix-script", "refreshing the Postfix mail system"),
+            Event::Lifecycle {
+                action: "refreshing",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn serde_kind_tag() {
+        let e = parse(
+            "qmgr",
+            "838FC8A5F: from=<out@example.org>, size=939, nrcpt=1 (queue active)",
+        );
+        let json = serde_json::to_value(&e).expect("serialise");
+        assert_eq!(json["kind"], e.kind());
+        assert_eq!(json["queue_id"], "838FC8A5F");
+        assert_eq!(json["size"], 939);
+        let e = parse(
+            "smtpd",
+            "NOQUEUE: reject: RCPT from a[192.0.2.1]: 554 5.7.1 no; from=<> to=<b@c>",
+        );
+        let json = serde_json::to_value(&e).expect("serialise");
+        assert_eq!(json["kind"], "reject");
+        assert_eq!(json["action"], "reject");
+        assert_eq!(json["client"]["addr"], "192.0.2.1");
     }
 }
