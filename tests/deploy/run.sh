@@ -9,6 +9,8 @@
 #                      under $CARGO_TARGET_DIR). It must support `migrate`.
 #   PFTRACK_DEPLOY_TLS=0  skip part (h), the remote database over TLS, and
 #                      count its checks as skipped (for a pftrack without TLS).
+#   PFTRACK_DEPLOY_BUILD=0  skip the check that builds pftrack with cargo
+#                      through the role (pftrack_build_from_source).
 #
 # What it changes on this machine (it is meant for a test machine):
 #   - a Python venv with pinned ansible and ansible-lint in $VENV;
@@ -332,26 +334,38 @@ second_run() {
 }
 check "second run reports changed=0" second_run
 
-# The other way to get the binary: build it on the target with cargo. The
-# source is the committed tree (git archive HEAD, so that another person's
-# unfinished edits in the work tree do not matter), kept with its own target
-# directory under /opt/pftrack-ci so that a later run rebuilds only what
-# changed. git archive keeps the commit's time as the files' mtime, so an
-# unchanged commit is not rebuilt.
-BUILD_SRC=/opt/pftrack-ci/build-src
-BUILD_TARGET=/opt/pftrack-ci/build-target
+# The other way to get the binary: build it on the target with cargo.
+# When the sources in the work tree are as committed and the binary under
+# test is cargo's output (<target>/{debug,release}/pftrack), the role builds
+# this tree into that same target directory, which is quick (nothing or
+# little to rebuild). Otherwise (someone's unfinished edits in the work tree)
+# it builds the committed tree (git archive HEAD) in a target directory of
+# its own under /opt/pftrack-ci: slower the first time, and git archive keeps
+# the commit's time as mtime, so an unchanged commit is not rebuilt later.
 build_from_source() {
-    local cargo_bin
+    local cargo_bin src tdir profile_dir profile
     cargo_bin=$(command -v cargo || echo "$HOME/.cargo/bin/cargo")
     [ -x "$cargo_bin" ] || { echo "#   no cargo on this machine"; return 1; }
-    rm -rf "$BUILD_SRC" && mkdir -p "$BUILD_SRC" "$BUILD_TARGET" || return 1
-    git -C "$REPO" archive HEAD | tar -x -C "$BUILD_SRC" || return 1
+    profile_dir=$(basename "$(dirname "$BIN")")
+    if [ -z "$(git -C "$REPO" status --porcelain -- Cargo.toml Cargo.lock crates migrations .cargo 2>&1)" ] &&
+        { [ "$profile_dir" = debug ] || [ "$profile_dir" = release ]; }; then
+        src=$REPO
+        tdir=$(dirname "$(dirname "$BIN")")
+    else
+        src=/opt/pftrack-ci/build-src
+        tdir=/opt/pftrack-ci/build-target
+        profile_dir=debug
+        rm -rf "$src" && mkdir -p "$src" "$tdir" || return 1
+        git -C "$REPO" archive HEAD | tar -x -C "$src" || return 1
+    fi
+    if [ "$profile_dir" = debug ]; then profile=dev; else profile=release; fi
+    echo "#   building $src (profile $profile) into $tdir"
     cat >"$WORK/vars-build.yml" <<VARS
 pftrack_build_from_source: true
-pftrack_source_dir: "$BUILD_SRC"
+pftrack_source_dir: "$src"
 pftrack_cargo: "$cargo_bin"
-pftrack_cargo_profile: dev
-pftrack_cargo_target_dir: "$BUILD_TARGET"
+pftrack_cargo_profile: $profile
+pftrack_cargo_target_dir: "$tdir"
 VARS
     ansible-playbook -i "$HERE/inventory.yml" -e "@$WORK/vars.yml" -e "@$WORK/vars-build.yml" \
         "$REPO/ansible/playbook.yml" >"$WORK/run-build.log" 2>&1 ||
@@ -359,10 +373,12 @@ VARS
     grep -A1 'TASK \[pftrack : Build pftrack with cargo\]' "$WORK/run-build.log" | grep -Eq '^(ok|changed):' ||
         { echo "#   the build task did not run"; return 1; }
     echo "#   build-from-source run: changed=$(recap -build changed)"
-    cmp -s "$BUILD_TARGET/debug/pftrack" /usr/local/bin/pftrack &&
+    cmp -s "$tdir/$profile_dir/pftrack" /usr/local/bin/pftrack &&
         /usr/local/bin/pftrack migrate --help >/dev/null
 }
+[ "${PFTRACK_DEPLOY_BUILD:-1}" = 0 ] && SKIPPING=1
 check "pftrack_build_from_source: cargo builds on the target and the role installs that binary" build_from_source
+SKIPPING=0
 
 # --- (f) the unit under systemd-analyze -------------------------------------------
 verify_unit() {
