@@ -13,8 +13,10 @@
 //! | `message` | `MESSAGE`, as raw bytes (it may be binary and is never made lossy) |
 //! | `position` | [`Position::Journal`] with the entry's cursor |
 //!
-//! Only the needed fields are read, one `sd_journal_get_data` call each, never the whole
-//! entry: the loading phase steps over hundreds of thousands of entries a second.
+//! Each entry's fields are scanned once, without building a map of them: the few
+//! needed are copied into reused buffers and the scan stops as soon as the identifier
+//! rules the entry out, so the loading phase steps over a few hundred thousand
+//! entries per CPU-second.
 //! Journal matches are exact-only, so the identifier prefix is tested here, in code,
 //! on every entry. (`SYSLOG_FACILITY=2` would be a tempting pre-filter, but Postfix's
 //! `syslog_facility` is configurable, so it is not used.)
@@ -104,7 +106,7 @@
 //! default journal namespace only, and does not filter by unit, boot or priority.
 
 use std::collections::HashMap;
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::fmt;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -136,16 +138,17 @@ pub const MAX_WAIT: Duration = Duration::from_secs(3600);
 /// a bound for journals with absurdly many distinct values.
 const INTERN_CAPACITY: usize = 4096;
 
-/// The journal fields read, as C strings for `sd_journal_get_data`.
-const FIELD_IDENTIFIER: &CStr = c"SYSLOG_IDENTIFIER";
+/// The journal fields read, as the `NAME=` prefix of the data `sd_journal_enumerate_data`
+/// returns.
+const FIELD_IDENTIFIER: &[u8] = b"SYSLOG_IDENTIFIER=";
 /// See [`FIELD_IDENTIFIER`].
-const FIELD_MESSAGE: &CStr = c"MESSAGE";
+const FIELD_MESSAGE: &[u8] = b"MESSAGE=";
 /// See [`FIELD_IDENTIFIER`].
-const FIELD_HOSTNAME: &CStr = c"_HOSTNAME";
+const FIELD_HOSTNAME: &[u8] = b"_HOSTNAME=";
 /// See [`FIELD_IDENTIFIER`].
-const FIELD_SYSLOG_PID: &CStr = c"SYSLOG_PID";
+const FIELD_SYSLOG_PID: &[u8] = b"SYSLOG_PID=";
 /// See [`FIELD_IDENTIFIER`].
-const FIELD_PID: &CStr = c"_PID";
+const FIELD_PID: &[u8] = b"_PID=";
 
 /// Which journal files to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,6 +239,15 @@ pub struct JournalReader {
     idents: Interner,
     fell_back: bool,
     stats: JournalStats,
+    scratch: Scratch,
+}
+
+/// Buffers for one entry's fields, reused from entry to entry: the data
+/// `sd_journal_enumerate_data` returns lives only until the next call.
+#[derive(Debug, Default)]
+struct Scratch {
+    message: Vec<u8>,
+    host: Vec<u8>,
 }
 
 impl fmt::Debug for JournalReader {
@@ -303,6 +315,7 @@ impl JournalReader {
             idents: Interner::default(),
             fell_back: false,
             stats: JournalStats::default(),
+            scratch: Scratch::default(),
         };
         reader.seek_start(&options.start)?;
         Ok(reader)
@@ -463,36 +476,72 @@ impl JournalReader {
             .map_err(|e| journal_error(&self.label, e))
     }
 
-    /// Turns the entry the journal stands on into a record, reading only the fields
-    /// needed, the identifier first since most entries of a system journal are not
-    /// Postfix's.
+    /// Turns the entry the journal stands on into a record.
+    ///
+    /// One pass over the entry's fields (`sd_journal_enumerate_data`), copying out only
+    /// the few needed into reused buffers, and stopping as soon as the identifier
+    /// shows the entry is not wanted or every needed field is in. Measured on 25-field
+    /// entries, this is about 1.4 times as fast as one `sd_journal_get_data` per field,
+    /// since each of those scans the entry's fields again.
     fn read_entry(&mut self) -> Entry {
-        let journal = &mut self.journal;
-        let identifier = match journal.get_data(FIELD_IDENTIFIER) {
-            Ok(Some(field)) => {
-                let value = field.value().unwrap_or_default();
-                if !self.prefixes.iter().any(|p| value.starts_with(p)) {
-                    return Entry::Filtered;
+        let scratch = &mut self.scratch;
+        scratch.message.clear();
+        scratch.host.clear();
+        let mut identifier: Option<Arc<str>> = None;
+        let mut have_message = false;
+        let mut have_host = false;
+        let mut syslog_pid: Option<u32> = None;
+        let mut pid: Option<u32> = None;
+        self.journal.restart_data();
+        loop {
+            let field = match self.journal.enumerate_data() {
+                Ok(Some(field)) => field,
+                Ok(None) => break,
+                // A data object libsystemd cannot read (corruption): the entry cannot
+                // be trusted, whoever wrote it.
+                Err(_) => return Entry::Skipped,
+            };
+            let data = field.data();
+            // The first occurrence of a field wins, as with sd_journal_get_data.
+            if let Some(v) = data.strip_prefix(FIELD_IDENTIFIER) {
+                if identifier.is_none() {
+                    if !self.prefixes.iter().any(|p| v.starts_with(p)) {
+                        return Entry::Filtered;
+                    }
+                    identifier = Some(self.idents.get(v));
                 }
-                self.idents.get(value)
+            } else if let Some(v) = data.strip_prefix(FIELD_MESSAGE) {
+                if !have_message {
+                    scratch.message.extend_from_slice(v);
+                    have_message = true;
+                }
+            } else if let Some(v) = data.strip_prefix(FIELD_HOSTNAME) {
+                if !have_host {
+                    scratch.host.extend_from_slice(v);
+                    have_host = true;
+                }
+            } else if let Some(v) = data.strip_prefix(FIELD_SYSLOG_PID) {
+                if syslog_pid.is_none() {
+                    syslog_pid = parse_pid(v);
+                }
+            } else if let Some(v) = data.strip_prefix(FIELD_PID)
+                && pid.is_none()
+            {
+                pid = parse_pid(v);
             }
-            Ok(None) => return Entry::Unidentified,
-            Err(_) => return Entry::Skipped,
+            // `_PID` matters only without a usable `SYSLOG_PID`.
+            if identifier.is_some() && have_message && have_host && syslog_pid.is_some() {
+                break;
+            }
+        }
+        let Some(identifier) = identifier else {
+            return Entry::Unidentified;
         };
-        let message = match journal.get_data(FIELD_MESSAGE) {
-            Ok(Some(field)) => field.value().unwrap_or_default().to_vec(),
-            Ok(None) | Err(_) => return Entry::Skipped,
-        };
-        let host = match journal.get_data(FIELD_HOSTNAME) {
-            Ok(Some(field)) => self.hosts.get(field.value().unwrap_or_default()),
-            Ok(None) => self.hosts.get(b""),
-            Err(_) => return Entry::Skipped,
-        };
-        let pid = match pid_field(journal, FIELD_SYSLOG_PID) {
-            Some(pid) => Some(pid),
-            None => pid_field(journal, FIELD_PID),
-        };
-        let Some(timestamp) = journal
+        if !have_message {
+            return Entry::Skipped;
+        }
+        let Some(timestamp) = self
+            .journal
             .timestamp_usec()
             .ok()
             .and_then(|us| i64::try_from(us).ok())
@@ -500,24 +549,19 @@ impl JournalReader {
         else {
             return Entry::Skipped;
         };
-        let Ok(cursor) = journal.cursor() else {
+        let Ok(cursor) = self.journal.cursor() else {
             return Entry::Skipped;
         };
         Entry::Record(Record {
             timestamp,
-            host,
+            host: self.hosts.get(&scratch.host),
             identifier,
-            pid,
-            message,
+            pid: syslog_pid.or(pid),
+            // One allocation of the message's exact size; the scratch buffer stays.
+            message: scratch.message.clone(),
             position: Position::Journal { cursor },
         })
     }
-}
-
-/// A pid field's value, when present and a number.
-fn pid_field(journal: &mut Journal, field: &CStr) -> Option<u32> {
-    let data = journal.get_data(field).ok()??;
-    parse_pid(data.value()?)
 }
 
 /// Parses a decimal pid; journald stores them as ASCII digits.
