@@ -1,6 +1,11 @@
 //! Fuzz `pftrack_parse::parse`: the first input byte picks a daemon name, the rest is
 //! the message (decoded lossily, as the ingest path does). Besides "never panics",
 //! it checks that `Unknown` keeps the whole message.
+//!
+//! Run with `cargo install cargo-fuzz` and a nightly toolchain, from `fuzz/`:
+//! `cargo +nightly fuzz run parse -- -max_len=4096`. Seeding `corpus/parse/` with
+//! real messages (a selector byte, then the body) reaches deeper much sooner; keep
+//! such seeds out of the repository.
 
 #![no_main]
 
