@@ -24,7 +24,7 @@
 //! Entries are never fatal: an entry without `SYSLOG_IDENTIFIER` is counted in
 //! [`JournalStats::unidentified`], one with a non-matching identifier in
 //! [`JournalStats::filtered`], and a matching one that cannot be made into a record (no
-//! `MESSAGE`, a timestamp out of range, a field libsystemd cannot read) in
+//! `MESSAGE`, a timestamp out of range) or has a field libsystemd cannot read in
 //! [`JournalStats::skipped`]. Only errors of the journal as a whole (opening it,
 //! stepping to the next entry, waiting) are returned as [`InputError`].
 //!
@@ -216,9 +216,10 @@ pub struct JournalStats {
     pub filtered: u64,
     /// Entries without `SYSLOG_IDENTIFIER` (kernel-internal, some native clients).
     pub unidentified: u64,
-    /// Entries with a matching identifier that could not be made into a record: no
-    /// `MESSAGE`, a timestamp out of range, or a field or cursor libsystemd could not
-    /// read. Worth a warning when it grows.
+    /// Entries with a matching identifier that could not be made into a record (no
+    /// `MESSAGE`, a timestamp out of range, no cursor), and entries with a field
+    /// libsystemd could not read (corruption), whatever their identifier. Worth a
+    /// warning when it grows.
     pub skipped: u64,
 }
 
