@@ -82,29 +82,6 @@ psql_admin() {
 
 [ "$(id -u)" = 0 ] || fatal "must run as root (it installs a user, a unit and a database)"
 
-# --- the binary under test --------------------------------------------------
-find_binary() {
-    if [ -n "${PFTRACK_BIN:-}" ]; then
-        echo "$PFTRACK_BIN"
-        return
-    fi
-    local c best=""
-    for c in "${CARGO_TARGET_DIR:-$REPO/target}/release/pftrack" \
-        "${CARGO_TARGET_DIR:-$REPO/target}/debug/pftrack" \
-        "$REPO/target/release/pftrack" "$REPO/target/debug/pftrack"; do
-        if [ -x "$c" ] && { [ -z "$best" ] || [ "$c" -nt "$best" ]; }; then best=$c; fi
-    done
-    echo "$best"
-}
-BIN=$(find_binary)
-[ -n "$BIN" ] && [ -x "$BIN" ] ||
-    fatal "no pftrack binary: build it (cargo build -p pftrack) or set PFTRACK_BIN"
-BIN=$(readlink -f "$BIN")
-echo "# binary under test: $BIN"
-if ! "$BIN" migrate --help >/dev/null 2>&1; then
-    fatal "$BIN does not support 'pftrack migrate --config FILE' (needed by the role)"
-fi
-
 # --- (a) ansible, pinned, from PyPI ------------------------------------------
 install_ansible() {
     if [ -x "$VENV/bin/ansible-playbook" ] &&
@@ -146,6 +123,62 @@ syntax() {
         { cat "$WORK/syntax.log"; return 1; }
 }
 check "ansible-playbook --syntax-check passes on ansible/playbook.yml" syntax
+
+# --- (b) config/pftrack.service under systemd-analyze ------------------------------
+verify_unit() {
+    # Verify in a root holding the unit, a stand-in binary at the ExecStart
+    # path and the distribution's units (for the dependencies).
+    local root="$WORK/root" out
+    mkdir -p "$root/usr/local/bin" "$root/etc/systemd/system" "$root/usr/lib/systemd"
+    printf '#!/bin/sh\n' >"$root/usr/local/bin/pftrack"
+    chmod 755 "$root/usr/local/bin/pftrack"
+    cp "$REPO/config/pftrack.service" "$root/etc/systemd/system/"
+    cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
+    # Any output (warnings too, which leave the exit code 0) fails the check.
+    out=$(systemd-analyze verify --root="$root" /etc/systemd/system/pftrack.service 2>&1) &&
+        [ -z "$out" ] || { echo "$out"; return 1; }
+}
+check "systemd-analyze verify is clean on config/pftrack.service" verify_unit
+
+# exposure FILE: the overall exposure systemd-analyze gives the unit.
+exposure() {
+    (cd "$WORK" && systemd-analyze security --offline=true "$1" 2>&1) |
+        sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p'
+}
+score_ok() {
+    local score
+    score=$(exposure "$REPO/config/pftrack.service")
+    echo "#   systemd-analyze security --offline=true config/pftrack.service: exposure $score"
+    [ -n "$score" ] && awk -v s="$score" -v m="$MAX_EXPOSURE" 'BEGIN { exit !(s <= m) }'
+}
+check "systemd-analyze security exposure <= $MAX_EXPOSURE" score_ok
+
+# --- the binary under test --------------------------------------------------
+find_binary() {
+    if [ -n "${PFTRACK_BIN:-}" ]; then
+        echo "$PFTRACK_BIN"
+        return
+    fi
+    local c best=""
+    for c in "${CARGO_TARGET_DIR:-$REPO/target}/release/pftrack" \
+        "${CARGO_TARGET_DIR:-$REPO/target}/debug/pftrack" \
+        "$REPO/target/release/pftrack" "$REPO/target/debug/pftrack"; do
+        if [ -x "$c" ] && { [ -z "$best" ] || [ "$c" -nt "$best" ]; }; then best=$c; fi
+    done
+    echo "$best"
+}
+# Without a usable binary the role cannot be applied: stop after the checks
+# above, counting one failure.
+BIN=$(find_binary)
+[ -n "$BIN" ] && [ -x "$BIN" ] ||
+    fatal "no pftrack binary: build it (cargo build -p pftrack) or set PFTRACK_BIN"
+BIN=$(readlink -f "$BIN")
+echo "# binary under test: $BIN"
+if ! "$BIN" migrate --help 2>&1 | grep -q -- '--config'; then
+    fatal "$BIN does not support 'pftrack migrate --config FILE', which the role runs"
+fi
+
+
 
 # --- (c) a clean machine state and a fresh PostgreSQL cluster -----------------
 # make_tls: a test CA, a server certificate for localhost signed by it, and
@@ -369,7 +402,7 @@ pftrack_cargo_target_dir: "$tdir"
 VARS
     ansible-playbook -i "$HERE/inventory.yml" -e "@$WORK/vars.yml" -e "@$WORK/vars-build.yml" \
         "$REPO/ansible/playbook.yml" >"$WORK/run-build.log" 2>&1 ||
-        { grep -E '^(fatal|TASK)' "$WORK/run-build.log" | tail -5; tail -c 3000 "$WORK/run-build.log"; return 1; }
+        { grep -E '^fatal' "$WORK/run-build.log" | cut -c 1-1500; return 1; }
     grep -A1 'TASK \[pftrack : Build pftrack with cargo\]' "$WORK/run-build.log" | grep -Eq '^(ok|changed):' ||
         { echo "#   the build task did not run"; return 1; }
     echo "#   build-from-source run: changed=$(recap -build changed)"
@@ -380,36 +413,13 @@ VARS
 check "pftrack_build_from_source: cargo builds on the target and the role installs that binary" build_from_source
 SKIPPING=0
 
-# --- (f) the unit under systemd-analyze -------------------------------------------
-verify_unit() {
-    # Verify in a root holding the unit, a stand-in binary at the ExecStart
-    # path and the distribution's units (for the dependencies).
-    local root="$WORK/root" out
-    mkdir -p "$root/usr/local/bin" "$root/etc/systemd/system" "$root/usr/lib/systemd"
-    printf '#!/bin/sh\n' >"$root/usr/local/bin/pftrack"
-    chmod 755 "$root/usr/local/bin/pftrack"
-    cp "$REPO/config/pftrack.service" "$root/etc/systemd/system/"
-    cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
-    out=$(systemd-analyze verify --root="$root" /etc/systemd/system/pftrack.service 2>&1) &&
-        [ -z "$out" ] || { echo "$out"; return 1; }
-    # And the unit the role installed, against the installed binary.
+# --- (f) the installed unit under systemd-analyze -----------------------------------
+installed_unit_ok() {
+    local out
     out=$(systemd-analyze verify /etc/systemd/system/pftrack.service 2>&1) &&
         [ -z "$out" ] || { echo "$out"; return 1; }
 }
-check "systemd-analyze verify is clean on config/pftrack.service and the installed unit" verify_unit
-
-# exposure FILE: the overall exposure systemd-analyze gives the unit.
-exposure() {
-    (cd "$WORK" && systemd-analyze security --offline=true "$1" 2>&1) |
-        sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p'
-}
-score_ok() {
-    local score
-    score=$(exposure "$REPO/config/pftrack.service")
-    echo "#   systemd-analyze security --offline=true config/pftrack.service: exposure $score"
-    [ -n "$score" ] && awk -v s="$score" -v m="$MAX_EXPOSURE" 'BEGIN { exit !(s <= m) }'
-}
-check "systemd-analyze security exposure <= $MAX_EXPOSURE" score_ok
+check "systemd-analyze verify is clean on the installed unit, with the installed binary" installed_unit_ok
 
 # --- (g) the read-only role over TCP with a password --------------------------------
 reader_sql() {
@@ -549,7 +559,8 @@ wrong_ca_refused() {
 check "verify-full: the right CA connects, a CA that did not sign the server's certificate is refused" wrong_ca_refused
 
 require_ok() {
-    migrate_with "$REMOTE_URL sslmode=require" || { cat "$WORK/migrate.log"; return 1; }
+    migrate_with "$REMOTE_URL sslmode=require" && grep -q '^applied 0 migration' "$WORK/migrate.log" ||
+        { cat "$WORK/migrate.log"; return 1; }
 }
 check "sslmode=require without a CA file connects" require_ok
 
