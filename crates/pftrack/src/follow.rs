@@ -1,0 +1,446 @@
+//! Following the journal: `pftrack run` (the daemon) and `pftrack backfill --journal`.
+//!
+//! On start the store is migrated, the stored cursor read, and the extractor's memory
+//! rebuilt from the stored open messages; then a reader thread (libsystemd handles may
+//! not move between threads) reads entries after the cursor, parses and extracts them
+//! and hands a batch to the writer task when it holds `batch.max_records` records or is
+//! `batch.max_delay_ms` old. The writer commits rows and cursor in one transaction; when
+//! PostgreSQL is down it retries with backoff and the reader waits (the journal is the
+//! buffer). `READY=1` is sent only once database, migrations and journal are up;
+//! `WATCHDOG=1` while the process is alive; `STATUS=` after commits; `STOPPING=1` on
+//! SIGTERM/SIGINT, after which the current batch is committed and the process exits 0.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, TimeDelta, Utc};
+use pftrack_extract::{Batch, Extractor, MAX_OPEN_MESSAGES, PrimeEntry};
+use pftrack_input::Position;
+use pftrack_input::journal::{JournalOptions, JournalReader, JournalSource, JournalStart};
+use pftrack_store::{InputCheckpoint, Store};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Config;
+use crate::ingest::{IngestCounts, PostfixFilter, count_event};
+use crate::writer::{self, CHANNEL_CAPACITY, WorkItem};
+
+/// Longest the reader sleeps in one wait when idle, so it notices a shutdown soon.
+const IDLE_WAIT: Duration = Duration::from_millis(500);
+
+/// How long the daemon waits for PostgreSQL at start-up before giving up (systemd then
+/// restarts it).
+const STARTUP_DB_WAIT: Duration = Duration::from_secs(300);
+
+/// Arguments that choose the journal.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JournalArgs {
+    /// Read the journal files in this directory instead of the system journal.
+    #[arg(long, value_name = "DIR", conflicts_with = "journal_file")]
+    pub journal_dir: Option<PathBuf>,
+    /// Read these journal files instead of the system journal.
+    #[arg(long, value_name = "FILE")]
+    pub journal_file: Vec<PathBuf>,
+    /// Where to start when no cursor is stored: `7d`, an RFC 3339 time, or `now`
+    /// (overrides `journal.since`).
+    #[arg(long)]
+    pub since: Option<String>,
+}
+
+/// Arguments of `pftrack run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub journal: JournalArgs,
+}
+
+/// When a follow ends.
+#[derive(Debug, Clone, Copy)]
+pub enum Mode {
+    /// Follow until SIGTERM/SIGINT.
+    Daemon,
+    /// Stop at the end of the journal, or at the first entry after `until`.
+    Once { until: Option<DateTime<Utc>> },
+}
+
+impl JournalArgs {
+    fn source(&self) -> (JournalSource, String) {
+        if let Some(dir) = &self.journal_dir {
+            (
+                JournalSource::Directory(dir.clone()),
+                format!("journal:dir:{}", dir.display()),
+            )
+        } else if !self.journal_file.is_empty() {
+            let names: Vec<String> = self
+                .journal_file
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            (
+                JournalSource::Files(self.journal_file.clone()),
+                format!("journal:files:{}", names.join(",")),
+            )
+        } else {
+            (JournalSource::System, "journal:system".to_owned())
+        }
+    }
+}
+
+/// Parse `since`: `now`, a duration back from now, or an RFC 3339 time.
+fn start_from(since: &str, now: DateTime<Utc>) -> anyhow::Result<JournalStart> {
+    let s = since.trim();
+    if s.eq_ignore_ascii_case("now") {
+        return Ok(JournalStart::Tail);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(JournalStart::Since(t.with_timezone(&Utc)));
+    }
+    match crate::duration::parse(s) {
+        Ok(d) => Ok(JournalStart::Since(now - d)),
+        Err(e) => {
+            bail!("since: {since:?} is neither now, a duration (7d) nor an RFC 3339 time: {e}")
+        }
+    }
+}
+
+/// Run the daemon or a one-off journal load.
+pub async fn run(
+    args: &JournalArgs,
+    mode: Mode,
+    config: &Config,
+    url: &str,
+) -> anyhow::Result<ExitCode> {
+    let (source, source_key) = args.source();
+    let since = args.since.as_deref().unwrap_or(&config.journal.since);
+    let default_start = start_from(since, Utc::now())?;
+
+    let store = connect_patiently(url, config, mode).await?;
+    store.migrate().await?;
+    let stored = store.positions("journal").await?.remove(&source_key);
+    let start = match &stored {
+        Some(cp) if cp.cursor.is_some() => JournalStart::AfterCursor {
+            cursor: cp.cursor.clone().unwrap_or_default(),
+            // Strictly after the last stored record: re-reading it would count it twice.
+            fallback: cp.last_timestamp.map(|t| t + TimeDelta::microseconds(1)),
+        },
+        _ => default_start,
+    };
+    let prime = store.prime_entries(MAX_OPEN_MESSAGES).await?;
+
+    let options = JournalOptions {
+        source,
+        identifier_prefixes: config.journal.identifiers.clone(),
+        start,
+    };
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let committed = Arc::new(AtomicU64::new(0));
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let (opened_tx, opened_rx) = oneshot::channel();
+    let settings = ReaderSettings {
+        options,
+        source_key,
+        prime,
+        filter: PostfixFilter::new(&config.journal.identifiers),
+        max_records: config.batch.max_records,
+        max_delay: Duration::from_millis(config.batch.max_delay_ms),
+        mode,
+    };
+    let reader_shutdown = Arc::clone(&shutdown);
+    let reader = std::thread::Builder::new()
+        .name("journal-reader".into())
+        .spawn(move || follow_journal(settings, tx, opened_tx, &reader_shutdown))
+        .context("cannot start the journal reader thread")?;
+
+    // The journal must be open before we say we are ready.
+    match opened_rx.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => bail!("the journal reader stopped before opening the journal"),
+    }
+    let give_up = match mode {
+        Mode::Daemon => None,
+        Mode::Once { .. } => Some(crate::backfill::BACKFILL_RETRY_LIMIT),
+    };
+    let writer_store = store.clone();
+    let writer_committed = Arc::clone(&committed);
+    let writer = tokio::spawn(async move {
+        writer::run_with(writer_store, rx, give_up, move |item, _stats| {
+            let total = writer_committed.fetch_add(item.lines, Ordering::Relaxed) + item.lines;
+            if let Mode::Daemon = mode {
+                let lag = item
+                    .checkpoints
+                    .iter()
+                    .filter_map(|c| c.last_timestamp)
+                    .max()
+                    .map(|t| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
+                let status = match lag {
+                    Some(lag) => format!("{total} records stored, lag {lag:.1} s"),
+                    None => format!("{total} records stored"),
+                };
+                notify(&[sd_notify::NotifyState::Status(&status)]);
+            }
+        })
+        .await
+    });
+
+    if let Mode::Daemon = mode {
+        notify(&[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status("following the journal"),
+        ]);
+        tracing::info!(database = store.target(), "Following the journal.");
+        let watchdog = sd_notify::watchdog_enabled();
+        let wait_for_signal = shutdown_signal();
+        tokio::pin!(wait_for_signal);
+        let mut tick = tokio::time::interval(watchdog.map_or(Duration::from_secs(3600), |d| d / 2));
+        loop {
+            tokio::select! {
+                _ = &mut wait_for_signal => break,
+                _ = tick.tick() => {
+                    if watchdog.is_some() && !reader.is_finished() {
+                        notify(&[sd_notify::NotifyState::Watchdog]);
+                    }
+                    if reader.is_finished() {
+                        break;
+                    }
+                }
+            }
+        }
+        notify(&[
+            sd_notify::NotifyState::Stopping,
+            sd_notify::NotifyState::Status("stopping"),
+        ]);
+        tracing::info!("Stopping: committing the current batch.");
+        shutdown.store(true, Ordering::SeqCst);
+    }
+
+    let reader_result = tokio::task::spawn_blocking(move || reader.join())
+        .await
+        .context("joining the journal reader")?;
+    let totals = writer.await.context("the writer task failed")??;
+    let outcome = match reader_result {
+        Ok(r) => r?,
+        Err(_) => bail!("the journal reader thread panicked"),
+    };
+    if outcome.fell_back {
+        tracing::warn!(
+            "The stored journal cursor was not found; reading resumed after the stored time."
+        );
+    }
+    println!(
+        "journal: {} records ({} postfix: {} recognized, {} unknown); {} batches committed",
+        outcome.counts.records,
+        outcome.counts.postfix,
+        outcome.counts.recognized,
+        outcome.counts.unknown,
+        totals.batches
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Connect, waiting for PostgreSQL when the daemon starts before it.
+async fn connect_patiently(url: &str, config: &Config, mode: Mode) -> anyhow::Result<Store> {
+    let started = Instant::now();
+    let mut backoff = writer::BACKOFF_MIN;
+    loop {
+        match Store::connect_with(url, config.database.ca_file.as_deref()).await {
+            Ok(store) => return Ok(store),
+            Err(e)
+                if e.is_transient()
+                    && matches!(mode, Mode::Daemon)
+                    && started.elapsed() < STARTUP_DB_WAIT =>
+            {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "Database not reachable yet; retrying.");
+                notify(&[sd_notify::NotifyState::Status("waiting for the database")]);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(writer::BACKOFF_MAX);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            // Without signal handlers, ctrl-c is the best we have.
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Tell systemd; failures are logged, never fatal (not running under systemd is fine).
+fn notify(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::debug!(error = %e, "sd_notify failed.");
+    }
+}
+
+struct ReaderSettings {
+    options: JournalOptions,
+    source_key: String,
+    prime: Vec<PrimeEntry>,
+    filter: PostfixFilter,
+    max_records: usize,
+    max_delay: Duration,
+    mode: Mode,
+}
+
+struct FollowOutcome {
+    counts: IngestCounts,
+    fell_back: bool,
+}
+
+/// The reader thread: open the journal, then read, parse, extract and batch.
+fn follow_journal(
+    s: ReaderSettings,
+    tx: mpsc::Sender<WorkItem>,
+    opened: oneshot::Sender<anyhow::Result<()>>,
+    shutdown: &AtomicBool,
+) -> anyhow::Result<FollowOutcome> {
+    let mut reader = match JournalReader::open(&s.options) {
+        Ok(r) => r,
+        Err(e) => {
+            let err = anyhow::Error::new(e).context("cannot open the journal");
+            let text = format!("{err:#}");
+            let _ = opened.send(Err(err));
+            bail!(text);
+        }
+    };
+    if !reader.has_files() {
+        tracing::warn!("No readable journal files: is this user in the systemd-journal group?");
+    }
+    if reader.fell_back() {
+        tracing::warn!(
+            "The stored journal cursor is not in the journal (vacuumed, or another machine's); \
+             resuming after the time of the last stored record."
+        );
+    }
+    let _ = opened.send(Ok(()));
+    let mut extractor = Extractor::new();
+    extractor.prime(s.prime);
+    let mut counts = IngestCounts::default();
+    let mut batch = Batch::new();
+    let mut in_batch: u64 = 0;
+    let mut batch_started: Option<Instant> = None;
+    let mut last: Option<(String, DateTime<Utc>)> = None;
+
+    let send =
+        |batch: &mut Batch, in_batch: &mut u64, last: &Option<(String, DateTime<Utc>)>| -> bool {
+            let checkpoints = match last {
+                Some((cursor, ts)) => vec![InputCheckpoint {
+                    source: s.source_key.clone(),
+                    kind: "journal",
+                    path: None,
+                    device: None,
+                    inode: None,
+                    byte_offset: None,
+                    line: None,
+                    cursor: Some(cursor.clone()),
+                    last_timestamp: Some(*ts),
+                    latest_local: None,
+                    complete: false,
+                }],
+                None => Vec::new(),
+            };
+            let item = WorkItem {
+                batch: std::mem::take(batch),
+                checkpoints,
+                lines: *in_batch,
+            };
+            *in_batch = 0;
+            tx.blocking_send(item).is_ok()
+        };
+
+    loop {
+        if shutdown.load(Ordering::SeqCst) {
+            break;
+        }
+        let due = batch_started.is_some_and(|t| t.elapsed() >= s.max_delay);
+        if in_batch > 0 && (in_batch as usize >= s.max_records || due) {
+            if !send(&mut batch, &mut in_batch, &last) {
+                break;
+            }
+            batch_started = None;
+        }
+        match reader.next_record().context("reading the journal")? {
+            Some(record) => {
+                if let Mode::Once { until: Some(until) } = s.mode
+                    && record.timestamp > until
+                {
+                    break;
+                }
+                counts.records += 1;
+                let cursor = match &record.position {
+                    Position::Journal { cursor } => cursor.clone(),
+                    Position::File { .. } => String::new(),
+                };
+                if s.filter.matches(&record) {
+                    counts.postfix += 1;
+                    let text = String::from_utf8_lossy(&record.message);
+                    let daemon = record.daemon();
+                    let event = pftrack_parse::parse(daemon, &text);
+                    count_event(&mut counts, &event);
+                    extractor.process(&record.host, record.timestamp, daemon, &event, &mut |f| {
+                        batch.add(f)
+                    });
+                }
+                last = Some((cursor, record.timestamp));
+                in_batch += 1;
+                batch_started.get_or_insert_with(Instant::now);
+            }
+            None => {
+                if let Mode::Once { .. } = s.mode {
+                    break;
+                }
+                let wait = match batch_started {
+                    Some(t) => s.max_delay.saturating_sub(t.elapsed()).min(IDLE_WAIT),
+                    None => IDLE_WAIT,
+                };
+                if !wait.is_zero() {
+                    reader.wait(wait).context("waiting for the journal")?;
+                }
+            }
+        }
+    }
+    if in_batch > 0 {
+        let _ = send(&mut batch, &mut in_batch, &last);
+    }
+    Ok(FollowOutcome {
+        counts,
+        fell_back: reader.fell_back(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_forms() {
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        assert_eq!(start_from("now", now).unwrap(), JournalStart::Tail);
+        assert_eq!(
+            start_from("7d", now).unwrap(),
+            JournalStart::Since(now - TimeDelta::days(7))
+        );
+        assert_eq!(
+            start_from("2025-03-14T06:25:01Z", now).unwrap(),
+            JournalStart::Since(DateTime::from_timestamp(1_741_933_501, 0).unwrap())
+        );
+        assert!(start_from("yesterday", now).is_err());
+    }
+}
