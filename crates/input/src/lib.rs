@@ -1,5 +1,5 @@
-//! Log input for pftrack: turns syslog files (plain or gzip) and, later, the systemd
-//! journal into one owned [`Record`] type.
+//! Log input for pftrack: turns syslog files (plain or gzip) and the systemd journal
+//! ([`journal`]) into one owned [`Record`] type.
 //!
 //! This crate is **not** a Postfix parser: it splits records into timestamp, host,
 //! syslog identifier, pid and message bytes, and knows where each record came from
