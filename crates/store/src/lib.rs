@@ -12,6 +12,8 @@
 //! facts and positions and reads back what a restart needs.
 
 mod error;
+mod purge;
+mod query;
 mod tls;
 mod write;
 
@@ -22,6 +24,13 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use pftrack_extract::{MessageKey, Origin, PrimeEntry};
 
 pub use error::{StoreError, redact_url};
+pub use purge::{
+    NOQUEUE_ROWS_PER_MESSAGE, PURGE_BATCH_MESSAGES, PurgeCounts, purge, purge_with_progress,
+};
+pub use query::{
+    ADDRESS_KEYS_SQL, Found, Lookup, MESSAGE_ID_KEYS_SQL, MessageLink, MessageRecord,
+    QUEUE_ID_KEYS_SQL, RecipientRecord, StatusCounts, Window,
+};
 pub use write::WriteStats;
 
 /// Connections kept in the pool: one writer, one reader, spare for status lookups.

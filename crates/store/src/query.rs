@@ -1,0 +1,492 @@
+//! Read queries behind `pftrack status`: find the messages an address, a Message-ID or
+//! a queue id refers to, then read their rows from the `message_status` and
+//! `delivery_status` views (migration V2) in three prepared statements.
+//!
+//! Every lookup starts from an index: `lower(recipient)`, `lower(orig_recipient)`,
+//! `lower(sender)`, `message_id`, or the primary keys (which start with `queue_id`).
+//! [`Store::explain_find`] shows the plans, so a test can check that.
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::types::ToSql;
+
+use crate::{Store, StoreError};
+
+/// What to look for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// An address, matched case-insensitively (ASCII, as `lower()` in the "C"
+    /// collation) against recipients, original recipients and senders.
+    Address(String),
+    /// A `Message-ID` header value, without the angle brackets.
+    MessageId(String),
+    /// A Postfix queue id (short hexadecimal or long form). Any of the given spellings
+    /// may match (short ids are upper-case; the caller may add that spelling).
+    QueueId(Vec<String>),
+}
+
+/// Limits on the arrival time of the messages looked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Window {
+    /// Arrived at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Arrived before this time.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// A link between two messages of the same host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageLink {
+    /// Queue id of the other message.
+    pub queue_id: String,
+    /// When the other message arrived (with the queue id, its identity).
+    pub arrived_at: DateTime<Utc>,
+    /// `non_delivery`, `delay`, `success`, `postmaster`, `reinjection` or `forward`.
+    pub kind: Option<String>,
+}
+
+/// Recipients of a message counted by status (the statuses of `delivery_status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    /// All recipient rows.
+    pub recipients: i64,
+    /// Delivered.
+    pub sent: i64,
+    /// Still being retried.
+    pub deferred: i64,
+    /// Refused for good.
+    pub bounced: i64,
+    /// Deferred until the queue lifetime ran out.
+    pub expired: i64,
+    /// Rejected after the queue file existed.
+    pub rejected: i64,
+    /// Discarded by a rule.
+    pub discarded: i64,
+    /// Deleted by the administrator.
+    pub deleted: i64,
+}
+
+/// One recipient of a found message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecipientRecord {
+    /// Address delivered to.
+    pub recipient: String,
+    /// Address before alias or virtual expansion, when Postfix logged one.
+    pub orig_recipient: Option<String>,
+    /// Status as in `delivery_status`.
+    pub status: String,
+    /// Time of that status.
+    pub status_at: DateTime<Utc>,
+    /// Enhanced status code.
+    pub dsn: Option<String>,
+    /// `relay=` of the latest attempt.
+    pub relay: Option<String>,
+    /// The server's reply or the reason.
+    pub response: Option<String>,
+    /// Delivery attempts logged.
+    pub attempts: i32,
+    /// `delay=` of the latest attempt, seconds.
+    pub delay: Option<f32>,
+    /// First delivery attempt.
+    pub first_attempt_at: Option<DateTime<Utc>>,
+    /// Latest delivery attempt.
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// Queue id in the reply (`queued as X`).
+    pub queued_as: Option<String>,
+    /// The message continuing this one on the same host (content filter, forwarding).
+    pub continued_as: Option<MessageLink>,
+}
+
+/// One found message with its recipients and links.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageRecord {
+    /// Host that logged it.
+    pub host: String,
+    /// Postfix queue id.
+    pub queue_id: String,
+    /// First line of this message life.
+    pub arrived_at: DateTime<Utc>,
+    /// Latest line.
+    pub last_seen_at: DateTime<Utc>,
+    /// Envelope sender (`""` for the null sender).
+    pub sender: Option<String>,
+    /// `Message-ID` header without `<>`.
+    pub message_id: Option<String>,
+    /// `smtpd`, `pickup` or `notification`.
+    pub origin: Option<String>,
+    /// Client host name.
+    pub client_name: Option<String>,
+    /// Client address.
+    pub client_addr: Option<String>,
+    /// SASL mechanism.
+    pub sasl_method: Option<String>,
+    /// SASL user.
+    pub sasl_username: Option<String>,
+    /// Submitting uid (pickup).
+    pub pickup_uid: Option<i64>,
+    /// Size in bytes.
+    pub size: Option<i64>,
+    /// Recipients announced by qmgr.
+    pub nrcpt: Option<i32>,
+    /// Recipients by status.
+    pub counts: StatusCounts,
+    /// Overall outcome (see `message_status` in docs/queries.md).
+    pub outcome: String,
+    /// Life not ended and seen within the extractor's idle limit.
+    pub in_flight: bool,
+    /// Queue file removed.
+    pub removed_at: Option<DateTime<Utc>>,
+    /// Queue lifetime ran out.
+    pub expired_at: Option<DateTime<Utc>>,
+    /// Deleted by `postsuper -d`.
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// Rejected after the queue file existed.
+    pub rejected_at: Option<DateTime<Utc>>,
+    /// Put on hold.
+    pub held_at: Option<DateTime<Utc>>,
+    /// Released from hold.
+    pub released_at: Option<DateTime<Utc>>,
+    /// The message this one is about or continues.
+    pub parent: Option<MessageLink>,
+    /// Notifications about this message and its continuations, oldest first.
+    pub children: Vec<MessageLink>,
+    /// Recipients, by address.
+    pub recipients: Vec<RecipientRecord>,
+}
+
+/// The result of a lookup.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Found {
+    /// Matching messages, oldest first.
+    pub messages: Vec<MessageRecord>,
+    /// More messages matched than the limit; the newest ones were kept.
+    pub truncated: bool,
+}
+
+/// Lower bound used when no `since` is given (before any Postfix log).
+const EARLIEST: DateTime<Utc> = DateTime::UNIX_EPOCH;
+
+/// Upper bound used when no `until` is given: far in the future, well inside
+/// PostgreSQL's timestamp range.
+fn latest() -> DateTime<Utc> {
+    // 9999-12-31T00:00:00Z; the fallback cannot be reached (the constant is valid).
+    DateTime::from_timestamp(253_402_214_400, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Keys of messages with `$1` as recipient, original recipient or sender. The three
+/// branches each use an expression index; the time bounds are pushed into each.
+pub const ADDRESS_KEYS_SQL: &str = "\
+SELECT host, queue_id, arrived_at FROM (
+    SELECT host, queue_id, arrived_at FROM delivery_to
+    WHERE lower(recipient) = lower($1::text COLLATE \"C\")
+    UNION
+    SELECT host, queue_id, arrived_at FROM delivery_to
+    WHERE lower(orig_recipient) = lower($1::text COLLATE \"C\") AND orig_recipient <> ''
+    UNION
+    SELECT host, queue_id, arrived_at FROM delivery_from
+    WHERE lower(sender) = lower($1::text COLLATE \"C\")
+) k
+WHERE arrived_at >= $2 AND arrived_at < $3
+ORDER BY arrived_at DESC, host, queue_id
+LIMIT $4";
+
+/// Keys of messages with `$1` as Message-ID (index `delivery_from_message_id`).
+pub const MESSAGE_ID_KEYS_SQL: &str = "\
+SELECT host, queue_id, arrived_at FROM delivery_from
+WHERE message_id = $1 AND arrived_at >= $2 AND arrived_at < $3
+ORDER BY arrived_at DESC, host, queue_id
+LIMIT $4";
+
+/// Keys of messages with one of the queue ids `$1` (the primary key starts with it).
+pub const QUEUE_ID_KEYS_SQL: &str = "\
+SELECT host, queue_id, arrived_at FROM delivery_from
+WHERE queue_id = ANY($1::text[]) AND arrived_at >= $2 AND arrived_at < $3
+ORDER BY arrived_at DESC, host, queue_id
+LIMIT $4";
+
+const MESSAGES_SQL: &str = "\
+SELECT m.host, m.queue_id, m.arrived_at, m.last_seen_at, m.sender, m.message_id, m.origin,
+       m.client_name, m.client_addr, m.sasl_method, m.sasl_username, m.pickup_uid, m.size,
+       m.nrcpt, m.recipients, m.sent, m.deferred, m.bounced, m.expired, m.rejected,
+       m.discarded, m.deleted, m.outcome, m.in_flight, m.removed_at, m.expired_at,
+       m.deleted_at, m.rejected_at, m.held_at, m.released_at, m.parent_queue_id,
+       m.parent_arrived_at, m.parent_kind
+FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS k(host, queue_id, arrived_at)
+JOIN message_status m
+  ON m.queue_id = k.queue_id AND m.host = k.host AND m.arrived_at = k.arrived_at
+ORDER BY m.arrived_at, m.host, m.queue_id";
+
+const RECIPIENTS_SQL: &str = "\
+SELECT d.host, d.queue_id, d.arrived_at, d.recipient, d.orig_recipient, d.status, d.status_at,
+       d.dsn, d.relay, d.response, d.attempts, d.delay, d.first_attempt_at, d.last_attempt_at,
+       d.queued_as, d.continued_as_queue_id, d.continued_as_arrived_at
+FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS k(host, queue_id, arrived_at)
+JOIN delivery_status d
+  ON d.queue_id = k.queue_id AND d.host = k.host AND d.arrived_at = k.arrived_at
+ORDER BY d.recipient, d.orig_recipient";
+
+const CHILDREN_SQL: &str = "\
+SELECT c.host, c.parent_queue_id, c.parent_arrived_at, c.queue_id, c.arrived_at, c.parent_kind
+FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS k(host, queue_id, arrived_at)
+JOIN delivery_from c
+  ON c.host = k.host AND c.parent_queue_id = k.queue_id AND c.parent_arrived_at = k.arrived_at
+ORDER BY c.arrived_at, c.queue_id";
+
+type Key = (String, String, DateTime<Utc>);
+
+impl Lookup {
+    fn keys_sql(&self) -> &'static str {
+        match self {
+            Lookup::Address(_) => ADDRESS_KEYS_SQL,
+            Lookup::MessageId(_) => MESSAGE_ID_KEYS_SQL,
+            Lookup::QueueId(_) => QUEUE_ID_KEYS_SQL,
+        }
+    }
+}
+
+impl Store {
+    /// Find the messages `lookup` refers to that arrived within `window`: the newest
+    /// `limit` of them, returned oldest first, each with its recipients and links.
+    pub async fn find_messages(
+        &self,
+        lookup: &Lookup,
+        window: &Window,
+        limit: usize,
+    ) -> Result<Found, StoreError> {
+        let client = self.client().await?;
+        let since = window.since.unwrap_or(EARLIEST);
+        let until = window.until.unwrap_or_else(latest);
+        // One more than asked for tells whether there were more.
+        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let stmt = client
+            .prepare_cached(lookup.keys_sql())
+            .await
+            .map_err(|e| StoreError::query("preparing the message lookup", e))?;
+        let rows = match lookup {
+            Lookup::Address(a) | Lookup::MessageId(a) => {
+                client.query(&stmt, &[a, &since, &until, &fetch]).await
+            }
+            Lookup::QueueId(ids) => client.query(&stmt, &[ids, &since, &until, &fetch]).await,
+        }
+        .map_err(|e| StoreError::query("looking up messages", e))?;
+        let mut keys: Vec<Key> = rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        let truncated = keys.len() > limit;
+        keys.truncate(limit);
+        if keys.is_empty() {
+            return Ok(Found::default());
+        }
+        let hosts: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
+        let queue_ids: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
+        let arrived: Vec<DateTime<Utc>> = keys.iter().map(|k| k.2).collect();
+        let params: [&(dyn ToSql + Sync); 3] = [&hosts, &queue_ids, &arrived];
+
+        let stmt = client
+            .prepare_cached(MESSAGES_SQL)
+            .await
+            .map_err(|e| StoreError::query("preparing the message read", e))?;
+        let mut messages: Vec<MessageRecord> = client
+            .query(&stmt, &params)
+            .await
+            .map_err(|e| StoreError::query("reading messages", e))?
+            .iter()
+            .map(message_from_row)
+            .collect();
+
+        let stmt = client
+            .prepare_cached(RECIPIENTS_SQL)
+            .await
+            .map_err(|e| StoreError::query("preparing the recipient read", e))?;
+        let recipients = client
+            .query(&stmt, &params)
+            .await
+            .map_err(|e| StoreError::query("reading recipients", e))?;
+        for r in &recipients {
+            let key: Key = (r.get(0), r.get(1), r.get(2));
+            if let Some(m) = find(&mut messages, &key) {
+                m.recipients.push(recipient_from_row(r));
+            }
+        }
+
+        let stmt = client
+            .prepare_cached(CHILDREN_SQL)
+            .await
+            .map_err(|e| StoreError::query("preparing the link read", e))?;
+        let children = client
+            .query(&stmt, &params)
+            .await
+            .map_err(|e| StoreError::query("reading linked messages", e))?;
+        for r in &children {
+            let key: Key = (r.get(0), r.get(1), r.get(2));
+            if let Some(m) = find(&mut messages, &key) {
+                m.children.push(MessageLink {
+                    queue_id: r.get(3),
+                    arrived_at: r.get(4),
+                    kind: r.get(5),
+                });
+            }
+        }
+        Ok(Found {
+            messages,
+            truncated,
+        })
+    }
+
+    /// The plans of [`Store::find_messages`]'s key lookup and message read for the
+    /// same arguments (`EXPLAIN`, or `EXPLAIN ANALYZE` when `analyze`), one text.
+    pub async fn explain_find(
+        &self,
+        lookup: &Lookup,
+        window: &Window,
+        limit: usize,
+        analyze: bool,
+    ) -> Result<String, StoreError> {
+        let client = self.client().await?;
+        let since = window.since.unwrap_or(EARLIEST);
+        let until = window.until.unwrap_or_else(latest);
+        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let verb = if analyze {
+            "EXPLAIN (ANALYZE, BUFFERS) "
+        } else {
+            "EXPLAIN "
+        };
+        let sql = format!("{verb}{}", lookup.keys_sql());
+        let rows = match lookup {
+            Lookup::Address(a) | Lookup::MessageId(a) => {
+                client.query(&sql, &[a, &since, &until, &fetch]).await
+            }
+            Lookup::QueueId(ids) => client.query(&sql, &[ids, &since, &until, &fetch]).await,
+        }
+        .map_err(|e| StoreError::query("explaining the message lookup", e))?;
+        let mut text = String::from("-- key lookup\n");
+        for r in rows {
+            text.push_str(r.get::<_, &str>(0));
+            text.push('\n');
+        }
+        // The reads by key, explained for the keys the lookup finds.
+        let found = self.find_messages(lookup, window, limit).await?;
+        let hosts: Vec<&str> = found.messages.iter().map(|m| m.host.as_str()).collect();
+        let queue_ids: Vec<&str> = found.messages.iter().map(|m| m.queue_id.as_str()).collect();
+        let arrived: Vec<DateTime<Utc>> = found.messages.iter().map(|m| m.arrived_at).collect();
+        let params: [&(dyn ToSql + Sync); 3] = [&hosts, &queue_ids, &arrived];
+        for (what, sql) in [
+            ("message read", MESSAGES_SQL),
+            ("recipient read", RECIPIENTS_SQL),
+            ("link read", CHILDREN_SQL),
+        ] {
+            let rows = client
+                .query(&format!("{verb}{sql}"), &params)
+                .await
+                .map_err(|e| StoreError::query("explaining the message read", e))?;
+            text.push_str(&format!("-- {what}\n"));
+            for r in rows {
+                text.push_str(r.get::<_, &str>(0));
+                text.push('\n');
+            }
+        }
+        Ok(text)
+    }
+}
+
+fn find<'a>(messages: &'a mut [MessageRecord], key: &Key) -> Option<&'a mut MessageRecord> {
+    messages
+        .iter_mut()
+        .find(|m| m.host == key.0 && m.queue_id == key.1 && m.arrived_at == key.2)
+}
+
+fn message_from_row(r: &tokio_postgres::Row) -> MessageRecord {
+    let parent_queue_id: Option<String> = r.get(30);
+    let parent_arrived_at: Option<DateTime<Utc>> = r.get(31);
+    let parent = match (parent_queue_id, parent_arrived_at) {
+        (Some(queue_id), Some(arrived_at)) => Some(MessageLink {
+            queue_id,
+            arrived_at,
+            kind: r.get(32),
+        }),
+        _ => None,
+    };
+    MessageRecord {
+        host: r.get(0),
+        queue_id: r.get(1),
+        arrived_at: r.get(2),
+        last_seen_at: r.get(3),
+        sender: r.get(4),
+        message_id: r.get(5),
+        origin: r.get(6),
+        client_name: r.get(7),
+        client_addr: r.get(8),
+        sasl_method: r.get(9),
+        sasl_username: r.get(10),
+        pickup_uid: r.get(11),
+        size: r.get(12),
+        nrcpt: r.get(13),
+        counts: StatusCounts {
+            recipients: r.get(14),
+            sent: r.get(15),
+            deferred: r.get(16),
+            bounced: r.get(17),
+            expired: r.get(18),
+            rejected: r.get(19),
+            discarded: r.get(20),
+            deleted: r.get(21),
+        },
+        outcome: r.get(22),
+        in_flight: r.get(23),
+        removed_at: r.get(24),
+        expired_at: r.get(25),
+        deleted_at: r.get(26),
+        rejected_at: r.get(27),
+        held_at: r.get(28),
+        released_at: r.get(29),
+        parent,
+        children: Vec::new(),
+        recipients: Vec::new(),
+    }
+}
+
+fn recipient_from_row(r: &tokio_postgres::Row) -> RecipientRecord {
+    let continued_queue_id: Option<String> = r.get(15);
+    let continued_arrived_at: Option<DateTime<Utc>> = r.get(16);
+    RecipientRecord {
+        recipient: r.get(3),
+        orig_recipient: r.get(4),
+        status: r.get(5),
+        status_at: r.get(6),
+        dsn: r.get(7),
+        relay: r.get(8),
+        response: r.get(9),
+        attempts: r.get(10),
+        delay: r.get(11),
+        first_attempt_at: r.get(12),
+        last_attempt_at: r.get(13),
+        queued_as: r.get(14),
+        continued_as: match (continued_queue_id, continued_arrived_at) {
+            (Some(queue_id), Some(arrived_at)) => Some(MessageLink {
+                queue_id,
+                arrived_at,
+                kind: None,
+            }),
+            _ => None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_bounds_are_valid_postgres_times() {
+        assert_eq!(EARLIEST.timestamp(), 0);
+        assert_eq!(latest().to_rfc3339(), "9999-12-31T00:00:00+00:00");
+    }
+
+    #[test]
+    fn every_lookup_orders_newest_first_with_a_limit() {
+        for sql in [ADDRESS_KEYS_SQL, MESSAGE_ID_KEYS_SQL, QUEUE_ID_KEYS_SQL] {
+            assert!(sql.contains("ORDER BY arrived_at DESC"), "{sql}");
+            assert!(sql.trim_end().ends_with("LIMIT $4"), "{sql}");
+        }
+    }
+}
