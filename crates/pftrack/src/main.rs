@@ -16,6 +16,10 @@ mod follow;
 mod ingest;
 /// `pftrack parse`: records as JSON.
 mod parse_cmd;
+/// `pftrack purge`: the retention limit, applied once.
+mod purge;
+/// `pftrack status`: what happened to a message.
+mod status;
 /// The writer task: batches into the store, with retries.
 mod writer;
 
@@ -56,6 +60,10 @@ enum Command {
     Migrate,
     /// Follow the journal and store deliveries as they happen (the systemd service).
     Run(follow::RunArgs),
+    /// Show what happened to mail: by address, Message-ID or queue id (exit 1: no match).
+    Status(status::StatusArgs),
+    /// Delete messages, recipients and NOQUEUE rows older than the retention limit.
+    Purge(purge::PurgeArgs),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +104,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &config,
                 &url,
             ))
+        }
+        Command::Status(args) => {
+            let url = config.database_url(cli.database_url.as_deref())?;
+            runtime()?.block_on(status::run(&args, &config, &url))
+        }
+        Command::Purge(args) => {
+            let url = config.database_url(cli.database_url.as_deref())?;
+            runtime()?.block_on(purge::run(&args, &config, &url))
         }
         Command::Migrate => {
             let url = config.database_url(cli.database_url.as_deref())?;
