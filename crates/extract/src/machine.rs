@@ -633,11 +633,28 @@ impl Extractor {
                 arrived_at: closed.arrived_at,
             };
         }
-        // A new life of this queue id.
+        // A new life of this queue id. Classic syslog stamps have whole seconds, so a
+        // life that starts in the same second as the previous one of this id would get
+        // its key; the arrival is moved a microsecond past the previous one instead.
+        let previous = by_host
+            .get(queue_id)
+            .map(|m| m.arrived_at)
+            .into_iter()
+            .chain(
+                self.closed
+                    .get(host)
+                    .and_then(|m| m.get(queue_id))
+                    .map(|c| c.arrived_at),
+            )
+            .max();
+        let arrived_at = match previous {
+            Some(p) if p >= at => p + TimeDelta::microseconds(1),
+            _ => at,
+        };
         let qid: Arc<str> = Arc::from(queue_id);
         let msg = OpenMessage {
             queue_id: qid.clone(),
-            arrived_at: at,
+            arrived_at,
             last_seen: at,
             origin_seen: lookup == Lookup::Origin,
             message_id_seen: lookup == Lookup::MessageId,
@@ -649,7 +666,7 @@ impl Extractor {
         MessageKey {
             host: host.clone(),
             queue_id: qid,
-            arrived_at: at,
+            arrived_at,
         }
     }
 
@@ -763,5 +780,207 @@ fn action_name(a: RejectAction) -> &'static str {
         RejectAction::ProxyReject => "proxy-reject",
         RejectAction::ProxyAccept => "proxy-accept",
         RejectAction::Other => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Batch;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// Run `(time, daemon, message)` lines through one extractor into one batch.
+    fn run(ex: &mut Extractor, lines: &[(&str, &str, &str)]) -> Batch {
+        let host: Arc<str> = Arc::from("mx1");
+        let mut batch = Batch::new();
+        for (t, daemon, msg) in lines {
+            let event = pftrack_parse::parse(daemon, msg);
+            ex.process(&host, at(t), daemon, &event, &mut |f| batch.add(f));
+        }
+        batch
+    }
+
+    fn arrivals(batch: &Batch) -> Vec<DateTime<Utc>> {
+        let mut v: Vec<_> = batch.messages.keys().map(|k| k.arrived_at).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn reuse_in_the_same_second_gets_a_distinct_key() {
+        let mut ex = Extractor::new();
+        let b = run(
+            &mut ex,
+            &[
+                (
+                    "2025-03-14T08:07:59Z",
+                    "smtpd",
+                    "0F4D2CD4CF: client=a.example[192.0.2.1]",
+                ),
+                ("2025-03-14T08:07:59Z", "qmgr", "0F4D2CD4CF: removed"),
+                (
+                    "2025-03-14T08:07:59Z",
+                    "smtpd",
+                    "0F4D2CD4CF: client=b.example[192.0.2.2]",
+                ),
+                ("2025-03-14T08:07:59Z", "qmgr", "0F4D2CD4CF: removed"),
+            ],
+        );
+        let a = arrivals(&b);
+        assert_eq!(a.len(), 2);
+        assert_eq!(a[1] - a[0], TimeDelta::microseconds(1));
+    }
+
+    #[test]
+    fn second_client_line_starts_a_new_life_without_removed() {
+        let mut ex = Extractor::new();
+        let b = run(
+            &mut ex,
+            &[
+                (
+                    "2025-03-14T13:30:00Z",
+                    "smtpd",
+                    "8D9E0F1A2B: client=a.example[192.0.2.1]",
+                ),
+                (
+                    "2025-03-14T14:45:00Z",
+                    "smtpd",
+                    "8D9E0F1A2B: client=b.example[192.0.2.2]",
+                ),
+                ("2025-03-14T14:45:01Z", "qmgr", "8D9E0F1A2B: removed"),
+            ],
+        );
+        assert_eq!(
+            arrivals(&b),
+            vec![at("2025-03-14T13:30:00Z"), at("2025-03-14T14:45:00Z")]
+        );
+    }
+
+    #[test]
+    fn notification_link_does_not_depend_on_line_order() {
+        let lines_bounce_first = [
+            (
+                "2025-03-14T07:00:01Z",
+                "smtpd",
+                "2D9E8F7A6B: client=a.example[192.0.2.1]",
+            ),
+            (
+                "2025-03-14T07:00:03Z",
+                "bounce",
+                "2D9E8F7A6B: sender non-delivery notification: 3E0F1A2B3C",
+            ),
+            (
+                "2025-03-14T07:00:03Z",
+                "cleanup",
+                "3E0F1A2B3C: message-id=<ndr@mx1>",
+            ),
+        ];
+        let lines_cleanup_first = [
+            lines_bounce_first[0],
+            lines_bounce_first[2],
+            lines_bounce_first[1],
+        ];
+        for lines in [&lines_bounce_first[..], &lines_cleanup_first[..]] {
+            let b = run(&mut Extractor::new(), lines);
+            let child = b
+                .messages
+                .iter()
+                .find(|(k, _)| &*k.queue_id == "3E0F1A2B3C")
+                .unwrap();
+            let parent = child.1.update.parent.as_ref().expect("linked");
+            assert_eq!(&*parent.queue_id, "2D9E8F7A6B");
+            assert_eq!(parent.kind, LinkKind::NonDelivery);
+            assert_eq!(child.1.update.message_id.as_deref(), Some("ndr@mx1"));
+        }
+    }
+
+    #[test]
+    fn late_line_after_removed_attaches_within_the_grace() {
+        let mut ex = Extractor::new();
+        let b = run(
+            &mut ex,
+            &[
+                (
+                    "2025-03-14T07:00:01Z",
+                    "smtpd",
+                    "2D9E8F7A6B: client=a.example[192.0.2.1]",
+                ),
+                ("2025-03-14T07:00:03Z", "qmgr", "2D9E8F7A6B: removed"),
+                (
+                    "2025-03-14T07:00:04Z",
+                    "postsuper",
+                    "2D9E8F7A6B: placed on hold",
+                ),
+            ],
+        );
+        assert_eq!(b.messages.len(), 1);
+        // Past the grace it is another life.
+        let b = run(
+            &mut ex,
+            &[("2025-03-14T07:01:00Z", "qmgr", "2D9E8F7A6B: removed")],
+        );
+        assert_eq!(arrivals(&b), vec![at("2025-03-14T07:01:00Z")]);
+    }
+
+    #[test]
+    fn priming_from_stored_rows_continues_like_one_run() {
+        let first = [
+            (
+                "2025-03-14T08:00:00Z",
+                "smtpd",
+                "6C7D8E9F0A: client=a.example[192.0.2.1]",
+            ),
+            (
+                "2025-03-14T08:00:00Z",
+                "cleanup",
+                "6C7D8E9F0A: message-id=<m@a>",
+            ),
+        ];
+        let second = [
+            (
+                "2025-03-14T08:10:00Z",
+                "cleanup",
+                "6C7D8E9F0A: message-id=<m2@a>",
+            ),
+            ("2025-03-14T08:10:01Z", "qmgr", "6C7D8E9F0A: removed"),
+        ];
+        // One run.
+        let mut one = Extractor::new();
+        run(&mut one, &first);
+        let expected = arrivals(&run(&mut one, &second));
+        // A restart between the halves, primed from what the first half stored.
+        let stored = run(&mut Extractor::new(), &first);
+        let prime = stored.messages.iter().map(|(k, row)| PrimeEntry {
+            key: k.clone(),
+            last_seen_at: row.last_seen_at,
+            origin: row.update.origin,
+            message_id_seen: row.update.message_id.is_some(),
+            closed_at: row.update.removed_at.or(row.update.rejected_at),
+        });
+        let mut resumed = Extractor::new();
+        resumed.prime(prime);
+        assert_eq!(arrivals(&run(&mut resumed, &second)), expected);
+        // The second message-id line started a new life in both.
+        assert_eq!(expected, vec![at("2025-03-14T08:10:00Z")]);
+    }
+
+    #[test]
+    fn idle_messages_are_forgotten_and_memory_stays_bounded() {
+        let mut ex = Extractor::new();
+        let host: Arc<str> = Arc::from("mx1");
+        let start = at("2025-01-01T00:00:00Z");
+        for i in 0..(SWEEP_INTERVAL_LINES * 2) {
+            // Messages that never end, one every 30 s: only a week's worth may stay.
+            let t = start + TimeDelta::seconds(i as i64 * 30);
+            let msg = format!("{:010X}: client=a.example[192.0.2.1]", i);
+            let event = pftrack_parse::parse("smtpd", &msg);
+            ex.process(&host, t, "smtpd", &event, &mut |_| {});
+        }
+        let week_of_lines = (MAX_MESSAGE_IDLE.num_seconds() / 30) as usize;
+        assert!(ex.open_messages() <= week_of_lines + SWEEP_INTERVAL_LINES as usize);
+        assert!(ex.stats().evicted > 0);
     }
 }

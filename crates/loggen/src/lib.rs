@@ -907,6 +907,10 @@ impl<'c> Sim<'c> {
     /// Delivery rounds of a queued message from its first `queue active` at
     /// `t_active` to `removed`.
     fn queue_life(&mut self, msg: Msg, mut pending: Vec<Rcpt>, mut t: i64) {
+        // cleanup(8) drops duplicate recipients (same address and orig_to): a queued
+        // message never lists one twice.
+        let mut seen = std::collections::HashSet::new();
+        pending.retain(|r| seen.insert((r.to.clone(), r.orig_to.clone())));
         let host = msg.host;
         let qid = msg.qid.clone();
         let lifetime = (self.cfg.queue_lifetime_secs as i64).saturating_mul(1_000_000);
