@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -21,8 +21,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use pftrack_extract::{Batch, Extractor, MAX_OPEN_MESSAGES, PrimeEntry};
 use pftrack_input::Position;
 use pftrack_input::journal::{JournalOptions, JournalReader, JournalSource, JournalStart};
-use pftrack_store::{InputCheckpoint, Store};
-use tokio::sync::{mpsc, oneshot};
+use pftrack_store::{InputCheckpoint, Store, StoreError, WriteStats};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Config;
 use crate::ingest::{IngestCounts, PostfixFilter, count_event};
@@ -113,20 +113,39 @@ pub async fn run(
     config: &Config,
     url: &str,
 ) -> anyhow::Result<ExitCode> {
+    let daemon = matches!(mode, Mode::Daemon);
     let (source, source_key) = args.source();
     let since = args.since.as_deref().unwrap_or(&config.journal.since);
     let default_start = start_from(since, Utc::now())?;
 
+    if daemon {
+        notify(&[sd_notify::NotifyState::Status("connecting to the database")]);
+    }
     let store = connect_patiently(url, config, mode).await?;
     store.migrate().await?;
     let stored = store.positions("journal").await?.remove(&source_key);
     let start = match &stored {
-        Some(cp) if cp.cursor.is_some() => JournalStart::AfterCursor {
-            cursor: cp.cursor.clone().unwrap_or_default(),
-            // Strictly after the last stored record: re-reading it would count it twice.
-            fallback: cp.last_timestamp.map(|t| t + TimeDelta::microseconds(1)),
-        },
-        _ => default_start,
+        Some(cp) if cp.cursor.is_some() => {
+            tracing::info!(
+                source = source_key,
+                cursor = cp.cursor.as_deref().unwrap_or_default(),
+                "Resuming after the stored journal cursor."
+            );
+            JournalStart::AfterCursor {
+                cursor: cp.cursor.clone().unwrap_or_default(),
+                // Strictly after the last stored record: re-reading it would count it
+                // twice.
+                fallback: cp.last_timestamp.map(|t| t + TimeDelta::microseconds(1)),
+            }
+        }
+        _ => {
+            tracing::info!(
+                source = source_key,
+                since,
+                "No stored cursor; starting at `since`."
+            );
+            default_start
+        }
     };
     let prime = store.prime_entries(MAX_OPEN_MESSAGES).await?;
 
@@ -136,9 +155,9 @@ pub async fn run(
         start,
     };
     let shutdown = Arc::new(AtomicBool::new(false));
-    let committed = Arc::new(AtomicU64::new(0));
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let (opened_tx, opened_rx) = oneshot::channel();
+    let (done_tx, mut done_rx) = oneshot::channel();
     let settings = ReaderSettings {
         options,
         source_key,
@@ -149,9 +168,12 @@ pub async fn run(
         mode,
     };
     let reader_shutdown = Arc::clone(&shutdown);
-    let reader = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("journal-reader".into())
-        .spawn(move || follow_journal(settings, tx, opened_tx, &reader_shutdown))
+        .spawn(move || {
+            let result = follow_journal(settings, tx, opened_tx, &reader_shutdown);
+            let _ = done_tx.send(result);
+        })
         .context("cannot start the journal reader thread")?;
 
     // The journal must be open before we say we are ready.
@@ -164,29 +186,19 @@ pub async fn run(
         Mode::Daemon => None,
         Mode::Once { .. } => Some(crate::backfill::BACKFILL_RETRY_LIMIT),
     };
-    let writer_store = store.clone();
-    let writer_committed = Arc::clone(&committed);
-    let writer = tokio::spawn(async move {
-        writer::run_with(writer_store, rx, give_up, move |item, _stats| {
-            let total = writer_committed.fetch_add(item.lines, Ordering::Relaxed) + item.lines;
-            if let Mode::Daemon = mode {
-                let lag = item
-                    .checkpoints
-                    .iter()
-                    .filter_map(|c| c.last_timestamp)
-                    .max()
-                    .map(|t| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
-                let status = match lag {
-                    Some(lag) => format!("{total} records stored, lag {lag:.1} s"),
-                    None => format!("{total} records stored"),
-                };
-                notify(&[sd_notify::NotifyState::Status(&status)]);
-            }
-        })
-        .await
-    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let observer = StatusReporter { daemon, records: 0 };
+    let mut writer = tokio::spawn(writer::run_with(
+        store.clone(),
+        rx,
+        give_up,
+        Some(stop_rx),
+        observer,
+    ));
+    let mut writer_result = None;
+    let mut reader_result = None;
 
-    if let Mode::Daemon = mode {
+    if daemon {
         notify(&[
             sd_notify::NotifyState::Ready,
             sd_notify::NotifyState::Status("following the journal"),
@@ -195,40 +207,68 @@ pub async fn run(
         let watchdog = sd_notify::watchdog_enabled();
         let wait_for_signal = shutdown_signal();
         tokio::pin!(wait_for_signal);
+        // Pings at half the watchdog interval, as systemd recommends; without a
+        // watchdog the tick only keeps the loop simple.
         let mut tick = tokio::time::interval(watchdog.map_or(Duration::from_secs(3600), |d| d / 2));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = &mut wait_for_signal => break,
+                _ = &mut wait_for_signal => {
+                    tracing::info!("Stop requested: committing the current batch.");
+                    break;
+                }
+                r = &mut writer => {
+                    writer_result = Some(r);
+                    break;
+                }
+                r = &mut done_rx => {
+                    reader_result = Some(r);
+                    break;
+                }
                 _ = tick.tick() => {
-                    if watchdog.is_some() && !reader.is_finished() {
+                    if watchdog.is_some() {
                         notify(&[sd_notify::NotifyState::Watchdog]);
-                    }
-                    if reader.is_finished() {
-                        break;
                     }
                 }
             }
         }
         notify(&[
             sd_notify::NotifyState::Stopping,
-            sd_notify::NotifyState::Status("stopping"),
+            sd_notify::NotifyState::Status("stopping: committing the current batch"),
         ]);
-        tracing::info!("Stopping: committing the current batch.");
-        shutdown.store(true, Ordering::SeqCst);
     }
-
-    let reader_result = tokio::task::spawn_blocking(move || reader.join())
-        .await
-        .context("joining the journal reader")?;
-    let totals = writer.await.context("the writer task failed")??;
+    // The reader sends what it holds and ends; the writer commits what is queued and
+    // ends when the reader's sender is gone; a database still away gets
+    // STOP_RETRY_LIMIT more.
+    if daemon {
+        shutdown.store(true, Ordering::SeqCst);
+        let _ = stop_tx.send(true);
+    }
+    let reader_result = match reader_result {
+        Some(r) => r,
+        None => done_rx.await,
+    };
+    let writer_result = match writer_result {
+        Some(r) => r,
+        None => writer.await,
+    };
+    let totals = match writer_result.context("the writer task failed")? {
+        Ok(totals) => Some(totals),
+        Err(e)
+            if e.downcast_ref::<writer::StoppedWhileUnavailable>()
+                .is_some() =>
+        {
+            tracing::warn!("{e:#}");
+            None
+        }
+        Err(e) => return Err(e),
+    };
     let outcome = match reader_result {
         Ok(r) => r?,
-        Err(_) => bail!("the journal reader thread panicked"),
+        Err(_) => bail!("the journal reader thread ended without a result (it panicked)"),
     };
-    if outcome.fell_back {
-        tracing::warn!(
-            "The stored journal cursor was not found; reading resumed after the stored time."
-        );
+    if daemon && matches!(outcome.end, ReaderEnd::JournalEnded) {
+        bail!("the journal reader stopped unexpectedly");
     }
     println!(
         "journal: {} records ({} postfix: {} recognized, {} unknown); {} batches committed",
@@ -236,9 +276,51 @@ pub async fn run(
         outcome.counts.postfix,
         outcome.counts.recognized,
         outcome.counts.unknown,
-        totals.batches
+        totals.map_or(0, |t| t.batches)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The daemon's `STATUS=` line, updated after every commit and failed attempt.
+struct StatusReporter {
+    daemon: bool,
+    records: u64,
+}
+
+impl writer::Observer for StatusReporter {
+    fn committed(&mut self, item: &WorkItem, _stats: &WriteStats) {
+        self.records += item.lines;
+        if !self.daemon {
+            return;
+        }
+        // How long after it was logged the newest record of the batch was committed.
+        let lag = item
+            .checkpoints
+            .iter()
+            .filter_map(|c| c.last_timestamp)
+            .max()
+            .map(|t| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
+        let status = match lag {
+            Some(lag) => format!(
+                "following: {} records stored, last committed {lag:.1} s after it was logged",
+                self.records
+            ),
+            None => format!("following: {} records stored", self.records),
+        };
+        notify(&[sd_notify::NotifyState::Status(&status)]);
+    }
+
+    fn retrying(&mut self, error: &StoreError, retry_in: Duration, attempt: u32) {
+        if !self.daemon {
+            return;
+        }
+        let status = format!(
+            "database unavailable ({attempt} failed attempts, next in {:.1} s); \
+             the journal holds the records meanwhile: {error}",
+            retry_in.as_secs_f64()
+        );
+        notify(&[sd_notify::NotifyState::Status(&status)]);
+    }
 }
 
 /// Connect, waiting for PostgreSQL when the daemon starts before it.
@@ -299,9 +381,20 @@ struct ReaderSettings {
     mode: Mode,
 }
 
+/// Why the reader thread ended.
+enum ReaderEnd {
+    /// Shutdown was requested.
+    Shutdown,
+    /// The writer is gone (it failed, or gave up after a stop).
+    WriterGone,
+    /// A one-off load reached the end of the journal or `until`; for the daemon this
+    /// does not happen.
+    JournalEnded,
+}
+
 struct FollowOutcome {
     counts: IngestCounts,
-    fell_back: bool,
+    end: ReaderEnd,
 }
 
 /// The reader thread: open the journal, then read, parse, extract and batch.
@@ -323,11 +416,25 @@ fn follow_journal(
     if !reader.has_files() {
         tracing::warn!("No readable journal files: is this user in the systemd-journal group?");
     }
-    if reader.fell_back() {
-        tracing::warn!(
-            "The stored journal cursor is not in the journal (vacuumed, or another machine's); \
-             resuming after the time of the last stored record."
-        );
+    if reader.fell_back()
+        && let JournalStart::AfterCursor { cursor, fallback } = &s.options.start
+    {
+        match fallback {
+            Some(t) => tracing::warn!(
+                cursor,
+                resume_at = %t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                "The stored journal cursor is not in this journal (vacuumed, lost at \
+                 reboot, or another machine's): resuming at the first entry after the \
+                 last stored record's time instead."
+            ),
+            None => tracing::warn!(
+                cursor,
+                "The stored journal cursor is not in this journal and no time is \
+                 stored with it: reading from the oldest entry; rows already stored \
+                 are merged, but attempts and NOQUEUE counts of re-read entries are \
+                 counted again."
+            ),
+        }
     }
     let _ = opened.send(Ok(()));
     let mut extractor = Extractor::new();
@@ -365,14 +472,14 @@ fn follow_journal(
             tx.blocking_send(item).is_ok()
         };
 
-    loop {
+    let end = loop {
         if shutdown.load(Ordering::SeqCst) {
-            break;
+            break ReaderEnd::Shutdown;
         }
         let due = batch_started.is_some_and(|t| t.elapsed() >= s.max_delay);
         if in_batch > 0 && (in_batch as usize >= s.max_records || due) {
             if !send(&mut batch, &mut in_batch, &last) {
-                break;
+                break ReaderEnd::WriterGone;
             }
             batch_started = None;
         }
@@ -381,7 +488,7 @@ fn follow_journal(
                 if let Mode::Once { until: Some(until) } = s.mode
                     && record.timestamp > until
                 {
-                    break;
+                    break ReaderEnd::JournalEnded;
                 }
                 counts.records += 1;
                 let cursor = match &record.position {
@@ -404,7 +511,7 @@ fn follow_journal(
             }
             None => {
                 if let Mode::Once { .. } = s.mode {
-                    break;
+                    break ReaderEnd::JournalEnded;
                 }
                 let wait = match batch_started {
                     Some(t) => s.max_delay.saturating_sub(t.elapsed()).min(IDLE_WAIT),
@@ -415,14 +522,11 @@ fn follow_journal(
                 }
             }
         }
-    }
+    };
     if in_batch > 0 {
         let _ = send(&mut batch, &mut in_batch, &last);
     }
-    Ok(FollowOutcome {
-        counts,
-        fell_back: reader.fell_back(),
-    })
+    Ok(FollowOutcome { counts, end })
 }
 
 #[cfg(test)]

@@ -1,0 +1,1026 @@
+//! `pftrack run` against a real journal: a live systemd-journald (the system's, or the
+//! standalone one of `scripts/journald-harness`), real PostgreSQL.
+//!
+//! Every test writes its own Postfix log (from `pftrack-loggen`) into the journal
+//! through the syslog socket `/dev/log`, as Postfix does, under identifiers of its own
+//! (`postfix-t<pid>-<test>/smtpd`, …; the daemon's `journal.identifiers` is that
+//! prefix), so parallel tests and the machine's own entries do not mix. What the
+//! daemon stored, through restarts, kills and outages, is compared with a reference:
+//! the same entries read back with `journalctl -o json`, written as an RFC 3339
+//! syslog file and loaded by `pftrack backfill` in one go into a database of its own.
+//! Equal rows mean nothing was lost and nothing was counted twice (a re-read entry
+//! would add to `attempts` or a NOQUEUE `count`).
+//!
+//! The tests need root (journald and `/dev/log`). Without them they print
+//! `SKIPPED …` and pass, unless `PFTRACK_REQUIRE_JOURNAL=1`, which makes that a failure.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use common::{ALL_ROWS, TestDb, pftrack, psql, run_ok};
+use pftrack_loggen::{GenConfig, StampFormat, generate};
+
+/// How long the daemon may take to store what was written (a debug build, two cores
+/// shared with other tests).
+const CATCH_UP: Duration = Duration::from_secs(90);
+/// How long the daemon may take to say READY=1.
+const READY_WITHIN: Duration = Duration::from_secs(60);
+/// How long a stopping daemon may take to exit (with a database that is away:
+/// `STOP_RETRY_LIMIT`, 10 s, plus a margin).
+const EXIT_WITHIN: Duration = Duration::from_secs(30);
+/// The journal source key the daemon stores its cursor under.
+const SYSTEM_SOURCE: &str = "journal:system";
+
+// ---------------------------------------------------------------------------------
+// The journal
+
+/// True when a live journald with `/dev/log` is there (started by the harness when
+/// needed, and left running: other tests of the run use it too).
+fn journal_available(test: &str) -> bool {
+    static AVAILABLE: OnceLock<Result<(), String>> = OnceLock::new();
+    let state = AVAILABLE.get_or_init(|| {
+        let harness = common::repo().join("scripts/journald-harness");
+        let out = Command::new("sh")
+            .arg(&harness)
+            .arg("start")
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", harness.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "journald-harness start: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        if !Path::new("/dev/log").exists() {
+            return Err("no /dev/log".into());
+        }
+        UnixDatagram::unbound()
+            .and_then(|s| s.connect("/dev/log"))
+            .map_err(|e| format!("cannot connect to /dev/log: {e}"))?;
+        Ok(())
+    });
+    match state {
+        Ok(()) => true,
+        Err(why) => {
+            assert!(
+                std::env::var("PFTRACK_REQUIRE_JOURNAL").as_deref() != Ok("1"),
+                "{test}: no live journal ({why}) and PFTRACK_REQUIRE_JOURNAL=1"
+            );
+            eprintln!("SKIPPED {test}: no live journal: {why}");
+            false
+        }
+    }
+}
+
+/// One syslog entry to write.
+#[derive(Debug, Clone)]
+struct Line {
+    identifier: String,
+    pid: u32,
+    message: String,
+}
+
+/// A test's own Postfix log, under its own identifiers.
+struct Feed {
+    /// What the daemon's `journal.identifiers` holds (ends in `/`, so that the prefix
+    /// of one test is never the prefix of another's).
+    prefix: String,
+    lines: Vec<Line>,
+    socket: UnixDatagram,
+}
+
+impl Feed {
+    /// `lines` lines of a generated log (seeded: the same every run).
+    fn new(test: &str, seed: u64, lines: u64) -> Feed {
+        let stem = format!("postfix-t{}-{test}", std::process::id());
+        let config = GenConfig {
+            seed,
+            lines,
+            format: StampFormat::Classic,
+            messages_per_second: 20.0,
+            ..GenConfig::default()
+        };
+        let mut text = Vec::new();
+        generate(&config, &mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let lines = text
+            .lines()
+            .map(|l| {
+                // "Mar 14 06:25:00 mx1 postfix/smtpd[14543]: message"
+                let rest = l.splitn(5, ' ').nth(4).unwrap();
+                let (tag, message) = rest.split_once(": ").unwrap();
+                let (ident, pid) = tag.trim_end_matches(']').split_once('[').unwrap();
+                let daemon_part = ident.split_once('/').map_or(ident, |(_, d)| d);
+                Line {
+                    identifier: format!("{stem}/{daemon_part}"),
+                    pid: pid.parse().unwrap(),
+                    message: message.to_owned(),
+                }
+            })
+            .collect();
+        let socket = UnixDatagram::unbound().unwrap();
+        socket.connect("/dev/log").unwrap();
+        Feed {
+            prefix: format!("{stem}/"),
+            lines,
+            socket,
+        }
+    }
+
+    /// Sends lines `range` to journald through `/dev/log` (facility mail, severity
+    /// info), in order, as Postfix's syslog(3) calls do.
+    fn write(&self, range: std::ops::Range<usize>) {
+        for l in &self.lines[range] {
+            let datagram = format!("<22>{}[{}]: {}", l.identifier, l.pid, l.message);
+            send_datagram(&self.socket, datagram.as_bytes());
+        }
+    }
+
+    /// Writes lines `range` at about `per_second`, from another thread.
+    fn write_paced(
+        self: &Arc<Self>,
+        range: std::ops::Range<usize>,
+        per_second: f64,
+    ) -> std::thread::JoinHandle<()> {
+        let feed = Arc::clone(self);
+        std::thread::spawn(move || {
+            let began = Instant::now();
+            for (k, i) in range.enumerate() {
+                let due = began + Duration::from_secs_f64(k as f64 / per_second);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                feed.write(i..i + 1);
+            }
+        })
+    }
+
+    fn identifiers(&self) -> BTreeSet<String> {
+        self.lines.iter().map(|l| l.identifier.clone()).collect()
+    }
+
+    /// The config file for a daemon following this feed.
+    fn config(&self, dir: &Path, since: DateTime<Utc>, batch: Option<(usize, u64)>) -> PathBuf {
+        let mut yaml = format!(
+            "journal:\n  identifiers: [\"{}\"]\n  since: \"{}\"\n",
+            self.prefix,
+            since.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        );
+        if let Some((records, ms)) = batch {
+            yaml.push_str(&format!(
+                "batch:\n  max_records: {records}\n  max_delay_ms: {ms}\n"
+            ));
+        }
+        let path = dir.join(format!(
+            "pftrack-{}.yaml",
+            self.prefix.trim_end_matches('/')
+        ));
+        std::fs::write(&path, yaml).unwrap();
+        path
+    }
+
+    /// Waits until journald has stored the first `n` lines, and returns them as the
+    /// journal has them (checking that they are the lines written, in order).
+    fn stored(&self, n: usize) -> Vec<Stored> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = journal_entries(&self.identifiers());
+            if got.len() >= n || Instant::now() > deadline {
+                assert_eq!(got.len(), n, "journald stored another number of entries");
+                for (i, (s, l)) in got.iter().zip(&self.lines).enumerate() {
+                    assert_eq!(
+                        (&s.identifier, s.pid, &s.message),
+                        (&l.identifier, l.pid, &l.message),
+                        "entry {i} is not the line written"
+                    );
+                }
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn send_datagram(socket: &UnixDatagram, bytes: &[u8]) {
+    let mut tries = 0;
+    loop {
+        match socket.send(bytes) {
+            Ok(_) => return,
+            // journald's receive queue is full: it catches up within milliseconds.
+            Err(e) if tries < 1000 => {
+                tries += 1;
+                if tries == 1000 {
+                    panic!("cannot write to /dev/log: {e}");
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("cannot write to /dev/log: {e}"),
+        }
+    }
+}
+
+/// An entry as the journal stored it.
+#[derive(Debug, Clone)]
+struct Stored {
+    realtime_us: i64,
+    host: String,
+    identifier: String,
+    pid: u32,
+    message: String,
+}
+
+/// The entries with these identifiers, oldest first, read with journalctl (not with
+/// pftrack's reader: the reference must not share its code).
+fn journal_entries(identifiers: &BTreeSet<String>) -> Vec<Stored> {
+    let mut cmd = Command::new("journalctl");
+    cmd.args(["-o", "json", "--no-pager", "--all"]);
+    for i in identifiers {
+        cmd.arg(format!("SYSLOG_IDENTIFIER={i}"));
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "journalctl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+            Stored {
+                realtime_us: s("__REALTIME_TIMESTAMP").parse().unwrap(),
+                host: s("_HOSTNAME"),
+                identifier: s("SYSLOG_IDENTIFIER"),
+                pid: s("SYSLOG_PID").parse().unwrap(),
+                message: s("MESSAGE"),
+            }
+        })
+        .collect()
+}
+
+/// The reference: `entries` as an RFC 3339 syslog file, loaded in one go by
+/// `pftrack backfill` into a fresh database.
+fn reference(dir: &Path, config: &Path, entries: &[Stored]) -> TestDb {
+    let path = dir.join("reference.log");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    for e in entries {
+        let t = DateTime::from_timestamp_micros(e.realtime_us).unwrap();
+        writeln!(
+            f,
+            "{} {} {}[{}]: {}",
+            t.to_rfc3339_opts(chrono::SecondsFormat::Micros, false),
+            e.host,
+            e.identifier,
+            e.pid,
+            e.message
+        )
+        .unwrap();
+    }
+    f.flush().unwrap();
+    drop(f);
+    let db = TestDb::new("follow_reference");
+    run_ok(&[
+        "backfill",
+        "--config",
+        config.to_str().unwrap(),
+        "--database-url",
+        &db.url,
+        "--timezone",
+        "UTC",
+        path.to_str().unwrap(),
+    ]);
+    db
+}
+
+/// Asserts that `url` holds exactly the rows of `reference`, showing the difference.
+fn assert_same_rows(what: &str, url: &str, reference: &TestDb) {
+    let expected = reference.query(ALL_ROWS);
+    let got = psql(url, ALL_ROWS);
+    assert!(
+        expected.lines().count() > 100,
+        "{what}: the reference holds too few rows to prove anything"
+    );
+    if got != expected {
+        let exp: BTreeSet<&str> = expected.lines().collect();
+        let got_set: BTreeSet<&str> = got.lines().collect();
+        let missing: Vec<_> = exp.difference(&got_set).take(8).collect();
+        let extra: Vec<_> = got_set.difference(&exp).take(8).collect();
+        panic!(
+            "{what}: the followed database differs from the reference ({} vs {} rows)\n\
+             missing: {missing:#?}\nextra or different: {extra:#?}",
+            got.lines().count(),
+            expected.lines().count()
+        );
+    }
+}
+
+/// The stored journal position's timestamp, in µs since the epoch.
+fn committed_us(url: &str) -> Option<i64> {
+    let sql = format!(
+        "SELECT (extract(epoch FROM last_timestamp) * 1000000)::bigint FROM input_position \
+         WHERE source = '{SYSTEM_SOURCE}'"
+    );
+    let out = std::process::Command::new("psql")
+        .arg(url)
+        .args(["-X", "-At", "-c", &sql])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// Waits until the daemon has committed up to the entry at `realtime_us`.
+fn wait_committed(url: &str, realtime_us: i64, daemon: &mut Daemon) {
+    let deadline = Instant::now() + CATCH_UP;
+    while committed_us(url).is_none_or(|c| c < realtime_us) {
+        if let Some(status) = daemon.child.try_wait().unwrap() {
+            panic!(
+                "the daemon exited ({status}) before catching up\n{}",
+                daemon.log()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not catch up within {CATCH_UP:?}\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The daemon
+
+/// A `pftrack run` child with its own notification socket.
+struct Daemon {
+    child: Child,
+    dir: tempfile::TempDir,
+    notes: Arc<Mutex<Vec<(Instant, String)>>>,
+    listening: Arc<AtomicBool>,
+}
+
+impl Daemon {
+    fn start(config: &Path, url: &str, env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_with(config, url, env, &[])
+    }
+
+    fn start_with(config: &Path, url: &str, env: &[(&str, &str)], args: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let socket_path = dir.path().join("notify");
+        let socket = UnixDatagram::bind(&socket_path).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let notes = Arc::new(Mutex::new(Vec::new()));
+        let listening = Arc::new(AtomicBool::new(true));
+        {
+            let notes = Arc::clone(&notes);
+            let listening = Arc::clone(&listening);
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 4096];
+                while listening.load(Ordering::SeqCst) {
+                    if let Ok(n) = socket.recv(&mut buf) {
+                        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                        let mut notes = notes.lock().unwrap();
+                        for line in text.lines() {
+                            notes.push((Instant::now(), line.to_owned()));
+                        }
+                    }
+                }
+            });
+        }
+        let stderr = std::fs::File::create(dir.path().join("stderr")).unwrap();
+        let mut cmd = pftrack();
+        cmd.args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--database-url",
+            url,
+        ])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        Daemon {
+            child,
+            dir,
+            notes,
+            listening,
+        }
+    }
+
+    /// Everything the daemon logged so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+    }
+
+    /// Notifications received so far.
+    fn notes(&self) -> Vec<(Instant, String)> {
+        self.notes.lock().unwrap().clone()
+    }
+
+    /// Waits for a notification line `pred` accepts; its arrival time.
+    fn wait_note(&mut self, within: Duration, pred: impl Fn(&str) -> bool) -> Option<Instant> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some((t, _)) = self.notes().into_iter().find(|(_, n)| pred(n)) {
+                return Some(t);
+            }
+            if Instant::now() > deadline || self.child.try_wait().unwrap().is_some() {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn wait_ready(&mut self) -> Instant {
+        match self.wait_note(READY_WITHIN, |n| n == "READY=1") {
+            Some(t) => t,
+            None => panic!("no READY=1 within {READY_WITHIN:?}\n{}", self.log()),
+        }
+    }
+
+    /// SIGTERM, then the exit status (within [`EXIT_WITHIN`]).
+    fn terminate(&mut self) -> ExitStatus {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        self.wait_exit(EXIT_WITHIN)
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the daemon did not exit within {within:?}\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no flush, no goodbye.
+    fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.listening.store(false, Ordering::SeqCst);
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn since_now() -> DateTime<Utc> {
+    Utc::now() - chrono::Duration::seconds(2)
+}
+
+// ---------------------------------------------------------------------------------
+// The tests
+
+/// Entries stored this long before a kill were surely seen by the daemon: journald
+/// tells readers of changes within a fraction of this.
+const KILL_MARGIN_US: i64 = 300_000;
+
+/// Entries written while the daemon follows become rows; READY=1, STATUS=, WATCHDOG=1
+/// and STOPPING=1 arrive when they should; `backfill --journal` of the same entries
+/// gives the same rows.
+#[test]
+fn entries_written_while_following_become_rows() {
+    if !journal_available("entries_written_while_following_become_rows") {
+        return;
+    }
+    let feed = Feed::new("follow", 11, 3000);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = feed.config(tmp.path(), since_now(), None);
+    let db = TestDb::new("follow_live");
+
+    let mut daemon = Daemon::start(&config, &db.url, &[("WATCHDOG_USEC", "400000")]);
+    let ready = daemon.wait_ready();
+    // Before READY=1 the database was reached and migrated: the schema is there.
+    assert_eq!(
+        db.query(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'input_position'"
+        ),
+        "1\n"
+    );
+    // Watchdog pings at half of WATCHDOG_USEC once ready.
+    std::thread::sleep(Duration::from_millis(1200));
+    let pings = daemon
+        .notes()
+        .iter()
+        .filter(|(t, n)| n == "WATCHDOG=1" && *t >= ready)
+        .count();
+    assert!(
+        pings >= 2,
+        "{pings} WATCHDOG=1 in 1.2 s with WATCHDOG_USEC=400000"
+    );
+
+    feed.write(0..feed.lines.len());
+    let stored = feed.stored(feed.lines.len());
+    wait_committed(&db.url, stored.last().unwrap().realtime_us, &mut daemon);
+    let status = daemon.wait_note(Duration::from_secs(5), |n| {
+        n.starts_with("STATUS=following:") && n.contains("records stored")
+    });
+    assert!(
+        status.is_some_and(|t| t > ready),
+        "no STATUS= after commits"
+    );
+
+    let status = daemon.terminate();
+    assert!(status.success(), "exit {status}\n{}", daemon.log());
+    let notes: Vec<String> = daemon.notes().into_iter().map(|(_, n)| n).collect();
+    let ready_at = notes.iter().position(|n| n == "READY=1").unwrap();
+    let stopping_at = notes.iter().position(|n| n == "STOPPING=1");
+    assert!(
+        stopping_at.is_some_and(|s| s > ready_at),
+        "no STOPPING=1 after READY=1: {notes:?}"
+    );
+    assert_eq!(notes.iter().filter(|n| *n == "READY=1").count(), 1);
+
+    let reference = reference(tmp.path(), &config, &stored);
+    assert_same_rows("followed", &db.url, &reference);
+
+    // A one-off load of the same journal entries gives the same rows, and running it
+    // again (it resumes after its cursor) changes nothing.
+    let once = TestDb::new("follow_once");
+    let since = since_arg(&stored);
+    let args = [
+        "backfill",
+        "--journal",
+        "--since",
+        &since,
+        "--config",
+        config.to_str().unwrap(),
+        "--database-url",
+        &once.url,
+    ];
+    run_ok(&args);
+    assert_same_rows("backfill --journal", &once.url, &reference);
+    run_ok(&args);
+    assert_same_rows("backfill --journal, run again", &once.url, &reference);
+}
+
+fn since_arg(stored: &[Stored]) -> String {
+    DateTime::from_timestamp_micros(stored[0].realtime_us - 1_000_000)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// SIGTERM at moments while entries are written, more entries written while the
+/// daemon is down, then a restart: nothing lost, nothing twice.
+#[test]
+fn sigterm_and_restart_resume_exactly() {
+    if !journal_available("sigterm_and_restart_resume_exactly") {
+        return;
+    }
+    let feed = Arc::new(Feed::new("restart", 12, 4000));
+    let tmp = tempfile::tempdir().unwrap();
+    // Small batches: many commits, so stops land between and inside them.
+    let config = feed.config(tmp.path(), since_now(), Some((100, 200)));
+    let db = TestDb::new("follow_restart");
+    let n = feed.lines.len();
+    let rounds = 4;
+    let per_round = n / rounds;
+    for round in 0..rounds {
+        let mut daemon = Daemon::start(&config, &db.url, &[]);
+        daemon.wait_ready();
+        let begin = round * per_round;
+        let end = if round + 1 == rounds {
+            n
+        } else {
+            begin + per_round
+        };
+        // Half of the round's lines while the daemon follows, at a steady pace...
+        let middle = begin + (end - begin) / 2;
+        let writer = feed.write_paced(begin..middle, 1500.0);
+        std::thread::sleep(Duration::from_millis(300 + 200 * round as u64));
+        let status = daemon.terminate();
+        assert!(
+            status.success(),
+            "round {round}: exit {status}\n{}",
+            daemon.log()
+        );
+        writer.join().unwrap();
+        // ...the other half while it is stopped: the journal keeps them.
+        feed.write(middle..end);
+    }
+    let stored = feed.stored(n);
+    let mut daemon = Daemon::start(&config, &db.url, &[]);
+    daemon.wait_ready();
+    wait_committed(&db.url, stored.last().unwrap().realtime_us, &mut daemon);
+    assert!(daemon.terminate().success());
+    assert!(
+        !daemon.log().contains("not in this journal"),
+        "a cursor was not found:\n{}",
+        daemon.log()
+    );
+    let reference = reference(tmp.path(), &config, &stored);
+    assert_same_rows("stopped and restarted", &db.url, &reference);
+}
+
+/// SIGKILL while batches are open (entries read, not yet committed) and while they
+/// commit; each time a new daemon resumes: nothing lost, nothing twice.
+#[test]
+fn kill_9_in_the_middle_of_a_batch_loses_nothing() {
+    if !journal_available("kill_9_in_the_middle_of_a_batch_loses_nothing") {
+        return;
+    }
+    let feed = Arc::new(Feed::new("kill", 13, 5000));
+    let tmp = tempfile::tempdir().unwrap();
+    // Batches that stay open for up to a second: a kill nearly always lands in one.
+    let config = feed.config(tmp.path(), since_now(), Some((1000, 1000)));
+    let db = TestDb::new("follow_kill");
+    let n = feed.lines.len();
+    let writer = feed.write_paced(0..n, 700.0);
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut kills_with_open_batch = 0;
+    let mut kills = 0;
+    while !writer.is_finished() {
+        let mut daemon = Daemon::start(&config, &db.url, &[]);
+        daemon.wait_ready();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(400 + seed % 1200));
+        let killed_at_us = Utc::now().timestamp_micros();
+        daemon.kill9();
+        kills += 1;
+        // Entries journald stored well before the kill, but not committed: the daemon
+        // had them in an open batch (or in the channel, or not yet read).
+        let committed = committed_us(&db.url).unwrap_or(0);
+        let pending = journal_entries(&feed.identifiers())
+            .iter()
+            .filter(|e| e.realtime_us > committed && e.realtime_us < killed_at_us - KILL_MARGIN_US)
+            .count();
+        if pending > 0 {
+            kills_with_open_batch += 1;
+        }
+    }
+    writer.join().unwrap();
+    assert!(
+        kills_with_open_batch >= 2,
+        "only {kills_with_open_batch} of {kills} kills found read-but-uncommitted entries"
+    );
+    let stored = feed.stored(n);
+    let mut daemon = Daemon::start(&config, &db.url, &[]);
+    daemon.wait_ready();
+    wait_committed(&db.url, stored.last().unwrap().realtime_us, &mut daemon);
+    assert!(daemon.terminate().success());
+    let reference = reference(tmp.path(), &config, &stored);
+    assert_same_rows(&format!("after {kills} kills"), &db.url, &reference);
+}
+
+/// A stored cursor the journal does not have (garbage, or a well-formed cursor of
+/// another journal) falls back to the stored time, with a warning: not to the head
+/// (entries would count twice) and not to the tail (entries would be lost).
+#[test]
+fn bogus_cursor_falls_back_to_the_stored_time() {
+    if !journal_available("bogus_cursor_falls_back_to_the_stored_time") {
+        return;
+    }
+    let feed = Feed::new("cursor", 14, 3000);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = feed.config(tmp.path(), since_now(), None);
+    let db = TestDb::new("follow_cursor");
+    let n = feed.lines.len();
+    let bounds = [0, n / 3, 2 * n / 3, n];
+    let bogus = [
+        "garbage",
+        // Well-formed, of a journal this machine never had.
+        "s=0123456789abcdef0123456789abcdef;i=4d2;b=fedcba9876543210fedcba9876543210;\
+         m=1f4;t=5e9b2c1d3a4b5;x=1122334455667788",
+    ];
+    let mut daemon = Daemon::start(&config, &db.url, &[]);
+    daemon.wait_ready();
+    feed.write(bounds[0]..bounds[1]);
+    let stored = feed.stored(bounds[1]);
+    wait_committed(&db.url, stored.last().unwrap().realtime_us, &mut daemon);
+    assert!(daemon.terminate().success());
+    for (k, cursor) in bogus.iter().enumerate() {
+        let before = db.query(&format!(
+            "SELECT last_timestamp FROM input_position WHERE source = '{SYSTEM_SOURCE}'"
+        ));
+        db.query(&format!(
+            "UPDATE input_position SET cursor = '{cursor}' WHERE source = '{SYSTEM_SOURCE}'"
+        ));
+        // Written while stopped: after the stored time, so the fallback must read them.
+        feed.write(bounds[k + 1]..bounds[k + 2]);
+        let stored = feed.stored(bounds[k + 2]);
+        let mut daemon = Daemon::start(&config, &db.url, &[]);
+        daemon.wait_ready();
+        wait_committed(&db.url, stored.last().unwrap().realtime_us, &mut daemon);
+        assert!(daemon.terminate().success());
+        let log = daemon.log();
+        assert!(
+            log.contains("WARN") && log.contains("not in this journal"),
+            "no warning about the missing cursor {cursor:?}:\n{log}"
+        );
+        assert!(
+            log.contains(&before.trim().replace(' ', "T")[..19]),
+            "the warning does not name the stored time {before:?}:\n{log}"
+        );
+        let reference = reference(tmp.path(), &config, &stored);
+        assert_same_rows(&format!("after cursor {cursor:?}"), &db.url, &reference);
+    }
+}
+
+/// A journal that cannot be opened: the daemon fails before READY=1.
+#[test]
+fn unopenable_journal_fails_before_ready() {
+    if !journal_available("unopenable_journal_fails_before_ready") {
+        return;
+    }
+    let feed = Feed::new("noopen", 15, 10);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = feed.config(tmp.path(), since_now(), None);
+    let db = TestDb::new("follow_noopen");
+    let missing = tmp.path().join("no-such-journal-dir");
+    let mut daemon = Daemon::start_with(
+        &config,
+        &db.url,
+        &[],
+        &["--journal-dir", missing.to_str().unwrap()],
+    );
+    let status = daemon.wait_exit(EXIT_WITHIN);
+    assert!(!status.success());
+    assert!(daemon.log().contains("journal"), "{}", daemon.log());
+    std::thread::sleep(Duration::from_millis(200));
+    let notes = daemon.notes();
+    assert!(
+        notes.iter().all(|(_, n)| n != "READY=1"),
+        "READY=1 from a daemon without a journal: {notes:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// A PostgreSQL of our own, to stop and start under the daemon
+
+/// A throwaway cluster (initdb in a temporary directory, run as `postgres` when the
+/// test runs as root), reachable only through a socket in its own directory.
+struct Cluster {
+    bindir: PathBuf,
+    as_postgres: bool,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// `None` (with a note) when the server binaries are not installed.
+    fn new() -> Option<Cluster> {
+        let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let v = e.file_name().to_str()?.parse::<u32>().ok()?;
+                Some((v, e.path().join("bin")))
+            })
+            .filter(|(_, d)| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
+            .collect();
+        found.sort();
+        let bindir = found.pop()?.1;
+        let as_postgres = id(&["-u"]).as_deref() == Some("0");
+        let dir = tempfile::Builder::new()
+            .prefix("pftrack-follow-pg-")
+            .tempdir()
+            .unwrap();
+        if as_postgres {
+            let chown = Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(chown.success());
+        }
+        let c = Cluster {
+            bindir,
+            as_postgres,
+            dir,
+        };
+        let out = c
+            .pg("initdb")
+            .arg("-D")
+            .arg(c.data())
+            .args([
+                "-U",
+                "pftrack",
+                "--auth-local=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let conf = format!(
+            "listen_addresses = ''\nport = 5432\nunix_socket_directories = '{}'\n\
+             fsync = off\nmax_connections = 20\nshared_buffers = '16MB'\n",
+            c.dir.path().display()
+        );
+        let auto = c.data().join("postgresql.auto.conf");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&auto)
+            .unwrap()
+            .write_all(conf.as_bytes())
+            .unwrap();
+        Some(c)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn pg(&self, program: &str) -> Command {
+        let exe = self.bindir.join(program);
+        let mut c = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        };
+        c.current_dir(self.dir.path());
+        c
+    }
+
+    fn ctl(&self, action: &[&str]) {
+        let out = self
+            .pg("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .arg("-l")
+            .arg(self.dir.path().join("server.log"))
+            .args(["-w", "-t", "60"])
+            .args(action)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl {action:?}: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+        );
+    }
+
+    fn start(&self) {
+        self.ctl(&["start"]);
+    }
+
+    /// A fast shutdown: sessions are ended, as when PostgreSQL is restarted.
+    fn stop(&self) {
+        self.ctl(&["-m", "fast", "stop"]);
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "host={} port=5432 user=pftrack dbname=postgres connect_timeout=5",
+            self.dir.path().display()
+        )
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.data().join("postmaster.pid").exists() {
+            let _ = self
+                .pg("pg_ctl")
+                .arg("-D")
+                .arg(self.data())
+                .args(["-m", "immediate", "-w", "stop"])
+                .output();
+        }
+    }
+}
+
+fn id(args: &[&str]) -> Option<String> {
+    let out = Command::new("id").args(args).output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// PostgreSQL down at start (no READY=1 until it is up), restarted while the daemon
+/// follows, and down when the daemon is stopped: nothing lost, nothing twice.
+#[test]
+fn postgresql_restarted_while_following_loses_nothing() {
+    if !journal_available("postgresql_restarted_while_following_loses_nothing") {
+        return;
+    }
+    let Some(cluster) = Cluster::new() else {
+        assert!(
+            std::env::var("PFTRACK_REQUIRE_JOURNAL").as_deref() != Ok("1"),
+            "no PostgreSQL server binaries under /usr/lib/postgresql"
+        );
+        eprintln!("SKIPPED postgresql_restarted_while_following_loses_nothing: no initdb");
+        return;
+    };
+    let feed = Feed::new("pgrestart", 16, 4000);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = feed.config(tmp.path(), since_now(), Some((200, 250)));
+    let url = cluster.url();
+    let n = feed.lines.len();
+    let q = n / 4;
+
+    // Down at start: the daemon waits for it and is not ready.
+    let mut daemon = Daemon::start(&config, &url, &[]);
+    assert!(
+        daemon
+            .wait_note(Duration::from_secs(3), |n| n == "READY=1")
+            .is_none(),
+        "READY=1 without a database\n{}",
+        daemon.log()
+    );
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the daemon gave up on a database that is not up yet\n{}",
+        daemon.log()
+    );
+    let up = Instant::now();
+    cluster.start();
+    let ready = daemon.wait_ready();
+    assert!(ready > up);
+
+    feed.write(0..q);
+    let stored = feed.stored(q);
+    wait_committed(&url, stored.last().unwrap().realtime_us, &mut daemon);
+
+    // Restarted while entries keep coming.
+    cluster.stop();
+    feed.write(q..2 * q);
+    let _ = feed.stored(2 * q);
+    assert!(
+        daemon
+            .wait_note(Duration::from_secs(20), |n| n
+                .starts_with("STATUS=database unavailable"))
+            .is_some(),
+        "no STATUS= about the database\n{}",
+        daemon.log()
+    );
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "{}",
+        daemon.log()
+    );
+    cluster.start();
+    feed.write(2 * q..3 * q);
+    let stored = feed.stored(3 * q);
+    wait_committed(&url, stored.last().unwrap().realtime_us, &mut daemon);
+    assert!(
+        daemon.log().contains("Database unavailable"),
+        "no warning while the database was down:\n{}",
+        daemon.log()
+    );
+
+    // Stopped while the database is down: it exits (0) within the stop limit, the
+    // uncommitted records stay in the journal for the next start.
+    cluster.stop();
+    feed.write(3 * q..n);
+    let _ = feed.stored(n);
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = daemon.terminate();
+    assert!(status.success(), "exit {status}\n{}", daemon.log());
+    cluster.start();
+    let stored = feed.stored(n);
+    let mut daemon = Daemon::start(&config, &url, &[]);
+    daemon.wait_ready();
+    wait_committed(&url, stored.last().unwrap().realtime_us, &mut daemon);
+    assert!(daemon.terminate().success());
+
+    let reference = reference(tmp.path(), &config, &stored);
+    assert_same_rows("PostgreSQL restarted", &url, &reference);
+}
