@@ -469,7 +469,11 @@ impl Daemon {
             .status()
             .unwrap();
         assert!(ok.success());
-        self.wait_exit(EXIT_WITHIN)
+        let status = self.wait_exit(EXIT_WITHIN);
+        if std::env::var("PFTRACK_TEST_VERBOSE").as_deref() == Ok("1") {
+            eprintln!("--- daemon log ({status})\n{}", self.log());
+        }
+        status
     }
 
     fn wait_exit(&mut self, within: Duration) -> ExitStatus {
@@ -983,10 +987,13 @@ fn postgresql_restarted_while_following_loses_nothing() {
     cluster.stop();
     feed.write(q..2 * q);
     let _ = feed.stored(2 * q);
+    // Down long enough for several failed attempts of the same batch (with backoff),
+    // while more batches queue up behind it.
     assert!(
         daemon
-            .wait_note(Duration::from_secs(20), |n| n
-                .starts_with("STATUS=database unavailable"))
+            .wait_note(Duration::from_secs(30), |n| {
+                n.starts_with("STATUS=database unavailable (4 failed attempts")
+            })
             .is_some(),
         "no STATUS= about the database\n{}",
         daemon.log()
