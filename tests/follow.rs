@@ -1031,3 +1031,117 @@ fn postgresql_restarted_while_following_loses_nothing() {
     let reference = reference(tmp.path(), &config, &stored);
     assert_same_rows("PostgreSQL restarted", &url, &reference);
 }
+
+// ---------------------------------------------------------------------------------
+// Benchmark (run by scripts/bench-follow)
+
+/// Follow latency at default settings: entries written at a steady rate, each a
+/// NOQUEUE reject of its own (one `noqueue` row, `logged_at` = the entry's
+/// `__REALTIME_TIMESTAMP`, the time journald stored it); the database polled every
+/// 10 ms for the newest committed `logged_at`. An entry's latency is the time of
+/// the first poll that sees it minus its `logged_at`: an upper bound, including up to
+/// one poll interval and the poll's own query time. Rate and count:
+/// `PFTRACK_BENCH_RATE` (entries/s, default 200), `PFTRACK_BENCH_ENTRIES` (3000).
+#[test]
+#[ignore = "benchmark: run by scripts/bench-follow, in release mode"]
+fn follow_latency() {
+    if !journal_available("follow_latency") {
+        return;
+    }
+    let env = |k: &str, d: f64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let rate = env("PFTRACK_BENCH_RATE", 200.0);
+    let n = env("PFTRACK_BENCH_ENTRIES", 3000.0) as usize;
+    let stem = format!("postfix-bench{}", std::process::id());
+    let lines = (0..n)
+        .map(|i| Line {
+            identifier: format!("{stem}/smtpd"),
+            pid: 4000 + (i % 50) as u32,
+            message: format!(
+                "NOQUEUE: reject: RCPT from unknown[192.0.2.{}]: 554 5.7.1 <bench{i}@example.com>: \
+                 Relay access denied; from=<sender@example.org> to=<bench{i}@example.com> \
+                 proto=ESMTP helo=<client.example.org>",
+                1 + i % 250
+            ),
+        })
+        .collect();
+    let socket = UnixDatagram::unbound().unwrap();
+    socket.connect("/dev/log").unwrap();
+    let feed = Arc::new(Feed {
+        prefix: format!("{stem}/"),
+        lines,
+        socket,
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    // Default batch settings: no batch section.
+    let config = feed.config(tmp.path(), since_now(), None);
+    let db = TestDb::new("follow_latency");
+    let mut daemon = Daemon::start(&config, &db.url, &[]);
+    daemon.wait_ready();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = runtime
+        .block_on(pftrack_store::Store::connect(&db.url))
+        .unwrap();
+    let writer = feed.write_paced(0..n, rate);
+    // (time the poll returned, newest logged_at committed), both µs since the epoch.
+    let mut seen: Vec<(i64, i64)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs_f64(n as f64 / rate) + CATCH_UP;
+    loop {
+        let rows = runtime
+            .block_on(store.query(
+                "SELECT count(*), COALESCE((extract(epoch FROM max(logged_at)) * 1000000)::int8, 0) \
+                 FROM noqueue",
+                &[],
+            ))
+            .unwrap();
+        let now = Utc::now().timestamp_micros();
+        let count: i64 = rows[0].get(0);
+        let newest: i64 = rows[0].get(1);
+        if seen.last().is_none_or(|&(_, m)| newest > m) {
+            seen.push((now, newest));
+        }
+        if count as usize >= n {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not catch up\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    writer.join().unwrap();
+    assert!(daemon.terminate().success());
+
+    let logged: Vec<i64> = db
+        .query("SELECT (extract(epoch FROM logged_at) * 1000000)::int8 FROM noqueue ORDER BY 1")
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(logged.len(), n);
+    let mut latency_ms: Vec<f64> = logged
+        .iter()
+        .map(|&t| {
+            let first = seen.iter().find(|&&(_, m)| m >= t).unwrap();
+            (first.0 - t) as f64 / 1000.0
+        })
+        .collect();
+    latency_ms.sort_by(f64::total_cmp);
+    let pct = |p: f64| latency_ms[((latency_ms.len() - 1) as f64 * p).round() as usize];
+    println!(
+        "follow latency (entry stored by journald -> row visible), {n} entries at {rate}/s, \
+         default batch settings: p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        latency_ms[latency_ms.len() - 1]
+    );
+}

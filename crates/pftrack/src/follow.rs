@@ -442,7 +442,10 @@ fn follow_journal(
     let mut counts = IngestCounts::default();
     let mut batch = Batch::new();
     let mut in_batch: u64 = 0;
-    let mut batch_started: Option<Instant> = None;
+    let mut clock = BatchClock::new(s.max_delay);
+    // True once the reader has found no entry to read: from then on the batch's age
+    // counts from when its first record was logged, not from when it was read.
+    let mut caught_up = false;
     let mut last: Option<(String, DateTime<Utc>)> = None;
 
     let send =
@@ -476,12 +479,14 @@ fn follow_journal(
         if shutdown.load(Ordering::SeqCst) {
             break ReaderEnd::Shutdown;
         }
-        let due = batch_started.is_some_and(|t| t.elapsed() >= s.max_delay);
+        let due = clock
+            .remaining(caught_up, Instant::now(), Utc::now())
+            .is_some_and(|r| r.is_zero());
         if in_batch > 0 && (in_batch as usize >= s.max_records || due) {
             if !send(&mut batch, &mut in_batch, &last) {
                 break ReaderEnd::WriterGone;
             }
-            batch_started = None;
+            clock.reset();
         }
         match reader.next_record().context("reading the journal")? {
             Some(record) => {
@@ -505,18 +510,19 @@ fn follow_journal(
                         batch.add(f)
                     });
                 }
+                clock.add(Instant::now(), record.timestamp);
                 last = Some((cursor, record.timestamp));
                 in_batch += 1;
-                batch_started.get_or_insert_with(Instant::now);
+                caught_up = false;
             }
             None => {
                 if let Mode::Once { .. } = s.mode {
                     break ReaderEnd::JournalEnded;
                 }
-                let wait = match batch_started {
-                    Some(t) => s.max_delay.saturating_sub(t.elapsed()).min(IDLE_WAIT),
-                    None => IDLE_WAIT,
-                };
+                caught_up = true;
+                let wait = clock
+                    .remaining(true, Instant::now(), Utc::now())
+                    .map_or(IDLE_WAIT, |r| r.min(IDLE_WAIT));
                 if !wait.is_zero() {
                     reader.wait(wait).context("waiting for the journal")?;
                 }
@@ -529,9 +535,82 @@ fn follow_journal(
     Ok(FollowOutcome { counts, end })
 }
 
+/// When the open batch is due: `max_delay` after its first record was read, or, once
+/// the reader has caught up with the journal, `max_delay` after that record was
+/// logged. The second rule matters because journald tells readers about new entries
+/// in ticks of up to a quarter second: a clock started at reading would add that
+/// delay to the batch delay. It applies only when caught up, so that loading a
+/// backlog (whose records were all logged long ago) still makes full batches.
+#[derive(Debug)]
+struct BatchClock {
+    max_delay: Duration,
+    /// When the batch's first record was read, and when it was logged.
+    first: Option<(Instant, DateTime<Utc>)>,
+}
+
+impl BatchClock {
+    fn new(max_delay: Duration) -> BatchClock {
+        BatchClock {
+            max_delay,
+            first: None,
+        }
+    }
+
+    /// A record read at `read_at`, logged at `logged`, joins the batch.
+    fn add(&mut self, read_at: Instant, logged: DateTime<Utc>) {
+        self.first.get_or_insert((read_at, logged));
+    }
+
+    /// The batch was sent.
+    fn reset(&mut self) {
+        self.first = None;
+    }
+
+    /// Time left until the batch is due (zero when due); `None` without a batch.
+    fn remaining(&self, caught_up: bool, now: Instant, wall: DateTime<Utc>) -> Option<Duration> {
+        let (read_at, logged) = self.first?;
+        let by_read = self
+            .max_delay
+            .saturating_sub(now.saturating_duration_since(read_at));
+        if !caught_up {
+            return Some(by_read);
+        }
+        // A record stamped in the future (another host's clock) has age zero.
+        let age = (wall - logged).to_std().unwrap_or(Duration::ZERO);
+        Some(by_read.min(self.max_delay.saturating_sub(age)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batch_clock() {
+        let delay = Duration::from_millis(250);
+        let mut clock = BatchClock::new(delay);
+        let t0 = Instant::now();
+        let wall = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        assert_eq!(clock.remaining(true, t0, wall), None);
+        // Read 200 ms after it was logged.
+        clock.add(t0, wall - TimeDelta::milliseconds(200));
+        // Loading a backlog: only the reading time counts.
+        assert_eq!(clock.remaining(false, t0, wall), Some(delay));
+        // Caught up: 50 ms left of the record's own quarter second.
+        assert_eq!(
+            clock.remaining(true, t0, wall),
+            Some(Duration::from_millis(50))
+        );
+        // A second record does not restart the clock.
+        clock.add(t0 + Duration::from_millis(10), wall);
+        let later = t0 + Duration::from_millis(300);
+        assert_eq!(clock.remaining(false, later, wall), Some(Duration::ZERO));
+        clock.reset();
+        assert_eq!(clock.remaining(true, later, wall), None);
+        // A record from the future (clock skew) waits for the reading rule only.
+        clock.add(t0, wall + TimeDelta::seconds(60));
+        assert_eq!(clock.remaining(true, t0, wall), Some(delay));
+    }
 
     #[test]
     fn since_forms() {
