@@ -11,6 +11,9 @@
 #                      count its checks as skipped (for a pftrack without TLS).
 #   PFTRACK_DEPLOY_BUILD=0  skip the check that builds pftrack with cargo
 #                      through the role (pftrack_build_from_source).
+#   PFTRACK_DEPLOY_BOOT=1  also boot a Debian 12 container with systemd
+#                      (debootstrap + systemd-nspawn) and let systemd run the
+#                      installed unit for real (part (i)); skipped otherwise.
 #
 # What it changes on this machine (it is meant for a test machine):
 #   - a Python venv with pinned ansible and ansible-lint in $VENV;
@@ -58,6 +61,7 @@ check() {
     if "$@"; then ok "$name"; else bad "$name"; fi
 }
 finish() {
+    if [ -n "${BOOT_PID:-}" ]; then stop_boot; fi
     # ansible-lint creates an empty .ansible/ cache in the project root.
     if [ "$LINT_CACHE_CREATED" = 1 ] && [ -d "$REPO/.ansible" ]; then
         find "$REPO/.ansible" -depth -type d -empty -delete 2>/dev/null
@@ -585,5 +589,118 @@ remote_second_run() {
     [ "$changed" = 0 ]
 }
 check "remote second run reports changed=0" remote_second_run
+SKIPPING=0
+
+# --- (i) the service started by a real systemd (PFTRACK_DEPLOY_BOOT=1) --------------
+# systemd is not PID 1 here, so a minimal Debian 12 root (debootstrap, kept
+# in $BOOT_ROOT between runs) is booted with systemd-nspawn, sharing this
+# machine's network. What the role installed above (binary, configuration
+# for the remote database over TLS, CA, unit with its IP allow list) is
+# copied in, pftrack is started by systemd under the unit's sandbox, and
+# Postfix lines logged inside the container must reach the database.
+BOOT_ROOT=/opt/pftrack-ci/nspawn/root
+BOOT_PID=""
+# in_boot CMD...: runs CMD inside the booted container.
+in_boot() {
+    local nspawn init
+    # $BOOT_PID is timeout(1); its child is systemd-nspawn, whose child is
+    # the container's systemd.
+    nspawn=$(pgrep -P "$BOOT_PID" -x systemd-nspawn | head -1)
+    [ -n "$nspawn" ] && init=$(pgrep -P "$nspawn" | head -1)
+    [ -n "${init:-}" ] && nsenter -t "$init" -a "$@"
+}
+stop_boot() {
+    [ -n "$BOOT_PID" ] || return 0
+    in_boot systemctl poweroff >/dev/null 2>&1
+    for _ in $(seq 1 20); do
+        kill -0 "$BOOT_PID" 2>/dev/null || { BOOT_PID=""; return 0; }
+        sleep 1
+    done
+    kill "$BOOT_PID" 2>/dev/null
+    BOOT_PID=""
+}
+boot_prepare() {
+    local pkgs="" uid gid
+    command -v systemd-nspawn >/dev/null || pkgs="$pkgs systemd-container"
+    command -v debootstrap >/dev/null || pkgs="$pkgs debootstrap"
+    if [ -n "$pkgs" ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs >/dev/null || return 1
+    fi
+    if [ ! -e "$BOOT_ROOT/.pftrack-ready" ]; then
+        rm -rf "$BOOT_ROOT" && mkdir -p "$BOOT_ROOT" &&
+            debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,bsdutils \
+                bookworm "$BOOT_ROOT" http://deb.debian.org/debian >"$WORK/debootstrap.log" 2>&1 ||
+            { tail -5 "$WORK/debootstrap.log"; return 1; }
+        printf '127.0.0.1\tlocalhost\n::1\tlocalhost\n' >"$BOOT_ROOT/etc/hosts"
+        touch "$BOOT_ROOT/.pftrack-ready"
+    fi
+    # The same uid and gid as on this machine: the files keep their owner.
+    uid=$(id -u pftrack)
+    gid=$(id -g pftrack)
+    chroot "$BOOT_ROOT" sh -c "userdel pftrack 2>/dev/null; groupdel pftrack 2>/dev/null;
+        groupadd --system --gid $gid pftrack &&
+        useradd --system --uid $uid --gid pftrack --groups systemd-journal \
+            --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin pftrack" || return 1
+    rm -rf "$BOOT_ROOT/etc/pftrack" &&
+        cp -a /etc/pftrack "$BOOT_ROOT/etc/pftrack" &&
+        cp -a /usr/local/bin/pftrack "$BOOT_ROOT/usr/local/bin/pftrack" &&
+        cp -a /etc/systemd/system/pftrack.service "$BOOT_ROOT/etc/systemd/system/pftrack.service" &&
+        chroot "$BOOT_ROOT" systemctl enable pftrack.service >/dev/null 2>&1
+}
+boot_start() {
+    boot_prepare || return 1
+    (cd / && exec timeout 600 systemd-nspawn -D "$BOOT_ROOT" -M pftrack-deploy-test \
+        --register=no --keep-unit -b >"$WORK/boot.log" 2>&1) &
+    BOOT_PID=$!
+    local state=""
+    for _ in $(seq 1 90); do
+        state=$(in_boot systemctl show -p ActiveState --value pftrack.service 2>/dev/null)
+        [ "$state" = active ] && break
+        sleep 1
+    done
+    in_boot systemctl status --no-pager -n 5 pftrack.service 2>&1 | cut -c 1-200 | sed 's/^/#   /'
+    [ "$state" = active ] &&
+        [ "$(in_boot systemctl show -p StatusText --value pftrack.service)" = "following the journal" ]
+}
+# boot_delivery QUEUE-ID: logs a delivery inside the container and waits for
+# it in delivery_status.
+boot_delivery() {
+    in_boot sh -c "
+        logger -t postfix/qmgr --id=4242 '$1: from=<deploy-test@example.com>, size=99, nrcpt=1 (queue active)'
+        logger -t postfix/local --id=4243 '$1: to=<root@localhost>, relay=local, delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (delivered to mailbox)'
+        logger -t postfix/qmgr --id=4242 '$1: removed'" || return 1
+    for _ in $(seq 1 30); do
+        [ "$(psql_admin -d pftrack -c "SELECT status FROM delivery_status WHERE queue_id = '$1'")" = sent ] && return 0
+        sleep 1
+    done
+    echo "#   $1 did not reach the database"
+    return 1
+}
+BOOT_QID=$(printf '%X' "$(date +%s)")
+boot_watchdog() {
+    [ "$(in_boot systemctl show -p WatchdogUSec --value pftrack.service)" = 1min ] &&
+        [ -n "$(in_boot systemctl show -p WatchdogTimestampMonotonic --value pftrack.service | grep -v '^0$')" ]
+}
+boot_restart() {
+    in_boot systemctl restart pftrack.service &&
+        [ "$(in_boot systemctl show -p ActiveState --value pftrack.service)" = active ] &&
+        boot_delivery "${BOOT_QID}B"
+}
+boot_score() {
+    local score
+    score=$(in_boot systemd-analyze security pftrack.service 2>/dev/null |
+        sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+    echo "#   systemd-analyze security pftrack.service under systemd: exposure $score"
+    [ -n "$score" ] && awk -v s="$score" -v m="$MAX_EXPOSURE" 'BEGIN { exit !(s <= m) }'
+}
+[ "${PFTRACK_DEPLOY_BOOT:-0}" = 1 ] || SKIPPING=1
+check "booted systemd starts pftrack under the unit's sandbox; it reports READY" boot_start
+if [ -z "$BOOT_PID" ] && [ "${SKIPPING:-0}" = 0 ]; then SKIPPING=1; fi
+check "Postfix lines logged under systemd reach delivery_status (journal -> TLS -> PostgreSQL)" boot_delivery "${BOOT_QID}A"
+check "the watchdog is armed (WatchdogSec=60) and pinged" boot_watchdog
+check "systemctl restart resumes; a new delivery arrives" boot_restart
+check "online systemd-analyze security exposure <= $MAX_EXPOSURE" boot_score
+stop_boot
+SKIPPING=0
 
 finish
