@@ -270,9 +270,9 @@ fn describe_window(w: &Window) -> String {
 
 /// Add a hint when the views of migration V2 are missing.
 fn hint_migrate(e: pftrack_store::StoreError) -> anyhow::Error {
-    let text = format!("{e:#}");
     let err = anyhow::Error::new(e);
-    if text.contains("does not exist") {
+    // The driver's error, further down the chain, names the missing relation.
+    if format!("{err:#}").contains("does not exist") {
         err.context("the database lacks pftrack's views: run `pftrack migrate` first")
     } else {
         err

@@ -17,12 +17,18 @@
 //!
 //! **Locks**: each batch is one statement (one transaction) that locks at most `batch`
 //! message rows with `FOR UPDATE SKIP LOCKED`, deletes their recipient rows by key (no
-//! foreign key does it) and then the messages. Rows a writer holds are skipped, and a
-//! writer waits at most for one batch: no long locks on a live database.
+//! foreign key does it) and then the messages. Rows a writer holds are skipped (and
+//! counted as kept), and a writer waits at most for one batch: no long locks on a live
+//! database.
+//!
+//! **Order**: the old range is worked through one UTC day at a time, through the
+//! `utc_day()` indexes of migration V2 (the time indexes of V1 are BRIN, which cannot
+//! hand out "the next few thousand rows"), so a batch reads about `batch` rows whether
+//! the table holds a thousand or a hundred million.
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 
 use crate::{Store, StoreError};
 
@@ -63,15 +69,23 @@ impl PurgeCounts {
     }
 }
 
-/// One batch of messages: lock up to `$3` old messages that are not in flight and have
-/// no in-flight parent or child, delete their recipients, then them. Returns the
-/// numbers of message and recipient rows deleted.
+/// One batch of messages. `candidates`: up to `$3` old messages of the UTC day `$4`,
+/// from the `utc_day(arrived_at)` index. `victims`: those not in flight and without an
+/// in-flight parent or child, locked (rows a writer holds are skipped). Their
+/// recipients are deleted by key, then they. Returns the message and recipient rows
+/// deleted and the number of candidates (fewer than `$3`: the day is done).
 const PURGE_MESSAGES_SQL: &str = "\
-WITH victims AS (
+WITH candidates AS MATERIALIZED (
+    SELECT queue_id, host, arrived_at
+    FROM delivery_from
+    WHERE utc_day(arrived_at) = $4 AND arrived_at < $1
+    LIMIT $3
+), victims AS (
     SELECT f.queue_id, f.host, f.arrived_at
-    FROM delivery_from f
-    WHERE f.arrived_at < $1
-      AND NOT (f.removed_at IS NULL AND f.rejected_at IS NULL AND f.last_seen_at >= $2)
+    FROM candidates k
+    JOIN delivery_from f
+      ON f.queue_id = k.queue_id AND f.host = k.host AND f.arrived_at = k.arrived_at
+    WHERE NOT (f.removed_at IS NULL AND f.rejected_at IS NULL AND f.last_seen_at >= $2)
       AND NOT EXISTS (
           SELECT 1 FROM delivery_from p
           WHERE f.parent_queue_id IS NOT NULL
@@ -83,8 +97,6 @@ WITH victims AS (
           WHERE c.host = f.host AND c.parent_queue_id = f.queue_id
             AND c.parent_arrived_at = f.arrived_at
             AND c.removed_at IS NULL AND c.rejected_at IS NULL AND c.last_seen_at >= $2)
-    ORDER BY f.arrived_at
-    LIMIT $3
     FOR UPDATE OF f SKIP LOCKED
 ), gone_to AS (
     DELETE FROM delivery_to t USING victims v
@@ -95,21 +107,50 @@ WITH victims AS (
     WHERE f.queue_id = v.queue_id AND f.host = v.host AND f.arrived_at = v.arrived_at
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM gone_from), (SELECT count(*) FROM gone_to)";
+SELECT (SELECT count(*) FROM gone_from), (SELECT count(*) FROM gone_to),
+       (SELECT count(*) FROM candidates)";
 
-/// One batch of NOQUEUE rows logged before `$1`, at most `$2`, by physical row address
-/// (a TID scan: no second index walk). The rows are locked first, so the addresses
-/// cannot change before the delete.
+/// The next UTC day after `$1`, up to `$2`, on which a message arrived.
+const NEXT_MESSAGE_DAY_SQL: &str = "\
+SELECT min(utc_day(arrived_at)) FROM delivery_from
+WHERE utc_day(arrived_at) > $1 AND utc_day(arrived_at) <= $2";
+
+/// One batch of NOQUEUE rows of the UTC day `$3` logged before `$1`, at most `$2`, by
+/// physical row address (a TID scan: no second index walk). The rows are locked
+/// first, so their addresses cannot change before the delete. Returns the rows deleted.
 const PURGE_NOQUEUE_SQL: &str = "\
-WITH victims AS (
-    SELECT ctid FROM noqueue WHERE logged_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED
+WITH victims AS MATERIALIZED (
+    SELECT ctid FROM noqueue
+    WHERE utc_day(logged_at) = $3 AND logged_at < $1
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
 ), gone AS (
     DELETE FROM noqueue WHERE ctid = ANY (ARRAY(SELECT ctid FROM victims)) RETURNING 1
 )
 SELECT count(*) FROM gone";
 
+/// The next UTC day after `$1`, up to `$2`, with NOQUEUE rows.
+const NEXT_NOQUEUE_DAY_SQL: &str = "\
+SELECT min(utc_day(logged_at)) FROM noqueue
+WHERE utc_day(logged_at) > $1 AND utc_day(logged_at) <= $2";
+
+/// Planner settings of a purge transaction. Every access in it is either the next few
+/// thousand rows in index order (by arrival or logging time) or a lookup by primary
+/// key: index scans and nested loops are always right, and they make a batch cost the
+/// same on a table of a thousand rows and of a hundred million. Left to itself, the
+/// planner may sort every old row to find the oldest few thousand, or hash-join a
+/// whole table, once per batch.
+const BATCH_SETTINGS: &str = "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; \
+     SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off";
+
 /// Old messages still present after a purge.
 const KEPT_SQL: &str = "SELECT count(*) FROM delivery_from WHERE arrived_at < $1";
+
+/// Before the first day with rows (no Postfix log is older).
+const BEFORE_ALL: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
+    Some(d) => d,
+    None => NaiveDate::MIN,
+};
 
 /// Delete rows older than `older_than` in transactions of at most `batch` messages
 /// (and `batch × NOQUEUE_ROWS_PER_MESSAGE` NOQUEUE rows); see the module doc for what
@@ -140,48 +181,73 @@ pub async fn purge_with_progress(
         // The limits are fixed once, so every batch purges by the same rule.
         (
             now.checked_sub_signed(older_than)
-                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+                .unwrap_or(DateTime::UNIX_EPOCH),
             now - pftrack_extract::MAX_MESSAGE_IDLE,
         )
     };
+    let last_day = cutoff.date_naive();
     let mut counts = PurgeCounts::default();
+
     let message_limit = i64::try_from(batch).unwrap_or(i64::MAX);
-    loop {
-        let (messages, recipients) = with_retries(store, "purging messages", |client| {
-            Box::pin(async move {
-                let stmt = client.prepare_cached(PURGE_MESSAGES_SQL).await?;
-                let row = client
-                    .query_one(&stmt, &[&cutoff, &seen_since, &message_limit])
-                    .await?;
-                Ok((row.get::<_, i64>(0), row.get::<_, i64>(1)))
+    let mut day = BEFORE_ALL;
+    while let Some(d) = next_day(store, NEXT_MESSAGE_DAY_SQL, day, last_day).await? {
+        day = d;
+        loop {
+            let row = with_retries(store, "purging messages", move |client| {
+                Box::pin(async move {
+                    let tx = client.transaction().await?;
+                    tx.batch_execute(BATCH_SETTINGS).await?;
+                    // Not prepared: each batch is planned with its own values.
+                    let row = tx
+                        .query_one(
+                            PURGE_MESSAGES_SQL,
+                            &[&cutoff, &seen_since, &message_limit, &day],
+                        )
+                        .await?;
+                    tx.commit().await?;
+                    Ok(row)
+                })
             })
-        })
-        .await?;
-        if messages == 0 {
-            break;
+            .await?;
+            let (messages, recipients, candidates): (i64, i64, i64) =
+                (row.get(0), row.get(1), row.get(2));
+            counts.messages += messages as u64;
+            counts.recipients += recipients as u64;
+            counts.batches += 1;
+            progress(&counts);
+            // Fewer candidates than asked for: the day is done. A full batch of
+            // nothing but kept messages would come back unchanged: give up the day.
+            if candidates < message_limit || messages == 0 {
+                break;
+            }
         }
-        counts.messages += messages as u64;
-        counts.recipients += recipients as u64;
-        counts.batches += 1;
-        progress(&counts);
     }
+
     let noqueue_limit =
         i64::try_from(batch.saturating_mul(NOQUEUE_ROWS_PER_MESSAGE)).unwrap_or(i64::MAX);
-    loop {
-        let deleted = with_retries(store, "purging NOQUEUE rows", |client| {
-            Box::pin(async move {
-                let stmt = client.prepare_cached(PURGE_NOQUEUE_SQL).await?;
-                let row = client.query_one(&stmt, &[&cutoff, &noqueue_limit]).await?;
-                Ok(row.get::<_, i64>(0))
+    let mut day = BEFORE_ALL;
+    while let Some(d) = next_day(store, NEXT_NOQUEUE_DAY_SQL, day, last_day).await? {
+        day = d;
+        loop {
+            let deleted: i64 = with_retries(store, "purging NOQUEUE rows", move |client| {
+                Box::pin(async move {
+                    let tx = client.transaction().await?;
+                    tx.batch_execute(BATCH_SETTINGS).await?;
+                    let row = tx
+                        .query_one(PURGE_NOQUEUE_SQL, &[&cutoff, &noqueue_limit, &day])
+                        .await?;
+                    tx.commit().await?;
+                    Ok(row.get(0))
+                })
             })
-        })
-        .await?;
-        if deleted == 0 {
-            break;
+            .await?;
+            counts.noqueue += deleted as u64;
+            counts.batches += 1;
+            progress(&counts);
+            if deleted < noqueue_limit {
+                break;
+            }
         }
-        counts.noqueue += deleted as u64;
-        counts.batches += 1;
-        progress(&counts);
     }
     let client = store.client().await?;
     let kept: i64 = client
@@ -193,21 +259,37 @@ pub async fn purge_with_progress(
     Ok(counts)
 }
 
+/// The first day after `after`, up to `last`, on which the table of `sql` has rows.
+async fn next_day(
+    store: &Store,
+    sql: &'static str,
+    after: NaiveDate,
+    last: NaiveDate,
+) -> Result<Option<NaiveDate>, StoreError> {
+    with_retries(store, "finding the next day to purge", move |client| {
+        Box::pin(async move {
+            let row = client.query_one(sql, &[&after, &last]).await?;
+            Ok(row.get(0))
+        })
+    })
+    .await
+}
+
 type BatchFuture<'a, T> =
     std::pin::Pin<Box<dyn Future<Output = Result<T, tokio_postgres::Error>> + Send + 'a>>;
 
-/// Run one batch statement, retrying transient failures (a deadlock with a writer, a
+/// Run one batch transaction, retrying transient failures (a deadlock with a writer, a
 /// dropped connection) a few times with a growing pause.
 async fn with_retries<T>(
     store: &Store,
     what: &'static str,
-    mut f: impl for<'c> FnMut(&'c deadpool_postgres::Client) -> BatchFuture<'c, T>,
+    mut f: impl for<'c> FnMut(&'c mut deadpool_postgres::Client) -> BatchFuture<'c, T>,
 ) -> Result<T, StoreError> {
     let mut wait = RETRY_BACKOFF;
     let mut attempt = 0;
     loop {
         let result = match store.client().await {
-            Ok(client) => f(&client).await.map_err(|e| StoreError::query(what, e)),
+            Ok(mut client) => f(&mut client).await.map_err(|e| StoreError::query(what, e)),
             Err(e) => Err(e),
         };
         match result {
