@@ -974,6 +974,14 @@ fn postgresql_restarted_while_following_loses_nothing() {
         "the daemon gave up on a database that is not up yet\n{}",
         daemon.log()
     );
+    assert!(
+        daemon
+            .notes()
+            .iter()
+            .any(|(_, n)| n.starts_with("EXTEND_TIMEOUT_USEC=")),
+        "no EXTEND_TIMEOUT_USEC= while waiting for the database: {:?}",
+        daemon.notes()
+    );
     let up = Instant::now();
     cluster.start();
     let ready = daemon.wait_ready();

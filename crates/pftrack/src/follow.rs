@@ -41,6 +41,10 @@ const LOADING_BATCH_RECORDS: usize = crate::backfill::BACKFILL_BATCH_LINES as us
 /// restarts it).
 const STARTUP_DB_WAIT: Duration = Duration::from_secs(300);
 
+/// While waiting for the database at start-up, each `EXTEND_TIMEOUT_USEC=` asks
+/// systemd for the next backoff plus this, enough for one more connection attempt.
+const STARTUP_EXTEND_MARGIN: Duration = Duration::from_secs(30);
+
 /// Arguments that choose the journal.
 #[derive(Debug, Clone, clap::Args)]
 pub struct JournalArgs {
@@ -342,7 +346,15 @@ async fn connect_patiently(url: &str, config: &Config, mode: Mode) -> anyhow::Re
                     && started.elapsed() < STARTUP_DB_WAIT =>
             {
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "Database not reachable yet; retrying.");
-                notify(&[sd_notify::NotifyState::Status("waiting for the database")]);
+                // Ask systemd for more start-up time than its TimeoutStartSec (90 s by
+                // default): waiting for the database is progress, not a hang.
+                let extend = (backoff + STARTUP_EXTEND_MARGIN).as_micros();
+                notify(&[
+                    sd_notify::NotifyState::Status("waiting for the database"),
+                    sd_notify::NotifyState::ExtendTimeoutUsec(
+                        u32::try_from(extend).unwrap_or(u32::MAX),
+                    ),
+                ]);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(writer::BACKOFF_MAX);
             }
