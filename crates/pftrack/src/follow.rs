@@ -1,14 +1,20 @@
 //! Following the journal: `pftrack run` (the daemon) and `pftrack backfill --journal`.
+//! `docs/following.md` describes the behaviour; this is the implementation.
 //!
 //! On start the store is migrated, the stored cursor read, and the extractor's memory
 //! rebuilt from the stored open messages; then a reader thread (libsystemd handles may
-//! not move between threads) reads entries after the cursor, parses and extracts them
-//! and hands a batch to the writer task when it holds `batch.max_records` records or is
-//! `batch.max_delay_ms` old. The writer commits rows and cursor in one transaction; when
-//! PostgreSQL is down it retries with backoff and the reader waits (the journal is the
-//! buffer). `READY=1` is sent only once database, migrations and journal are up;
-//! `WATCHDOG=1` while the process is alive; `STATUS=` after commits; `STOPPING=1` on
-//! SIGTERM/SIGINT, after which the current batch is committed and the process exits 0.
+//! not move between threads) reads entries after the cursor (or, when the journal no
+//! longer has it, after the stored time), parses and extracts them and hands a batch to
+//! the writer task when it is full or due (see `BatchClock`). The writer commits rows
+//! and cursor in one transaction; when PostgreSQL is down it retries with backoff and
+//! the reader waits (the journal is the buffer). `READY=1` is sent only once database,
+//! migrations and journal are up; `WATCHDOG=1` while the main loop runs; `STATUS=`
+//! after commits and failed attempts; `STOPPING=1` on SIGTERM/SIGINT, after which the
+//! current batch is committed (retried for `STOP_RETRY_LIMIT` at most when the
+//! database is away) and the process exits 0.
+//!
+//! Not here: reading the journal (`pftrack_input::journal`), the SQL
+//! (`pftrack_store`), the retry loop (`crate::writer`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
