@@ -39,8 +39,9 @@ const READY_WITHIN: Duration = Duration::from_secs(60);
 /// How long a stopping daemon may take to exit (with a database that is away:
 /// `STOP_RETRY_LIMIT`, 10 s, plus a margin).
 const EXIT_WITHIN: Duration = Duration::from_secs(30);
-/// The journal source key the daemon stores its cursor under.
-const SYSTEM_SOURCE: &str = "journal:system";
+/// Matches the journal source key the daemon stores its cursor under
+/// (`journal:system:<machine id>`).
+const SYSTEM_SOURCE: &str = "journal:system:%";
 
 // ---------------------------------------------------------------------------------
 // The journal
@@ -331,7 +332,7 @@ fn assert_same_rows(what: &str, url: &str, reference: &TestDb) {
 fn committed_us(url: &str) -> Option<i64> {
     let sql = format!(
         "SELECT (extract(epoch FROM last_timestamp) * 1000000)::bigint FROM input_position \
-         WHERE source = '{SYSTEM_SOURCE}'"
+         WHERE source LIKE '{SYSTEM_SOURCE}'"
     );
     let out = std::process::Command::new("psql")
         .arg(url)
@@ -642,10 +643,25 @@ fn sigterm_and_restart_resume_exactly() {
         feed.write(middle..end);
     }
     let stored = feed.stored(n);
+    // The position is stored under this machine's key...
+    let machine = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
+    if !machine.trim().is_empty() {
+        assert_eq!(
+            db.query("SELECT source FROM input_position"),
+            format!("journal:system:{}\n", machine.trim())
+        );
+    }
+    // ...and one stored by an older version, without the machine, is taken over.
+    db.query("UPDATE input_position SET source = 'journal:system'");
     let mut daemon = Daemon::start(&config, &db.url, &[]);
     daemon.wait_ready();
     wait_committed(&db.url, stored.last().unwrap().realtime_us, &mut daemon);
     assert!(daemon.terminate().success());
+    assert!(
+        daemon.log().contains("Taking over"),
+        "the position without machine id was not taken over:\n{}",
+        daemon.log()
+    );
     assert!(
         !daemon.log().contains("not in this journal"),
         "a cursor was not found:\n{}",
@@ -735,10 +751,10 @@ fn bogus_cursor_falls_back_to_the_stored_time() {
     assert!(daemon.terminate().success());
     for (k, cursor) in bogus.iter().enumerate() {
         let before = db.query(&format!(
-            "SELECT last_timestamp FROM input_position WHERE source = '{SYSTEM_SOURCE}'"
+            "SELECT last_timestamp FROM input_position WHERE source LIKE '{SYSTEM_SOURCE}'"
         ));
         db.query(&format!(
-            "UPDATE input_position SET cursor = '{cursor}' WHERE source = '{SYSTEM_SOURCE}'"
+            "UPDATE input_position SET cursor = '{cursor}' WHERE source LIKE '{SYSTEM_SOURCE}'"
         ));
         // Written while stopped: after the stored time, so the fallback must read them.
         feed.write(bounds[k + 1]..bounds[k + 2]);

@@ -100,8 +100,32 @@ impl JournalArgs {
                 format!("journal:files:{}", names.join(",")),
             )
         } else {
-            (JournalSource::System, "journal:system".to_owned())
+            (JournalSource::System, system_source_key())
         }
+    }
+}
+
+/// The source key of the system journal before it named the machine; a position
+/// stored under it is taken over once (see [`run`]).
+const LEGACY_SYSTEM_SOURCE: &str = "journal:system";
+
+/// Where the machine's identity is read from (systemd's machine id).
+const MACHINE_ID_PATH: &str = "/etc/machine-id";
+
+/// The system journal's source key: `journal:system:<machine id>`. Several mail
+/// servers may store into one database, each following its own journal; without the
+/// machine in the key each would resume from another's cursor. The hostname stands in
+/// when there is no machine id.
+fn system_source_key() -> String {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
+    match read(MACHINE_ID_PATH).or_else(|| read("/proc/sys/kernel/hostname")) {
+        Some(id) => format!("{LEGACY_SYSTEM_SOURCE}:{id}"),
+        None => LEGACY_SYSTEM_SOURCE.to_owned(),
     }
 }
 
@@ -139,7 +163,22 @@ pub async fn run(
     }
     let store = connect_patiently(url, config, mode).await?;
     store.migrate().await?;
-    let stored = store.positions("journal").await?.remove(&source_key);
+    let mut positions = store.positions("journal").await?;
+    let stored = match positions.remove(&source_key) {
+        Some(cp) => Some(cp),
+        // A position stored by a version that did not name the machine: resume from
+        // it; the next commit stores it under the new key.
+        None if matches!(source, JournalSource::System) => {
+            positions.remove(LEGACY_SYSTEM_SOURCE).inspect(|_| {
+                tracing::info!(
+                    from = LEGACY_SYSTEM_SOURCE,
+                    to = source_key,
+                    "Taking over the system journal position stored without the machine id."
+                )
+            })
+        }
+        None => None,
+    };
     let start = match &stored {
         Some(cp) if cp.cursor.is_some() => {
             tracing::info!(
