@@ -1,7 +1,8 @@
 //! `pftrack`: the Postfix delivery tracker's one binary.
 //!
 //! Subcommands: `parse` (records → JSON events, for corpus work and debugging),
-//! `backfill` (syslog files → PostgreSQL), `migrate` (apply the schema). The binary is
+//! `backfill` (syslog files or the journal → PostgreSQL), `run` (the journald daemon),
+//! `status` (what happened to a mail), `purge` (retention), `migrate` (the schema). The binary is
 //! the async shell around the sync core crates: input → parse → extract → store.
 
 /// `pftrack backfill`: syslog files into the database.

@@ -8,8 +8,12 @@
 //! `INSERT … SELECT FROM unnest(…) ON CONFLICT DO UPDATE` statements whose merge rules
 //! are the ones `Batch` uses in memory.
 //!
+//! It also answers the lookups of `pftrack status` (`query`), deletes rows past the
+//! retention limit in bounded batches (`purge`), and connects over TLS (rustls) with
+//! libpq's `sslmode` semantics.
+//!
 //! This crate does **not** parse logs or decide what a line means; it only stores
-//! facts and positions and reads back what a restart needs.
+//! facts and positions and reads back what a restart or a lookup needs.
 
 mod error;
 mod purge;
