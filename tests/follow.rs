@@ -814,6 +814,9 @@ struct Cluster {
     bindir: PathBuf,
     as_postgres: bool,
     dir: tempfile::TempDir,
+    /// Also listening on 127.0.0.1 at this port (trust authentication: it lives for
+    /// one test).
+    tcp_port: u16,
 }
 
 impl Cluster {
@@ -848,6 +851,11 @@ impl Cluster {
             bindir,
             as_postgres,
             dir,
+            tcp_port: std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port(),
         };
         let out = c
             .pg("initdb")
@@ -857,6 +865,7 @@ impl Cluster {
                 "-U",
                 "pftrack",
                 "--auth-local=trust",
+                "--auth-host=trust",
                 "--no-sync",
                 "-E",
                 "UTF8",
@@ -869,8 +878,9 @@ impl Cluster {
             String::from_utf8_lossy(&out.stderr)
         );
         let conf = format!(
-            "listen_addresses = ''\nport = 5432\nunix_socket_directories = '{}'\n\
+            "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\n\
              fsync = off\nmax_connections = 20\nshared_buffers = '16MB'\n",
+            c.tcp_port,
             c.dir.path().display()
         );
         let auto = c.data().join("postgresql.auto.conf");
@@ -930,8 +940,9 @@ impl Cluster {
 
     fn url(&self) -> String {
         format!(
-            "host={} port=5432 user=pftrack dbname=postgres connect_timeout=5",
-            self.dir.path().display()
+            "host={} port={} user=pftrack dbname=postgres connect_timeout=5",
+            self.dir.path().display(),
+            self.tcp_port
         )
     }
 }
@@ -1054,6 +1065,167 @@ fn postgresql_restarted_while_following_loses_nothing() {
 
     let reference = reference(tmp.path(), &config, &stored);
     assert_same_rows("PostgreSQL restarted", &url, &reference);
+}
+
+/// A TCP proxy in front of PostgreSQL that, when armed, forwards a `COMMIT` to the
+/// server, lets it commit, and then breaks both connections before the answer gets
+/// back: the client cannot know whether its transaction committed.
+struct CommitBreaker {
+    port: u16,
+    armed: Arc<std::sync::atomic::AtomicU32>,
+    broken: Arc<std::sync::atomic::AtomicU32>,
+}
+
+/// The PostgreSQL protocol's SSLRequest and GSSENCRequest codes (untyped messages
+/// before the startup message).
+const PG_SSL_REQUEST: u32 = 80_877_103;
+/// See [`PG_SSL_REQUEST`].
+const PG_GSSENC_REQUEST: u32 = 80_877_104;
+
+impl CommitBreaker {
+    fn start(upstream_port: u16) -> CommitBreaker {
+        use std::sync::atomic::AtomicU32;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let armed = Arc::new(AtomicU32::new(0));
+        let broken = Arc::new(AtomicU32::new(0));
+        let (a, b) = (Arc::clone(&armed), Arc::clone(&broken));
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream_port)) else {
+                    continue;
+                };
+                let (mut s_read, mut c_write) =
+                    (server.try_clone().unwrap(), client.try_clone().unwrap());
+                // Set before an armed COMMIT goes to the server: from then on nothing
+                // the server says reaches the client.
+                let hold = Arc::new(AtomicBool::new(false));
+                let held = Arc::clone(&hold);
+                std::thread::spawn(move || {
+                    use std::io::Read;
+                    let mut buf = [0u8; 8192];
+                    while let Ok(k) = s_read.read(&mut buf) {
+                        if k == 0 || held.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        if c_write.write_all(&buf[..k]).is_err() {
+                            break;
+                        }
+                    }
+                });
+                let (a, b) = (Arc::clone(&a), Arc::clone(&b));
+                std::thread::spawn(move || {
+                    let _ = forward_client(client, server, &hold, &a, &b);
+                });
+            }
+        });
+        CommitBreaker {
+            port,
+            armed,
+            broken,
+        }
+    }
+}
+
+/// Client to server, message by message; breaks the connection after an armed COMMIT.
+fn forward_client(
+    mut client: std::net::TcpStream,
+    mut server: std::net::TcpStream,
+    hold: &AtomicBool,
+    armed: &std::sync::atomic::AtomicU32,
+    broken: &std::sync::atomic::AtomicU32,
+) -> std::io::Result<()> {
+    use std::io::Read;
+    // Untyped messages: SSL/GSS requests, then the startup message.
+    loop {
+        let mut len = [0u8; 4];
+        client.read_exact(&mut len)?;
+        let mut body = vec![0u8; (u32::from_be_bytes(len) as usize).saturating_sub(4)];
+        client.read_exact(&mut body)?;
+        server.write_all(&len)?;
+        server.write_all(&body)?;
+        let code = body
+            .get(..4)
+            .map_or(0, |c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+        if code != PG_SSL_REQUEST && code != PG_GSSENC_REQUEST {
+            break;
+        }
+    }
+    loop {
+        let mut head = [0u8; 5];
+        client.read_exact(&mut head)?;
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        let mut body = vec![0u8; len.saturating_sub(4)];
+        client.read_exact(&mut body)?;
+        let is_commit = head[0] == b'Q' && body.starts_with(b"COMMIT");
+        let breaking = is_commit
+            && armed
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        if breaking {
+            hold.store(true, Ordering::SeqCst);
+        }
+        server.write_all(&head)?;
+        server.write_all(&body)?;
+        if breaking {
+            // Let the server commit, then lose its answer.
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = client.shutdown(std::net::Shutdown::Both);
+            let _ = server.shutdown(std::net::Shutdown::Both);
+            broken.fetch_add(1, Ordering::SeqCst);
+            return Ok(());
+        }
+    }
+}
+
+/// The connection breaks after the server committed but before pftrack heard so: the
+/// retry finds the batch's position stored and does not apply the batch a second time
+/// (it would add its attempts and NOQUEUE counts again).
+#[test]
+fn commit_whose_answer_is_lost_is_not_applied_twice() {
+    if !journal_available("commit_whose_answer_is_lost_is_not_applied_twice") {
+        return;
+    }
+    let Some(cluster) = Cluster::new() else {
+        eprintln!("SKIPPED commit_whose_answer_is_lost_is_not_applied_twice: no initdb");
+        return;
+    };
+    cluster.start();
+    let breaker = CommitBreaker::start(cluster.tcp_port);
+    let url = format!(
+        "host=127.0.0.1 port={} user=pftrack dbname=postgres sslmode=disable connect_timeout=5",
+        breaker.port
+    );
+    let feed = Arc::new(Feed::new("ambiguous", 17, 3000));
+    let tmp = tempfile::tempdir().unwrap();
+    let config = feed.config(tmp.path(), since_now(), Some((100, 200)));
+    let n = feed.lines.len();
+    let mut daemon = Daemon::start(&config, &url, &[]);
+    // Migrations commit too: arm only once the daemon follows.
+    daemon.wait_ready();
+    breaker.armed.store(3, Ordering::SeqCst);
+    feed.write_paced(0..n, 1500.0).join().unwrap();
+    let stored = feed.stored(n);
+    wait_committed(
+        &cluster.url(),
+        stored.last().unwrap().realtime_us,
+        &mut daemon,
+    );
+    assert!(daemon.terminate().success());
+    assert_eq!(
+        breaker.broken.load(Ordering::SeqCst),
+        3,
+        "not every armed COMMIT came\n{}",
+        daemon.log()
+    );
+    let log = daemon.log();
+    assert_eq!(
+        log.matches("went through after all").count(),
+        3,
+        "the retries did not find their batches committed:\n{log}"
+    );
+    let reference = reference(tmp.path(), &config, &stored);
+    assert_same_rows("commits with lost answers", &cluster.url(), &reference);
 }
 
 // ---------------------------------------------------------------------------------
