@@ -684,7 +684,7 @@ fn kill_9_in_the_middle_of_a_batch_loses_nothing() {
     let config = feed.config(tmp.path(), since_now(), Some((1000, 1000)));
     let db = TestDb::new("follow_kill");
     let n = feed.lines.len();
-    let writer = feed.write_paced(0..n, 700.0);
+    let writer = feed.write_paced(0..n, 500.0);
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     let mut kills_with_open_batch = 0;
     let mut kills = 0;
