@@ -259,6 +259,9 @@ pub async fn run(
             sd_notify::NotifyState::Status("following the journal"),
         ]);
         tracing::info!(database = store.target(), "Following the journal.");
+        if let Some(limit) = crate::purge::retention(None, config)? {
+            tokio::spawn(retention_task(store.clone(), limit));
+        }
         let watchdog = sd_notify::watchdog_enabled();
         let wait_for_signal = shutdown_signal();
         tokio::pin!(wait_for_signal);
@@ -375,6 +378,31 @@ impl writer::Observer for StatusReporter {
             retry_in.as_secs_f64()
         );
         notify(&[sd_notify::NotifyState::Status(&status)]);
+    }
+}
+
+/// How often the daemon applies `retention:`.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+/// Apply `retention:` now and then once a day. Purging works in bounded batches, so
+/// the writer is never held up for more than one of them; a failure is logged and
+/// retried the next day, never fatal.
+async fn retention_task(store: Store, older_than: TimeDelta) {
+    let mut tick = tokio::time::interval(RETENTION_INTERVAL);
+    loop {
+        tick.tick().await;
+        match pftrack_store::purge(&store, older_than, pftrack_store::PURGE_BATCH_MESSAGES).await {
+            Ok(c) => tracing::info!(
+                messages = c.messages,
+                recipients = c.recipients,
+                noqueue = c.noqueue,
+                kept_in_flight = c.kept,
+                "Retention applied."
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "Retention purge failed; it is tried again tomorrow.")
+            }
+        }
     }
 }
 

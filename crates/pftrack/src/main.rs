@@ -143,7 +143,9 @@ fn init_tracing(level: Option<&str>) {
             level.unwrap_or("info")
         ))
     });
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
