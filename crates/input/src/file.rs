@@ -13,9 +13,8 @@
 //! [`FileIdentity`] (device, inode, size, mtime and a stable hash of the first line)
 //! lets a caller check that a checkpoint still belongs to the same file.
 
-use std::collections::HashMap;
 use std::fs::File;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -25,6 +24,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use flate2::read::MultiGzDecoder;
 use memchr::memchr;
 
+use crate::intern::Interner;
 use crate::syslog;
 use crate::year::{Reference, Timestamper};
 use crate::zone::Zone;
@@ -41,10 +41,6 @@ pub const READ_BUFFER_SIZE: usize = 256 * 1024;
 /// 8 KiB or so).
 pub const MAX_LINE_LEN: usize = 1024 * 1024;
 
-/// How many distinct hosts or identifiers the interner keeps before it starts over;
-/// a bound for files with absurdly many distinct identifiers.
-const INTERN_CAPACITY: usize = 4096;
-
 /// The gzip magic bytes.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -59,7 +55,7 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 /// FNV-1a 64 as a [`Hasher`] (also used for the interner's maps: short keys, no
 /// DoS concern since a log reader sees its own host's identifiers).
 #[derive(Debug, Clone, Copy)]
-struct Fnv1a64(u64);
+pub(crate) struct Fnv1a64(u64);
 
 /// FNV-1a 64 offset basis.
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -167,36 +163,6 @@ enum Step {
     Record(Result<Record, InputError>),
     Skip,
     Eof,
-}
-
-/// Shares repeated strings: a record's host and identifier are clones of one `Arc`.
-#[derive(Debug, Default)]
-struct Interner {
-    last: Option<Arc<str>>,
-    map: HashMap<Box<[u8]>, Arc<str>, BuildHasherDefault<Fnv1a64>>,
-}
-
-impl Interner {
-    fn get(&mut self, bytes: &[u8]) -> Arc<str> {
-        if let Some(last) = &self.last
-            && last.as_bytes() == bytes
-        {
-            return Arc::clone(last);
-        }
-        let arc = match self.map.get(bytes) {
-            Some(a) => Arc::clone(a),
-            None => {
-                let a: Arc<str> = Arc::from(String::from_utf8_lossy(bytes));
-                if self.map.len() >= INTERN_CAPACITY {
-                    self.map.clear();
-                }
-                self.map.insert(bytes.into(), Arc::clone(&a));
-                a
-            }
-        };
-        self.last = Some(Arc::clone(&arc));
-        arc
-    }
 }
 
 /// Reads one syslog file; see the [module docs](self).

@@ -105,7 +105,6 @@
 //! the data they cover), write to the journal, or run an async runtime. It reads the
 //! default journal namespace only, and does not filter by unit, boot or priority.
 
-use std::collections::HashMap;
 use std::ffi::CString;
 use std::fmt;
 use std::io;
@@ -117,6 +116,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use systemd::journal::{Journal, OpenDirectoryOptions, OpenFilesOptions, OpenOptions};
 
+use crate::intern::Interner;
 use crate::{InputError, Position, Record};
 
 /// The identifier prefix used when [`JournalOptions::identifier_prefixes`] is empty:
@@ -133,10 +133,6 @@ pub const FIELD_SIZE_LIMIT: usize = 64 * 1024;
 /// libsystemd rejects huge ones and a caller should wake now and then anyway (for
 /// shutdown, say).
 pub const MAX_WAIT: Duration = Duration::from_secs(3600);
-
-/// How many distinct hosts or identifiers the interner keeps before it starts over;
-/// a bound for journals with absurdly many distinct values.
-const INTERN_CAPACITY: usize = 4096;
 
 /// The journal fields read, as the `NAME=` prefix of the data `sd_journal_enumerate_data`
 /// returns.
@@ -595,36 +591,6 @@ fn journal_error(label: &Path, e: systemd::Error) -> InputError {
     InputError::Io {
         path: label.to_path_buf(),
         source: e.into_io_error_with_context(),
-    }
-}
-
-/// Shares repeated strings: a record's host and identifier are clones of one `Arc`.
-#[derive(Debug, Default)]
-struct Interner {
-    last: Option<Arc<str>>,
-    map: HashMap<Box<[u8]>, Arc<str>>,
-}
-
-impl Interner {
-    fn get(&mut self, bytes: &[u8]) -> Arc<str> {
-        if let Some(last) = &self.last
-            && last.as_bytes() == bytes
-        {
-            return Arc::clone(last);
-        }
-        let arc = match self.map.get(bytes) {
-            Some(a) => Arc::clone(a),
-            None => {
-                let a: Arc<str> = Arc::from(String::from_utf8_lossy(bytes));
-                if self.map.len() >= INTERN_CAPACITY {
-                    self.map.clear();
-                }
-                self.map.insert(bytes.into(), Arc::clone(&a));
-                a
-            }
-        };
-        self.last = Some(Arc::clone(&arc));
-        arc
     }
 }
 

@@ -15,6 +15,7 @@
 //! - [`rotation`]: expanding directories and ordering rotated sets oldest first.
 
 pub mod file;
+mod intern;
 pub mod journal;
 pub mod rotation;
 pub mod syslog;
