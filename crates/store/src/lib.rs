@@ -4,8 +4,9 @@
 //! refinery migrations embedded from the top-level `migrations/` directory, and writes a
 //! [`pftrack_extract::Batch`] together with the input positions it covers in **one
 //! transaction** ([`Store::write_batch`]), so a crash never leaves rows without their
-//! position or a position without its rows. Rows are written with prepared
-//! `INSERT … SELECT FROM unnest(…) ON CONFLICT DO UPDATE` statements whose merge rules
+//! position or a position without its rows. Message and recipient rows are COPYed (binary)
+//! into per-session staging tables and merged with prepared `INSERT … SELECT … ON
+//! CONFLICT DO UPDATE` statements (NOQUEUE rows from `unnest` arrays), whose merge rules
 //! are the ones `Batch` uses in memory.
 //!
 //! It also answers the lookups of `pftrack status` (`query`), deletes rows past the

@@ -1,7 +1,8 @@
 //! Writing a batch and its input positions in one transaction.
 
-use chrono::{DateTime, Utc};
 use pftrack_extract::{Batch, MessageKey, Noqueue, RecipientKey};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
 
 use crate::{InputCheckpoint, Store, StoreError};
 
@@ -21,11 +22,11 @@ INSERT INTO delivery_from AS t (host, queue_id, arrived_at, last_seen_at, origin
     client_addr, sasl_method, sasl_username, pickup_uid, message_id, sender, size, nrcpt,
     removed_at, expired_at, deleted_at, rejected_at, held_at, released_at, parent_queue_id,
     parent_arrived_at, parent_kind)
-SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[],
-    $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::text[], $12::text[],
-    $13::int8[], $14::int4[], $15::timestamptz[], $16::timestamptz[], $17::timestamptz[],
-    $18::timestamptz[], $19::timestamptz[], $20::timestamptz[], $21::text[], $22::timestamptz[],
-    $23::text[])
+SELECT host, queue_id, arrived_at, last_seen_at, origin, client_name, client_addr, sasl_method,
+    sasl_username, pickup_uid, message_id, sender, size, nrcpt, removed_at, expired_at,
+    deleted_at, rejected_at, held_at, released_at, parent_queue_id, parent_arrived_at,
+    parent_kind
+FROM pftrack_stage_from
 ON CONFLICT (queue_id, host, arrived_at) DO UPDATE SET
     last_seen_at = GREATEST(t.last_seen_at, EXCLUDED.last_seen_at),
     origin = COALESCE(EXCLUDED.origin, t.origin),
@@ -52,10 +53,10 @@ const UPSERT_RECIPIENTS: &str = "\
 INSERT INTO delivery_to AS t (host, queue_id, arrived_at, recipient, orig_recipient, status,
     status_at, dsn, relay, response, delay, delay_before_qmgr, delay_in_qmgr, delay_conn_setup,
     delay_transmission, queued_as, attempts, first_attempt_at, last_attempt_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[],
-    $6::text[], $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::float4[],
-    $12::float4[], $13::float4[], $14::float4[], $15::float4[], $16::text[], $17::int4[],
-    $18::timestamptz[], $19::timestamptz[])
+SELECT host, queue_id, arrived_at, recipient, orig_recipient, status, status_at, dsn, relay,
+    response, delay, delay_before_qmgr, delay_in_qmgr, delay_conn_setup, delay_transmission,
+    queued_as, attempts, first_attempt_at, last_attempt_at
+FROM pftrack_stage_to
 ON CONFLICT (queue_id, host, arrived_at, recipient, orig_recipient) DO UPDATE SET
     attempts = t.attempts + EXCLUDED.attempts,
     first_attempt_at = LEAST(t.first_attempt_at, EXCLUDED.first_attempt_at),
@@ -112,6 +113,9 @@ impl Store {
         tx.batch_execute("SET LOCAL synchronous_commit = off")
             .await
             .map_err(|e| StoreError::query("starting a transaction", e))?;
+        tx.batch_execute(CREATE_STAGING)
+            .await
+            .map_err(|e| StoreError::query("creating the staging tables", e))?;
         let stats = WriteStats {
             messages: write_messages(&tx, batch).await?,
             recipients: write_recipients(&tx, batch).await?,
@@ -150,6 +154,71 @@ impl Store {
     }
 }
 
+/// Staging tables, one per session: rows are COPYed into them and merged into the real
+/// tables with one `INSERT … SELECT … ON CONFLICT`. COPY is far cheaper for PostgreSQL
+/// than unpacking the same rows from many array parameters with `unnest`.
+const CREATE_STAGING: &str = "\
+CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_from (LIKE delivery_from) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_to (LIKE delivery_to) ON COMMIT DELETE ROWS";
+
+const COPY_STAGE_FROM: &str = "COPY pftrack_stage_from (host, queue_id, arrived_at, last_seen_at,
+    origin, client_name, client_addr, sasl_method, sasl_username, pickup_uid, message_id, sender,
+    size, nrcpt, removed_at, expired_at, deleted_at, rejected_at, held_at, released_at,
+    parent_queue_id, parent_arrived_at, parent_kind) FROM STDIN BINARY";
+
+const STAGE_FROM_TYPES: [Type; 23] = [
+    Type::TEXT,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::INT4,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+];
+
+const COPY_STAGE_TO: &str = "COPY pftrack_stage_to (host, queue_id, arrived_at, recipient,
+    orig_recipient, status, status_at, dsn, relay, response, delay, delay_before_qmgr,
+    delay_in_qmgr, delay_conn_setup, delay_transmission, queued_as, attempts, first_attempt_at,
+    last_attempt_at) FROM STDIN BINARY";
+
+const STAGE_TO_TYPES: [Type; 19] = [
+    Type::TEXT,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::FLOAT4,
+    Type::FLOAT4,
+    Type::FLOAT4,
+    Type::FLOAT4,
+    Type::FLOAT4,
+    Type::TEXT,
+    Type::INT4,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+];
+
 async fn write_messages(
     tx: &deadpool_postgres::Transaction<'_>,
     batch: &Batch,
@@ -160,95 +229,59 @@ async fn write_messages(
     // A stable row order keeps concurrent writers from deadlocking on each other.
     let mut rows: Vec<_> = batch.messages.iter().collect();
     rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let n = rows.len();
-    let mut host = Vec::with_capacity(n);
-    let mut queue_id = Vec::with_capacity(n);
-    let mut arrived_at = Vec::with_capacity(n);
-    let mut last_seen_at = Vec::with_capacity(n);
-    let mut origin = Vec::with_capacity(n);
-    let mut client_name = Vec::with_capacity(n);
-    let mut client_addr = Vec::with_capacity(n);
-    let mut sasl_method = Vec::with_capacity(n);
-    let mut sasl_username = Vec::with_capacity(n);
-    let mut pickup_uid = Vec::with_capacity(n);
-    let mut message_id = Vec::with_capacity(n);
-    let mut sender = Vec::with_capacity(n);
-    let mut size = Vec::with_capacity(n);
-    let mut nrcpt = Vec::with_capacity(n);
-    let mut removed_at = Vec::with_capacity(n);
-    let mut expired_at = Vec::with_capacity(n);
-    let mut deleted_at = Vec::with_capacity(n);
-    let mut rejected_at = Vec::with_capacity(n);
-    let mut held_at = Vec::with_capacity(n);
-    let mut released_at = Vec::with_capacity(n);
-    let mut parent_queue_id = Vec::with_capacity(n);
-    let mut parent_arrived_at = Vec::with_capacity(n);
-    let mut parent_kind = Vec::with_capacity(n);
+    let copy = |e| StoreError::query("copying messages to the staging table", e);
+    let sink = tx.copy_in(COPY_STAGE_FROM).await.map_err(copy)?;
+    let writer = BinaryCopyInWriter::new(sink, &STAGE_FROM_TYPES);
+    tokio::pin!(writer);
     for (key, row) in rows {
         let MessageKey {
-            host: h,
-            queue_id: q,
-            arrived_at: a,
+            host,
+            queue_id,
+            arrived_at,
         } = key;
         let u = &row.update;
-        host.push(&**h);
-        queue_id.push(&**q);
-        arrived_at.push(*a);
-        last_seen_at.push(row.last_seen_at);
-        origin.push(u.origin.map(|o| o.as_str()));
-        client_name.push(u.client_name.as_deref());
-        client_addr.push(u.client_addr.as_deref());
-        sasl_method.push(u.sasl_method.as_deref());
-        sasl_username.push(u.sasl_username.as_deref());
-        pickup_uid.push(u.pickup_uid);
-        message_id.push(u.message_id.as_deref());
-        sender.push(u.sender.as_deref());
-        size.push(u.size);
-        nrcpt.push(u.nrcpt);
-        removed_at.push(u.removed_at);
-        expired_at.push(u.expired_at);
-        deleted_at.push(u.deleted_at);
-        rejected_at.push(u.rejected_at);
-        held_at.push(u.held_at);
-        released_at.push(u.released_at);
-        parent_queue_id.push(u.parent.as_ref().map(|p| &*p.queue_id));
-        parent_arrived_at.push(u.parent.as_ref().map(|p| p.arrived_at));
-        parent_kind.push(u.parent.as_ref().map(|p| p.kind.as_str()));
+        let parent_queue_id = u.parent.as_ref().map(|p| &*p.queue_id);
+        let parent_arrived_at = u.parent.as_ref().map(|p| p.arrived_at);
+        let parent_kind = u.parent.as_ref().map(|p| p.kind.as_str());
+        let origin = u.origin.map(|o| o.as_str());
+        writer
+            .as_mut()
+            .write(&[
+                &&**host,
+                &&**queue_id,
+                arrived_at,
+                &row.last_seen_at,
+                &origin,
+                &u.client_name,
+                &u.client_addr,
+                &u.sasl_method,
+                &u.sasl_username,
+                &u.pickup_uid,
+                &u.message_id,
+                &u.sender,
+                &u.size,
+                &u.nrcpt,
+                &u.removed_at,
+                &u.expired_at,
+                &u.deleted_at,
+                &u.rejected_at,
+                &u.held_at,
+                &u.released_at,
+                &parent_queue_id,
+                &parent_arrived_at,
+                &parent_kind,
+            ])
+            .await
+            .map_err(copy)?;
     }
+    writer.finish().await.map_err(copy)?;
     let stmt = tx
         .prepare_cached(UPSERT_MESSAGES)
         .await
         .map_err(|e| StoreError::query("preparing the message upsert", e))?;
-    tx.execute(
-        &stmt,
-        &[
-            &host,
-            &queue_id,
-            &arrived_at,
-            &last_seen_at,
-            &origin,
-            &client_name,
-            &client_addr,
-            &sasl_method,
-            &sasl_username,
-            &pickup_uid,
-            &message_id,
-            &sender,
-            &size,
-            &nrcpt,
-            &removed_at,
-            &expired_at,
-            &deleted_at,
-            &rejected_at,
-            &held_at,
-            &released_at,
-            &parent_queue_id,
-            &parent_arrived_at,
-            &parent_kind,
-        ],
-    )
-    .await
-    .map_err(|e| StoreError::query("writing messages", e))
+    tx.execute(&stmt, &[])
+        .await
+        .map_err(|e| StoreError::query("writing messages", e))
 }
 
 async fn write_recipients(
@@ -260,83 +293,54 @@ async fn write_recipients(
     }
     let mut rows: Vec<_> = batch.recipients.iter().collect();
     rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let n = rows.len();
-    let mut host = Vec::with_capacity(n);
-    let mut queue_id = Vec::with_capacity(n);
-    let mut arrived_at = Vec::with_capacity(n);
-    let mut recipient = Vec::with_capacity(n);
-    let mut orig_recipient = Vec::with_capacity(n);
-    let mut status = Vec::with_capacity(n);
-    let mut status_at = Vec::with_capacity(n);
-    let mut dsn = Vec::with_capacity(n);
-    let mut relay = Vec::with_capacity(n);
-    let mut response = Vec::with_capacity(n);
-    let mut delay = Vec::with_capacity(n);
-    let mut d0 = Vec::with_capacity(n);
-    let mut d1 = Vec::with_capacity(n);
-    let mut d2 = Vec::with_capacity(n);
-    let mut d3 = Vec::with_capacity(n);
-    let mut queued_as = Vec::with_capacity(n);
-    let mut attempts = Vec::with_capacity(n);
-    let mut first_attempt_at: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
-    let mut last_attempt_at: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+    let copy = |e| StoreError::query("copying recipients to the staging table", e);
+    let sink = tx.copy_in(COPY_STAGE_TO).await.map_err(copy)?;
+    let writer = BinaryCopyInWriter::new(sink, &STAGE_TO_TYPES);
+    tokio::pin!(writer);
     for (key, row) in rows {
         let RecipientKey {
             message,
-            recipient: r,
-            orig_recipient: o,
+            recipient,
+            orig_recipient,
         } = key;
         let e = &row.latest;
-        host.push(&*message.host);
-        queue_id.push(&*message.queue_id);
-        arrived_at.push(message.arrived_at);
-        recipient.push(r.as_str());
-        orig_recipient.push(o.as_str());
-        status.push(e.status.as_str());
-        status_at.push(e.at);
-        dsn.push(e.dsn.as_deref());
-        relay.push(e.relay.as_deref());
-        response.push(e.response.as_deref());
-        delay.push(e.delay);
-        d0.push(e.delays.map(|d| d[0]));
-        d1.push(e.delays.map(|d| d[1]));
-        d2.push(e.delays.map(|d| d[2]));
-        d3.push(e.delays.map(|d| d[3]));
-        queued_as.push(e.queued_as.as_deref());
-        attempts.push(row.attempts);
-        first_attempt_at.push(row.first_attempt_at);
-        last_attempt_at.push(row.last_attempt_at);
+        let d = |i: usize| e.delays.map(|d| d[i]);
+        let (d0, d1, d2, d3) = (d(0), d(1), d(2), d(3));
+        let status = e.status.as_str();
+        writer
+            .as_mut()
+            .write(&[
+                &&*message.host,
+                &&*message.queue_id,
+                &message.arrived_at,
+                recipient,
+                orig_recipient,
+                &status,
+                &e.at,
+                &e.dsn,
+                &e.relay,
+                &e.response,
+                &e.delay,
+                &d0,
+                &d1,
+                &d2,
+                &d3,
+                &e.queued_as,
+                &row.attempts,
+                &row.first_attempt_at,
+                &row.last_attempt_at,
+            ])
+            .await
+            .map_err(copy)?;
     }
+    writer.finish().await.map_err(copy)?;
     let stmt = tx
         .prepare_cached(UPSERT_RECIPIENTS)
         .await
         .map_err(|e| StoreError::query("preparing the recipient upsert", e))?;
-    tx.execute(
-        &stmt,
-        &[
-            &host,
-            &queue_id,
-            &arrived_at,
-            &recipient,
-            &orig_recipient,
-            &status,
-            &status_at,
-            &dsn,
-            &relay,
-            &response,
-            &delay,
-            &d0,
-            &d1,
-            &d2,
-            &d3,
-            &queued_as,
-            &attempts,
-            &first_attempt_at,
-            &last_attempt_at,
-        ],
-    )
-    .await
-    .map_err(|e| StoreError::query("writing recipients", e))
+    tx.execute(&stmt, &[])
+        .await
+        .map_err(|e| StoreError::query("writing recipients", e))
 }
 
 async fn write_noqueue(
