@@ -21,7 +21,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::ingest::{IngestCounts, PostfixFilter, count_event};
+use crate::ingest::{IngestCounts, PostfixFilter, count_event, reader_options};
 use crate::writer::{self, CHANNEL_CAPACITY, WorkItem};
 
 /// Lines per transaction during a backfill: large enough to amortise the round trips,
@@ -118,19 +118,7 @@ struct ReaderOutcome {
 /// Run the backfill.
 pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let zone = args
-        .timezone
-        .as_deref()
-        .or(config.timezone.as_deref())
-        .unwrap_or("local");
-    let zone: pftrack_input::Zone = zone
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
-    let options = ReaderOptions {
-        zone,
-        year: args.year,
-        ..ReaderOptions::default()
-    };
+    let options = reader_options(args.timezone.as_deref(), args.year, config)?;
     let files = pftrack_input::rotation::expand_and_order(&args.paths)?;
 
     let store = Store::connect_with(url, config.database.ca_file.as_deref()).await?;

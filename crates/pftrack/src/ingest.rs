@@ -1,6 +1,6 @@
 //! Shared per-record work: is it Postfix, and what event is it.
 
-use pftrack_input::Record;
+use pftrack_input::{ReaderOptions, Record};
 use pftrack_parse::Event;
 use serde::Serialize;
 
@@ -47,4 +47,22 @@ pub fn count_event(counts: &mut IngestCounts, event: &Event<'_>) {
     } else {
         counts.unknown += 1;
     }
+}
+
+/// How syslog files are read: `--timezone` (else `timezone:` in the config, else the
+/// machine's zone) for stamps without an offset, and `--year` for yearless stamps.
+pub fn reader_options(
+    timezone: Option<&str>,
+    year: Option<i32>,
+    config: &crate::config::Config,
+) -> anyhow::Result<ReaderOptions> {
+    let zone = timezone.or(config.timezone.as_deref()).unwrap_or("local");
+    let zone: pftrack_input::Zone = zone
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
+    Ok(ReaderOptions {
+        zone,
+        year,
+        ..ReaderOptions::default()
+    })
 }

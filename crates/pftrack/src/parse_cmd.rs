@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use pftrack_input::{FileReader, Position, ReaderOptions, Record};
+use pftrack_input::{FileReader, Position, Record};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::ingest::{IngestCounts, PostfixFilter, count_event};
+use crate::ingest::{IngestCounts, PostfixFilter, count_event, reader_options};
 
 /// Arguments of `pftrack parse`.
 #[derive(Debug, clap::Args)]
@@ -56,19 +56,7 @@ struct Summary {
 /// Run the command. Exit 0 even with unknown or malformed lines; an unreadable file is
 /// reported, the others are still read, and the exit code is then 1.
 pub fn run(args: &ParseArgs, config: &Config) -> anyhow::Result<ExitCode> {
-    let zone = args
-        .timezone
-        .as_deref()
-        .or(config.timezone.as_deref())
-        .unwrap_or("local");
-    let zone: pftrack_input::Zone = zone
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
-    let options = ReaderOptions {
-        zone,
-        year: args.year,
-        ..ReaderOptions::default()
-    };
+    let options = reader_options(args.timezone.as_deref(), args.year, config)?;
     let filter = PostfixFilter::new(&config.journal.identifiers);
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
