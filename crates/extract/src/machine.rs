@@ -459,23 +459,8 @@ impl Extractor {
             update,
         });
         if let (Some(status), Some(to)) = (status, r.to) {
-            self.stats.recipient_events += 1;
-            out(Fact::Recipient {
-                key,
-                recipient: to.to_owned(),
-                orig_recipient: String::new(),
-                event: RecipientEvent {
-                    at,
-                    attempt: false,
-                    status,
-                    dsn: r.dsn.map(str::to_owned),
-                    relay: None,
-                    response: Some(reply_text(r.code, r.dsn, r.text)),
-                    delay: None,
-                    delays: None,
-                    queued_as: None,
-                },
-            });
+            let response = reply_text(r.code, r.dsn, r.text);
+            out(self.refusal(key, to, at, status, r.dsn, response));
         }
     }
 
@@ -511,27 +496,40 @@ impl Extractor {
             update,
         });
         if let (Some(status), Some(to)) = (status, c.to) {
-            self.stats.recipient_events += 1;
             let response = match c.text {
                 Some(text) => format!("{} {}: {}", c.part, c.content, text),
                 None => format!("{} {}", c.part, c.content),
             };
-            out(Fact::Recipient {
-                key,
-                recipient: to.to_owned(),
-                orig_recipient: String::new(),
-                event: RecipientEvent {
-                    at,
-                    attempt: false,
-                    status,
-                    dsn: None,
-                    relay: None,
-                    response: Some(response),
-                    delay: None,
-                    delays: None,
-                    queued_as: None,
-                },
-            });
+            out(self.refusal(key, to, at, status, None, response));
+        }
+    }
+
+    /// The recipient fact of a reject or discard (not a delivery attempt).
+    fn refusal(
+        &mut self,
+        key: MessageKey,
+        to: &str,
+        at: DateTime<Utc>,
+        status: RecipientStatus,
+        dsn: Option<&str>,
+        response: String,
+    ) -> Fact {
+        self.stats.recipient_events += 1;
+        Fact::Recipient {
+            key,
+            recipient: to.to_owned(),
+            orig_recipient: String::new(),
+            event: RecipientEvent {
+                at,
+                attempt: false,
+                status,
+                dsn: dsn.map(str::to_owned),
+                relay: None,
+                response: Some(response),
+                delay: None,
+                delays: None,
+                queued_as: None,
+            },
         }
     }
 
