@@ -14,9 +14,7 @@ pub enum StoreError {
         source: tokio_postgres::Error,
     },
     /// No connection could be made or taken from the pool.
-    #[error(
-        "cannot connect to the database {target}: {reason} (is PostgreSQL running and the URL right?)"
-    )]
+    #[error("cannot connect to the database {target}: {reason} ({})", pool_hint(*.transient))]
     Pool {
         /// The URL without its password.
         target: String,
@@ -56,6 +54,15 @@ pub enum StoreError {
         #[source]
         source: tokio_postgres::Error,
     },
+}
+
+/// What to check after a failed connection.
+fn pool_hint(transient: bool) -> &'static str {
+    if transient {
+        "is PostgreSQL running and reachable at that address?"
+    } else {
+        "the server refused: check the user, password, database name and TLS settings"
+    }
 }
 
 impl StoreError {
