@@ -349,7 +349,13 @@ pub(crate) fn make_connector(
 
     let (verifier, check): (Arc<dyn ServerCertVerifier>, Option<Check>) =
         match (params.verify, given) {
-            (Verify::None, None) => (Arc::new(NoCertificateCheck { algorithms }), None),
+            (Verify::None, None) => (
+                Arc::new(ChainCheck {
+                    roots: None,
+                    algorithms,
+                }),
+                None,
+            ),
             (verify, given) => {
                 let roots = given.unwrap_or(Roots::System);
                 let store = Arc::new(load_roots(roots)?);
@@ -362,19 +368,16 @@ pub(crate) fn make_connector(
                             })?,
                         "sslmode=verify-full",
                     ),
-                    Verify::Ca => (
+                    Verify::Ca | Verify::None => (
                         Arc::new(ChainCheck {
-                            roots: store,
+                            roots: Some(store),
                             algorithms,
                         }),
-                        "sslmode=verify-ca",
-                    ),
-                    Verify::None => (
-                        Arc::new(ChainCheck {
-                            roots: store,
-                            algorithms,
-                        }),
-                        "sslmode=require with a root certificate",
+                        if verify == Verify::Ca {
+                            "sslmode=verify-ca"
+                        } else {
+                            "sslmode=require with a root certificate"
+                        },
                     ),
                 };
                 let check = Check {
@@ -454,56 +457,20 @@ fn load_roots(roots: Roots<'_>) -> Result<RootCertStore, StoreError> {
     Ok(store)
 }
 
-/// libpq's `sslmode=require` without a root certificate: the connection is encrypted
-/// but the server is not authenticated, so any certificate chain is accepted. The
-/// handshake signatures are still verified with the provider's algorithms, so the
-/// server must hold the private key of the certificate it shows (which proves nothing
-/// about who it is, but keeps the TLS exchange itself sound).
-#[derive(Debug)]
-struct NoCertificateCheck {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for NoCertificateCheck {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-/// libpq's `sslmode=verify-ca`: the chain must lead to a trusted CA (validity dates and
-/// the server-authentication purpose included); the host name is not checked.
+/// The server-certificate check for libpq's `sslmode=require` and `verify-ca`
+/// (`verify-full` uses rustls's own WebPki verifier, which also checks the host name).
+///
+/// - `roots: None` — `require` without a root certificate: the connection is encrypted
+///   but the server is not authenticated, so any certificate chain is accepted.
+/// - `roots: Some(..)` — `verify-ca` (and `require` with a root certificate): the chain
+///   must lead to a trusted CA (validity dates and the server-authentication purpose
+///   included); the host name is not checked.
+///
+/// Either way the handshake signatures are verified with the provider's algorithms, so
+/// the server must hold the private key of the certificate it shows.
 #[derive(Debug)]
 struct ChainCheck {
-    roots: Arc<RootCertStore>,
+    roots: Option<Arc<RootCertStore>>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
@@ -516,14 +483,16 @@ impl ServerCertVerifier for ChainCheck {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.algorithms.all,
-        )?;
+        if let Some(roots) = &self.roots {
+            let cert = ParsedCertificate::try_from(end_entity)?;
+            rustls::client::verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.algorithms.all,
+            )?;
+        }
         Ok(ServerCertVerified::assertion())
     }
 
