@@ -8,25 +8,8 @@ mod common;
 
 use std::process::Output;
 
-use common::{TestDb, fixture, pftrack, run_ok};
+use common::{SCENARIOS, TestDb, fixture, pftrack, run_ok};
 use serde_json::Value;
-
-const SCENARIOS: &[&str] = &[
-    "content_filter",
-    "deferred_then_expired",
-    "deferred_then_sent",
-    "milter_reject",
-    "multi_recipient",
-    "new_year",
-    "noqueue",
-    "orig_to_alias",
-    "pickup",
-    "postsuper_delete",
-    "queue_id_reuse",
-    "rfc3339",
-    "single_delivery",
-    "two_hosts",
-];
 
 fn scenarios_db(label: &str) -> TestDb {
     let db = TestDb::new(label);

@@ -12,26 +12,7 @@ use std::sync::OnceLock;
 
 use std::process::Command;
 
-use common::{TestDb, assert_rows, expected_lines, fixture, repo, run_ok};
-
-/// Every scenario log; `new_year` is left out where times are shifted to "now", as it
-/// lies nine months after the others.
-const SCENARIOS: &[&str] = &[
-    "content_filter",
-    "deferred_then_expired",
-    "deferred_then_sent",
-    "milter_reject",
-    "multi_recipient",
-    "new_year",
-    "noqueue",
-    "orig_to_alias",
-    "pickup",
-    "postsuper_delete",
-    "queue_id_reuse",
-    "rfc3339",
-    "single_delivery",
-    "two_hosts",
-];
+use common::{SCENARIOS, TestDb, assert_rows, expected_lines, fixture, repo, run_ok};
 
 /// The role migration V2 grants the views to.
 const READER: &str = "pftrack_reader";
