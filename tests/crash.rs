@@ -1,7 +1,9 @@
 //! Nothing lost, nothing twice: a backfill killed with SIGKILL at random moments and
 //! then re-run leaves exactly the database of one uninterrupted run; re-running a
 //! finished backfill changes nothing; a rotated, partly gzipped set of the same lines
-//! gives the same rows as the single file.
+//! gives the same rows as the single file. A bulk load (indexes built at the end) gives
+//! the same rows as maintaining them, and one that dies leaves its indexes to the next
+//! start.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -53,6 +55,10 @@ fn backfill_args<'a>(db: &'a TestDb, path: &'a str) -> Vec<&'a str> {
         path,
     ]
 }
+
+/// Definitions of the delivery tables' indexes.
+const INDEXES: &str = "SELECT indexdef FROM pg_indexes \
+    WHERE tablename IN ('delivery_from', 'delivery_to', 'noqueue') ORDER BY indexname";
 
 /// Positions without their wall-clock update time.
 const POSITIONS: &str =
@@ -122,98 +128,136 @@ fn kill_9_at_random_moments_then_rerun_equals_one_clean_run() {
         );
     }
     assert_eq!(clean.query(POSITIONS), crashed.query(POSITIONS));
+    assert_eq!(clean.query(INDEXES), crashed.query(INDEXES));
+    assert_eq!(crashed.query("SELECT count(*) FROM deferred_index"), "0\n");
+
+    // Maintaining indexes row by row (no bulk load) stores the same rows.
+    let maintained = TestDb::new("crash_maintained");
+    let mut args = backfill_args(&maintained, log);
+    args.extend(["--defer-indexes", "never"]);
+    run_ok(&args);
+    assert_eq!(expected, maintained.query(ALL_ROWS));
+    assert_eq!(clean.query(INDEXES), maintained.query(INDEXES));
 }
 
 #[test]
-fn rotated_gzipped_set_equals_the_single_file() {
+fn interrupted_bulk_load_leaves_its_indexes_to_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
     let log = generated_log(dir.path());
-    let text = std::fs::read_to_string(&log).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    let third = lines.len() / 3;
-    let parts = [
-        &lines[..third],
-        &lines[third..2 * third],
-        &lines[2 * third..],
-    ];
-    let rotated = dir.path().join("rotated");
-    std::fs::create_dir(&rotated).unwrap();
-    // Oldest is mail.log.2.gz, then mail.log.1.gz, then mail.log (plain).
-    for (name, part) in [("mail.log.2.gz", parts[0]), ("mail.log.1.gz", parts[1])] {
-        let f = std::fs::File::create(rotated.join(name)).unwrap();
-        let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
-        for l in part {
-            writeln!(gz, "{l}").unwrap();
-        }
-        gz.finish().unwrap();
-    }
-    let mut plain = std::fs::File::create(rotated.join("mail.log")).unwrap();
-    for l in parts[2] {
-        writeln!(plain, "{l}").unwrap();
-    }
-    drop(plain);
+    let log = log.to_str().unwrap();
+    let reference = TestDb::new("bulk_reference");
+    run_ok(&["migrate", "--database-url", &reference.url]);
+    let all_indexes = reference.query(INDEXES);
 
-    let single = TestDb::new("rot_single");
-    run_ok(&backfill_args(&single, log.to_str().unwrap()));
-    let set = TestDb::new("rot_set");
-    // The directory: the reader orders the set oldest first.
-    run_ok(&backfill_args(&set, rotated.to_str().unwrap()));
-    assert_eq!(single.query(ALL_ROWS), set.query(ALL_ROWS));
-    assert_eq!(
-        set.query("SELECT count(*) FROM input_position WHERE complete")
-            .trim(),
-        "3"
+    let db = TestDb::new("bulk_killed");
+    run_ok(&["migrate", "--database-url", &db.url]);
+    let mut child = pftrack()
+        .args(backfill_args(&db, log))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once rows are being loaded with the indexes set aside.
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    let mut killed = false;
+    while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+        let loading = db
+            .query(
+                "SELECT (SELECT count(*) FROM deferred_index) > 0 \
+                    AND (SELECT count(*) FROM delivery_to) > 0",
+            )
+            .starts_with('t');
+        if loading {
+            child.kill().unwrap(); // SIGKILL
+            killed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait().unwrap();
+    assert!(
+        killed,
+        "the backfill ended before it could be killed mid-load"
     );
+    let deferred: u32 = db
+        .query("SELECT count(*) FROM deferred_index")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        deferred > 0,
+        "the killed load should leave its indexes deferred"
+    );
+    assert_ne!(db.query(INDEXES), all_indexes);
+
+    // Any start builds them (here `pftrack migrate`), and says so.
+    let out = run_ok(&["migrate", "--database-url", &db.url]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("built {deferred} index(es)")),
+        "{stdout}"
+    );
+    assert_eq!(db.query(INDEXES), all_indexes);
+    assert_eq!(db.query("SELECT count(*) FROM deferred_index"), "0\n");
+
+    // The resumed backfill (no longer into an empty database) maintains the indexes
+    // and ends with the rows of one clean run.
+    run_ok(&backfill_args(&db, log));
+    run_ok(&backfill_args(&reference, log));
+    assert_eq!(db.query(ALL_ROWS), reference.query(ALL_ROWS));
+    assert_eq!(db.query(INDEXES), all_indexes);
 }
 
 #[test]
-fn unreadable_file_is_named_and_others_are_loaded() {
+fn a_message_another_input_already_stored_is_merged_not_refused() {
+    // The lines of a message already stored, behind a different first line, are another
+    // input (files are known by their first line). The message closed long before the
+    // last one stored, so the extractor does not remember it and starts its life
+    // again: the fast insert of "new" rows meets a duplicate key and the batch is
+    // merged instead, counting the attempts a second time, as for any input loaded
+    // twice. Nothing else changes.
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("mail.log");
+    let early = std::fs::read_to_string(common::fixture("scenarios/single_delivery.log")).unwrap();
+    let later =
+        std::fs::read_to_string(common::fixture("scenarios/deferred_then_sent.log")).unwrap();
+    let first = dir.path().join("mail.log");
+    std::fs::write(&first, format!("{early}{later}")).unwrap();
+    let second = dir.path().join("copy.log");
     std::fs::write(
-        &log,
-        b"Mar 14 06:25:01 mx1 postfix/qmgr[900]: 4BC7D1A0F3: removed\n\x00\x01 garbage \xff\n",
+        &second,
+        format!("Mar 14 06:00:00 elsewhere kernel: another file\n{early}"),
     )
     .unwrap();
-    let missing = dir.path().join("does-not-exist.log");
-    let db = TestDb::new("unreadable");
-    let out = pftrack()
-        .args(["backfill", "--database-url", &db.url, "--json"])
-        .arg(&missing)
-        .arg(&log)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "an unreadable file makes the exit code 1"
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("does-not-exist.log"), "{stderr}");
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(summary["records"], 1);
-    assert_eq!(summary["malformed"], 1);
-    assert_eq!(summary["files_failed"], 1);
-    assert_eq!(db.query("SELECT count(*) FROM delivery_from").trim(), "1");
-}
-
-#[test]
-fn unreachable_database_is_a_clear_error_without_password() {
-    let out = pftrack()
-        .args([
+    let db = TestDb::new("merge_fallback");
+    let load = |path: &Path| {
+        run_ok(&[
             "backfill",
             "--database-url",
-            "postgresql://pftrack:s3cret@127.0.0.1:1/pftrack",
-            "fixtures/scenarios/single_delivery.log",
+            &db.url,
+            "--year",
+            "2025",
+            "--timezone",
+            "UTC",
+            path.to_str().unwrap(),
         ])
-        .current_dir(common::repo())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("postgresql://pftrack:***@127.0.0.1:1/pftrack"),
-        "{stderr}"
+    };
+    const EARLY_ATTEMPTS: &str =
+        "SELECT sum(attempts) FROM delivery_to WHERE arrived_at < '2025-03-14 07:00:00+00'";
+    const LATER_ROWS: &str = "SELECT t::text FROM delivery_to t \
+        WHERE arrived_at > '2025-03-14 07:00:00+00' ORDER BY 1";
+    load(&first);
+    let messages = db.query("SELECT count(*) FROM delivery_from");
+    let recipients = db.query("SELECT count(*) FROM delivery_to");
+    let early_attempts: i64 = db.query(EARLY_ATTEMPTS).trim().parse().unwrap();
+    let later_rows = db.query(LATER_ROWS);
+    assert!(early_attempts > 0);
+
+    load(&second);
+    assert_eq!(db.query("SELECT count(*) FROM delivery_from"), messages);
+    assert_eq!(db.query("SELECT count(*) FROM delivery_to"), recipients);
+    assert_eq!(
+        db.query(EARLY_ATTEMPTS),
+        format!("{}\n", early_attempts * 2)
     );
-    assert!(!stderr.contains("s3cret"), "{stderr}");
+    assert_eq!(db.query(LATER_ROWS), later_rows);
 }

@@ -20,6 +20,9 @@ pub struct MessageRow {
     pub last_seen_at: DateTime<Utc>,
     /// Merged column updates.
     pub update: MessageUpdate,
+    /// The message's life started in this batch (see [`Fact::Message`]): its row, and
+    /// those of its recipients, cannot be stored yet.
+    pub starts_life: bool,
 }
 
 /// Key of one recipient row.
@@ -97,6 +100,7 @@ impl Batch {
                 key,
                 seen_at,
                 update,
+                starts_life,
             } => match self.messages.get_mut(&key) {
                 Some(row) => {
                     row.last_seen_at = row.last_seen_at.max(seen_at);
@@ -108,6 +112,7 @@ impl Batch {
                         MessageRow {
                             last_seen_at: seen_at,
                             update,
+                            starts_life,
                         },
                     );
                 }
@@ -135,6 +140,12 @@ impl Batch {
                 *count = count.saturating_add(1);
             }
         }
+    }
+
+    /// Whether the life of `message` started in this batch, so that neither its row
+    /// nor those of its recipients can be stored yet.
+    pub fn message_starts_life(&self, message: &MessageKey) -> bool {
+        self.messages.get(message).is_some_and(|m| m.starts_life)
     }
 
     /// Number of rows the batch will write.

@@ -256,6 +256,10 @@ pub enum Fact {
         seen_at: DateTime<Utc>,
         /// What the line says.
         update: MessageUpdate,
+        /// True for the first fact of a life this extractor started (not one it was
+        /// primed with): no stored row can exist for it yet, unless another input
+        /// already wrote the same message. The store inserts such rows without looking.
+        starts_life: bool,
     },
     /// Something about one recipient of a message.
     Recipient {

@@ -124,6 +124,10 @@ pub struct Extractor {
     latest: Option<DateTime<Utc>>,
     since_sweep: u64,
     stats: ExtractStats,
+    /// Lives started by the line being processed whose first fact is still to go out.
+    started: Vec<MessageKey>,
+    /// Facts of the line being processed (kept to reuse its allocation).
+    line_facts: Vec<Fact>,
 }
 
 impl Extractor {
@@ -193,6 +197,32 @@ impl Extractor {
     ) {
         self.stats.events += 1;
         self.maybe_sweep(at);
+        let mut facts = std::mem::take(&mut self.line_facts);
+        self.process_event(host, at, daemon, event, &mut |f| facts.push(f));
+        for mut fact in facts.drain(..) {
+            if let Fact::Message {
+                key, starts_life, ..
+            } = &mut fact
+                && let Some(i) = self.started.iter().position(|k| k == key)
+            {
+                self.started.swap_remove(i);
+                *starts_life = true;
+            }
+            out(fact);
+        }
+        // Every branch that starts a life also emits a fact for it; nothing is left.
+        self.started.clear();
+        self.line_facts = facts;
+    }
+
+    fn process_event(
+        &mut self,
+        host: &Arc<str>,
+        at: DateTime<Utc>,
+        daemon: &str,
+        event: &Event<'_>,
+        out: &mut impl FnMut(Fact),
+    ) {
         match event {
             Event::SmtpdClient {
                 queue_id,
@@ -224,6 +254,7 @@ impl Extractor {
                 }
                 out(Fact::Message {
                     key,
+                    starts_life: false,
                     seen_at: at,
                     update,
                 });
@@ -242,6 +273,7 @@ impl Extractor {
                 };
                 out(Fact::Message {
                     key,
+                    starts_life: false,
                     seen_at: at,
                     update,
                 });
@@ -263,6 +295,7 @@ impl Extractor {
                 };
                 out(Fact::Message {
                     key,
+                    starts_life: false,
                     seen_at: at,
                     update,
                 });
@@ -282,6 +315,7 @@ impl Extractor {
                 };
                 out(Fact::Message {
                     key,
+                    starts_life: false,
                     seen_at: at,
                     update,
                 });
@@ -295,6 +329,7 @@ impl Extractor {
                 };
                 out(Fact::Message {
                     key,
+                    starts_life: false,
                     seen_at: at,
                     update,
                 });
@@ -308,6 +343,7 @@ impl Extractor {
                 };
                 out(Fact::Message {
                     key,
+                    starts_life: false,
                     seen_at: at,
                     update,
                 });
@@ -327,6 +363,7 @@ impl Extractor {
                 }
                 out(Fact::Message {
                     key,
+                    starts_life: false,
                     seen_at: at,
                     update,
                 });
@@ -360,6 +397,7 @@ impl Extractor {
                 self.stats.recipient_events += 1;
                 out(Fact::Message {
                     key: key.clone(),
+                    starts_life: false,
                     seen_at: at,
                     update: MessageUpdate::default(),
                 });
@@ -378,6 +416,7 @@ impl Extractor {
                 let parent = self.resolve(host, queue_id, at, Lookup::Attach);
                 out(Fact::Message {
                     key: parent.clone(),
+                    starts_life: false,
                     seen_at: at,
                     update: MessageUpdate::default(),
                 });
@@ -401,6 +440,7 @@ impl Extractor {
                     };
                     out(Fact::Message {
                         key: child,
+                        starts_life: false,
                         seen_at: at,
                         update,
                     });
@@ -455,6 +495,7 @@ impl Extractor {
         }
         out(Fact::Message {
             key: key.clone(),
+            starts_life: false,
             seen_at: at,
             update,
         });
@@ -492,6 +533,7 @@ impl Extractor {
         }
         out(Fact::Message {
             key: key.clone(),
+            starts_life: false,
             seen_at: at,
             update,
         });
@@ -573,6 +615,7 @@ impl Extractor {
         };
         out(Fact::Message {
             key: child,
+            starts_life: false,
             seen_at: at,
             update,
         });
@@ -661,11 +704,13 @@ impl Extractor {
             self.open_count += 1;
         }
         self.stats.messages += 1;
-        MessageKey {
+        let key = MessageKey {
             host: host.clone(),
             queue_id: qid,
             arrived_at,
-        }
+        };
+        self.started.push(key.clone());
+        key
     }
 
     /// End the life of an open message (it stays reachable for [`CLOSED_GRACE`]).
@@ -980,5 +1025,94 @@ mod tests {
         let week_of_lines = (MAX_MESSAGE_IDLE.num_seconds() / 30) as usize;
         assert!(ex.open_messages() <= week_of_lines + SWEEP_INTERVAL_LINES as usize);
         assert!(ex.stats().evicted > 0);
+    }
+
+    #[test]
+    fn only_the_first_fact_of_a_started_life_says_so() {
+        let host: Arc<str> = Arc::from("mx1");
+        let lines = [
+            (
+                "2025-03-14T08:00:00Z",
+                "smtpd",
+                "4A1B2C3D4E: client=a.example[192.0.2.1]",
+            ),
+            (
+                "2025-03-14T08:00:00Z",
+                "cleanup",
+                "4A1B2C3D4E: message-id=<m1@example>",
+            ),
+            // The bounce starts the notification's life before its own lines.
+            (
+                "2025-03-14T08:00:01Z",
+                "bounce",
+                "4A1B2C3D4E: sender non-delivery notification: 5F6A7B8C9D",
+            ),
+            (
+                "2025-03-14T08:00:01Z",
+                "qmgr",
+                "5F6A7B8C9D: from=<>, size=2000, nrcpt=1 (queue active)",
+            ),
+            ("2025-03-14T08:00:02Z", "qmgr", "4A1B2C3D4E: removed"),
+            // The same id again later: a new life, which starts again.
+            (
+                "2025-03-14T09:00:00Z",
+                "smtpd",
+                "4A1B2C3D4E: client=b.example[192.0.2.2]",
+            ),
+        ];
+        let mut starts = Vec::new();
+        let mut ex = Extractor::new();
+        for (t, daemon, msg) in lines {
+            let event = pftrack_parse::parse(daemon, msg);
+            ex.process(&host, at(t), daemon, &event, &mut |f| {
+                if let Fact::Message {
+                    key, starts_life, ..
+                } = f
+                {
+                    starts.push((key.queue_id.to_string(), key.arrived_at, starts_life));
+                }
+            });
+        }
+        let started: Vec<_> = starts
+            .iter()
+            .filter(|s| s.2)
+            .map(|s| (&*s.0, s.1))
+            .collect();
+        assert_eq!(
+            started,
+            vec![
+                ("4A1B2C3D4E", at("2025-03-14T08:00:00Z")),
+                ("5F6A7B8C9D", at("2025-03-14T08:00:01Z")),
+                ("4A1B2C3D4E", at("2025-03-14T09:00:00Z")),
+            ]
+        );
+
+        // A primed message is known: its next line does not start it.
+        let mut resumed = Extractor::new();
+        resumed.prime([PrimeEntry {
+            key: MessageKey {
+                host: host.clone(),
+                queue_id: Arc::from("5F6A7B8C9D"),
+                arrived_at: at("2025-03-14T08:00:01Z"),
+            },
+            last_seen_at: at("2025-03-14T08:00:01Z"),
+            origin: Some(Origin::Notification),
+            message_id_seen: false,
+            closed_at: None,
+        }]);
+        let event = pftrack_parse::parse("qmgr", "5F6A7B8C9D: removed");
+        let mut flags = Vec::new();
+        resumed.process(
+            &host,
+            at("2025-03-14T08:00:03Z"),
+            "qmgr",
+            &event,
+            &mut |f| {
+                if let Fact::Message { starts_life, .. } = f {
+                    flags.push(starts_life);
+                }
+            },
+        );
+        assert_eq!(flags, vec![false]);
     }
 }

@@ -16,7 +16,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use pftrack_extract::{Batch, ExtractStats, Extractor, MAX_OPEN_MESSAGES, PrimeEntry};
 use pftrack_input::{Checkpoint, FileIdentity, FileReader, ReaderOptions};
-use pftrack_store::{InputCheckpoint, Store};
+use pftrack_store::{IndexMode, InputCheckpoint, Store};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -67,6 +67,32 @@ pub struct BackfillArgs {
     /// Lines per transaction.
     #[arg(long, default_value_t = BACKFILL_BATCH_LINES)]
     batch_lines: u64,
+    /// When to build secondary indexes once at the end instead of row by row: `auto`
+    /// (into an empty database, or to continue an interrupted bulk load), `always`,
+    /// `never`.
+    #[arg(long, value_enum, default_value_t = DeferIndexes::Auto)]
+    defer_indexes: DeferIndexes,
+}
+
+/// `--defer-indexes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeferIndexes {
+    /// Into an empty database, or to continue an interrupted bulk load.
+    Auto,
+    /// Whatever the database holds.
+    Always,
+    /// Maintain indexes row by row.
+    Never,
+}
+
+impl From<DeferIndexes> for IndexMode {
+    fn from(d: DeferIndexes) -> Self {
+        match d {
+            DeferIndexes::Auto => IndexMode::Auto,
+            DeferIndexes::Always => IndexMode::Always,
+            DeferIndexes::Never => IndexMode::Never,
+        }
+    }
 }
 
 impl BackfillArgs {
@@ -103,6 +129,10 @@ struct Summary {
     recipients: u64,
     noqueue: u64,
     rows_written: u64,
+    /// Secondary indexes built at the end of a bulk load.
+    indexes_built: usize,
+    /// Time spent building them (included in `seconds`).
+    index_build_seconds: f64,
     seconds: f64,
     lines_per_second: f64,
 }
@@ -123,6 +153,7 @@ pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Resu
 
     let store = Store::connect_with(url, config.database.ca_file.as_deref()).await?;
     store.migrate().await?;
+    let load = store.begin_load(args.defer_indexes.into()).await?;
     let positions = store.positions("file").await?;
     let prime = store.prime_entries(MAX_OPEN_MESSAGES).await?;
 
@@ -139,7 +170,7 @@ pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Resu
     };
 
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-    let writer = tokio::spawn(writer::run(store, rx, Some(BACKFILL_RETRY_LIMIT)));
+    let writer = tokio::spawn(writer::run(store.clone(), rx, Some(BACKFILL_RETRY_LIMIT)));
     let filter = PostfixFilter::new(&config.journal.identifiers);
     let batch_lines = args.batch_lines.max(1);
     let bar = progress.clone();
@@ -163,6 +194,7 @@ pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Resu
     }
     let totals = writer_result?;
     let outcome = reader_result?;
+    let built = load.finish(&store).await?;
 
     let seconds = started.elapsed().as_secs_f64();
     let summary = Summary {
@@ -173,6 +205,8 @@ pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Resu
         recipients: outcome.extract.recipient_events,
         noqueue: outcome.extract.noqueue,
         rows_written: totals.rows.messages + totals.rows.recipients + totals.rows.noqueue,
+        indexes_built: built.indexes,
+        index_build_seconds: built.elapsed.as_secs_f64(),
         seconds,
         lines_per_second: if seconds > 0.0 {
             outcome.lines as f64 / seconds
@@ -194,7 +228,7 @@ fn print_summary(s: &Summary, json: bool) -> anyhow::Result<()> {
     } else {
         println!(
             "backfill: {} file(s) ({} failed), {} records ({} postfix: {} recognized, {} unknown), \
-             {} malformed lines; {} messages, {} recipient events, {} NOQUEUE; {} rows written \
+             {} malformed lines; {} messages, {} recipient events, {} NOQUEUE; {} rows written{} \
              in {:.2} s ({:.0} lines/s)",
             s.files,
             s.files_failed,
@@ -207,6 +241,14 @@ fn print_summary(s: &Summary, json: bool) -> anyhow::Result<()> {
             s.recipients,
             s.noqueue,
             s.rows_written,
+            if s.indexes_built > 0 {
+                format!(
+                    ", {} deferred index(es) built in {:.2} s",
+                    s.indexes_built, s.index_build_seconds
+                )
+            } else {
+                String::new()
+            },
             s.seconds,
             s.lines_per_second
         );

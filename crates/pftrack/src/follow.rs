@@ -163,6 +163,9 @@ pub async fn run(
     }
     let store = connect_patiently(url, config, mode).await?;
     store.migrate().await?;
+    if !daemon {
+        report_index_build(store.restore_deferred_indexes().await?);
+    }
     let mut positions = store.positions("journal").await?;
     let stored = match positions.remove(&source_key) {
         Some(cp) => Some(cp),
@@ -262,6 +265,10 @@ pub async fn run(
         if let Some(limit) = crate::purge::retention(None, config)? {
             tokio::spawn(retention_task(store.clone(), limit));
         }
+        // Indexes an interrupted bulk load left deferred: built in the background (it
+        // can take minutes, and systemd waits for READY only so long); commits wait
+        // while each one is built.
+        tokio::spawn(restore_indexes(store.clone()));
         let watchdog = sd_notify::watchdog_enabled();
         let wait_for_signal = shutdown_signal();
         tokio::pin!(wait_for_signal);
@@ -407,6 +414,25 @@ async fn retention_task(store: Store, older_than: TimeDelta) {
 }
 
 /// Connect, waiting for PostgreSQL when the daemon starts before it.
+/// Build the indexes an interrupted bulk load left deferred, logging what happened.
+async fn restore_indexes(store: Store) {
+    match store.restore_deferred_indexes().await {
+        Ok(built) => report_index_build(built),
+        Err(e) => tracing::warn!("{e}"),
+    }
+}
+
+/// Log an index build (nothing when there was none).
+pub fn report_index_build(built: pftrack_store::IndexBuild) {
+    if built.indexes > 0 {
+        tracing::info!(
+            "built {} index(es) deferred by a bulk load in {:.1} s",
+            built.indexes,
+            built.elapsed.as_secs_f64()
+        );
+    }
+}
+
 async fn connect_patiently(url: &str, config: &Config, mode: Mode) -> anyhow::Result<Store> {
     let started = Instant::now();
     let mut backoff = writer::BACKOFF_MIN;

@@ -122,6 +122,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .await?;
                 let applied = store.migrate().await?;
                 println!("applied {applied} migration(s) to {}", store.target());
+                let built = store.restore_deferred_indexes().await?;
+                if built.indexes > 0 {
+                    println!(
+                        "built {} index(es) deferred by an interrupted bulk load in {:.1} s",
+                        built.indexes,
+                        built.elapsed.as_secs_f64()
+                    );
+                }
                 Ok(ExitCode::SUCCESS)
             })
         }

@@ -45,6 +45,15 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// Building the indexes deferred by a bulk load failed in an unexpected way.
+    #[error(
+        "building deferred indexes failed: {reason} (they are built at the next start of \
+         `pftrack migrate`, `pftrack run` or `pftrack backfill`)"
+    )]
+    IndexBuild {
+        /// Why.
+        reason: String,
+    },
     /// A statement failed.
     #[error("database error while {what}: {source}")]
     Query {
@@ -92,6 +101,12 @@ impl StoreError {
         }
     }
 
+    /// True when a statement found a duplicate key (SQLSTATE 23505).
+    pub(crate) fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Query { source, .. }
+            if source.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION))
+    }
+
     /// True when retrying later may succeed: the server is unreachable, restarting,
     /// or the transaction hit a serialization failure or deadlock.
     pub fn is_transient(&self) -> bool {
@@ -117,7 +132,8 @@ impl StoreError {
             StoreError::Config { .. }
             | StoreError::Migrate { .. }
             | StoreError::CaFile { .. }
-            | StoreError::Tls { .. } => false,
+            | StoreError::Tls { .. }
+            | StoreError::IndexBuild { .. } => false,
         }
     }
 }

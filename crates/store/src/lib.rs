@@ -4,10 +4,14 @@
 //! refinery migrations embedded from the top-level `migrations/` directory, and writes a
 //! [`pftrack_extract::Batch`] together with the input positions it covers in **one
 //! transaction** ([`Store::write_batch`]), so a crash never leaves rows without their
-//! position or a position without its rows. Message and recipient rows are COPYed (binary)
-//! into per-session staging tables and merged with prepared `INSERT … SELECT … ON
-//! CONFLICT DO UPDATE` statements (NOQUEUE rows from `unnest` arrays), whose merge rules
-//! are the ones `Batch` uses in memory.
+//! position or a position without its rows. Rows of messages whose life started in the
+//! batch are COPYed (binary) straight into their tables; the others are COPYed into
+//! per-session staging tables and merged with prepared `INSERT … SELECT … ON CONFLICT DO
+//! UPDATE` statements (NOQUEUE rows from `unnest` arrays), whose merge rules are the ones
+//! `Batch` uses in memory. Should a "new" row exist after all (another input stored the
+//! same message), the transaction fails on the duplicate key and the batch is merged.
+//! A load into an empty database defers the secondary indexes and builds them once at
+//! the end (`bulk`).
 //!
 //! It also answers the lookups of `pftrack status` (`query`), deletes rows past the
 //! retention limit in bounded batches (`purge`), and connects over TLS (rustls) with
@@ -16,6 +20,7 @@
 //! This crate does **not** parse logs or decide what a line means; it only stores
 //! facts and positions and reads back what a restart or a lookup needs.
 
+mod bulk;
 mod error;
 mod purge;
 mod query;
@@ -28,6 +33,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use pftrack_extract::{MessageKey, Origin, PrimeEntry};
 
+pub use bulk::{BulkLoad, INDEX_BUILD_CONNECTIONS, IndexBuild, IndexMode};
 pub use error::{StoreError, redact_url};
 pub use purge::{
     NOQUEUE_ROWS_PER_MESSAGE, PURGE_BATCH_MESSAGES, PurgeCounts, purge, purge_with_progress,

@@ -1,6 +1,6 @@
 //! Writing a batch and its input positions in one transaction.
 
-use pftrack_extract::{Batch, MessageKey, Noqueue, RecipientKey};
+use pftrack_extract::{Batch, MessageKey, MessageRow, Noqueue, RecipientKey, RecipientRow};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 
@@ -94,6 +94,18 @@ ON CONFLICT (source) DO UPDATE SET kind = EXCLUDED.kind, path = EXCLUDED.path,
     line = EXCLUDED.line, cursor = EXCLUDED.cursor, last_timestamp = EXCLUDED.last_timestamp,
     complete = EXCLUDED.complete, latest_local = EXCLUDED.latest_local, updated_at = now()";
 
+/// How a batch's rows reach their tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// Rows of lives started in the batch are COPYed straight into their tables (they
+    /// cannot exist yet); the others are merged through the staging tables.
+    InsertNew,
+    /// Every row is merged: the fallback when a row thought new already existed
+    /// (another input wrote the same message, or a queue id was reused within a second
+    /// across a restart).
+    MergeAll,
+}
+
 impl Store {
     /// Write `batch` and the positions it brings its inputs to, in one transaction.
     /// Either everything is committed or nothing is.
@@ -101,6 +113,27 @@ impl Store {
         &self,
         batch: &Batch,
         checkpoints: &[InputCheckpoint],
+    ) -> Result<WriteStats, StoreError> {
+        match self
+            .write_batch_as(batch, checkpoints, Placement::InsertNew)
+            .await
+        {
+            Err(e) if e.is_unique_violation() => {
+                tracing::debug!(
+                    "a row of a new message was already stored ({e}); merging the batch instead"
+                );
+                self.write_batch_as(batch, checkpoints, Placement::MergeAll)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    async fn write_batch_as(
+        &self,
+        batch: &Batch,
+        checkpoints: &[InputCheckpoint],
+        placement: Placement,
     ) -> Result<WriteStats, StoreError> {
         let mut client = self.client().await?;
         let tx = client
@@ -117,8 +150,8 @@ impl Store {
             .await
             .map_err(|e| StoreError::query("creating the staging tables", e))?;
         let stats = WriteStats {
-            messages: write_messages(&tx, batch).await?,
-            recipients: write_recipients(&tx, batch).await?,
+            messages: write_messages(&tx, batch, placement).await?,
+            recipients: write_recipients(&tx, batch, placement).await?,
             noqueue: write_noqueue(&tx, batch).await?,
         };
         if !checkpoints.is_empty() {
@@ -161,10 +194,11 @@ const CREATE_STAGING: &str = "\
 CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_from (LIKE delivery_from) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_to (LIKE delivery_to) ON COMMIT DELETE ROWS";
 
-const COPY_STAGE_FROM: &str = "COPY pftrack_stage_from (host, queue_id, arrived_at, last_seen_at,
+/// Columns of a message row, in the order rows are COPYed.
+const FROM_COLUMNS: &str = "(host, queue_id, arrived_at, last_seen_at,
     origin, client_name, client_addr, sasl_method, sasl_username, pickup_uid, message_id, sender,
     size, nrcpt, removed_at, expired_at, deleted_at, rejected_at, held_at, released_at,
-    parent_queue_id, parent_arrived_at, parent_kind) FROM STDIN BINARY";
+    parent_queue_id, parent_arrived_at, parent_kind)";
 
 const STAGE_FROM_TYPES: [Type; 23] = [
     Type::TEXT,
@@ -192,10 +226,11 @@ const STAGE_FROM_TYPES: [Type; 23] = [
     Type::TEXT,
 ];
 
-const COPY_STAGE_TO: &str = "COPY pftrack_stage_to (host, queue_id, arrived_at, recipient,
+/// Columns of a recipient row, in the order rows are COPYed.
+const TO_COLUMNS: &str = "(host, queue_id, arrived_at, recipient,
     orig_recipient, status, status_at, dsn, relay, response, delay, delay_before_qmgr,
     delay_in_qmgr, delay_conn_setup, delay_transmission, queued_as, attempts, first_attempt_at,
-    last_attempt_at) FROM STDIN BINARY";
+    last_attempt_at)";
 
 const STAGE_TO_TYPES: [Type; 19] = [
     Type::TEXT,
@@ -222,6 +257,7 @@ const STAGE_TO_TYPES: [Type; 19] = [
 async fn write_messages(
     tx: &deadpool_postgres::Transaction<'_>,
     batch: &Batch,
+    placement: Placement,
 ) -> Result<u64, StoreError> {
     if batch.messages.is_empty() {
         return Ok(0);
@@ -229,8 +265,42 @@ async fn write_messages(
     // A stable row order keeps concurrent writers from deadlocking on each other.
     let mut rows: Vec<_> = batch.messages.iter().collect();
     rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let copy = |e| StoreError::query("copying messages to the staging table", e);
-    let sink = tx.copy_in(COPY_STAGE_FROM).await.map_err(copy)?;
+    let (new, known): (Vec<_>, Vec<_>) = rows
+        .into_iter()
+        .partition(|(_, row)| placement == Placement::InsertNew && row.starts_life);
+    let mut written = 0;
+    if !new.is_empty() {
+        let copy = |e| StoreError::query("copying new messages", e);
+        written += copy_messages(tx, "delivery_from", &new)
+            .await
+            .map_err(copy)?;
+    }
+    if !known.is_empty() {
+        let copy = |e| StoreError::query("copying messages to the staging table", e);
+        copy_messages(tx, "pftrack_stage_from", &known)
+            .await
+            .map_err(copy)?;
+        let stmt = tx
+            .prepare_cached(UPSERT_MESSAGES)
+            .await
+            .map_err(|e| StoreError::query("preparing the message upsert", e))?;
+        written += tx
+            .execute(&stmt, &[])
+            .await
+            .map_err(|e| StoreError::query("writing messages", e))?;
+    }
+    Ok(written)
+}
+
+/// COPY message rows into `table` (the real one or the staging one).
+async fn copy_messages(
+    tx: &deadpool_postgres::Transaction<'_>,
+    table: &str,
+    rows: &[(&MessageKey, &MessageRow)],
+) -> Result<u64, tokio_postgres::Error> {
+    let sink = tx
+        .copy_in(&format!("COPY {table} {FROM_COLUMNS} FROM STDIN BINARY"))
+        .await?;
     let writer = BinaryCopyInWriter::new(sink, &STAGE_FROM_TYPES);
     tokio::pin!(writer);
     for (key, row) in rows {
@@ -271,30 +341,57 @@ async fn write_messages(
                 &parent_arrived_at,
                 &parent_kind,
             ])
-            .await
-            .map_err(copy)?;
+            .await?;
     }
-    writer.finish().await.map_err(copy)?;
-    let stmt = tx
-        .prepare_cached(UPSERT_MESSAGES)
-        .await
-        .map_err(|e| StoreError::query("preparing the message upsert", e))?;
-    tx.execute(&stmt, &[])
-        .await
-        .map_err(|e| StoreError::query("writing messages", e))
+    writer.finish().await
 }
 
 async fn write_recipients(
     tx: &deadpool_postgres::Transaction<'_>,
     batch: &Batch,
+    placement: Placement,
 ) -> Result<u64, StoreError> {
     if batch.recipients.is_empty() {
         return Ok(0);
     }
     let mut rows: Vec<_> = batch.recipients.iter().collect();
     rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let copy = |e| StoreError::query("copying recipients to the staging table", e);
-    let sink = tx.copy_in(COPY_STAGE_TO).await.map_err(copy)?;
+    let (new, known): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(key, _)| {
+        placement == Placement::InsertNew && batch.message_starts_life(&key.message)
+    });
+    let mut written = 0;
+    if !new.is_empty() {
+        let copy = |e| StoreError::query("copying recipients of new messages", e);
+        written += copy_recipients(tx, "delivery_to", &new)
+            .await
+            .map_err(copy)?;
+    }
+    if !known.is_empty() {
+        let copy = |e| StoreError::query("copying recipients to the staging table", e);
+        copy_recipients(tx, "pftrack_stage_to", &known)
+            .await
+            .map_err(copy)?;
+        let stmt = tx
+            .prepare_cached(UPSERT_RECIPIENTS)
+            .await
+            .map_err(|e| StoreError::query("preparing the recipient upsert", e))?;
+        written += tx
+            .execute(&stmt, &[])
+            .await
+            .map_err(|e| StoreError::query("writing recipients", e))?;
+    }
+    Ok(written)
+}
+
+/// COPY recipient rows into `table` (the real one or the staging one).
+async fn copy_recipients(
+    tx: &deadpool_postgres::Transaction<'_>,
+    table: &str,
+    rows: &[(&RecipientKey, &RecipientRow)],
+) -> Result<u64, tokio_postgres::Error> {
+    let sink = tx
+        .copy_in(&format!("COPY {table} {TO_COLUMNS} FROM STDIN BINARY"))
+        .await?;
     let writer = BinaryCopyInWriter::new(sink, &STAGE_TO_TYPES);
     tokio::pin!(writer);
     for (key, row) in rows {
@@ -330,17 +427,9 @@ async fn write_recipients(
                 &row.first_attempt_at,
                 &row.last_attempt_at,
             ])
-            .await
-            .map_err(copy)?;
+            .await?;
     }
-    writer.finish().await.map_err(copy)?;
-    let stmt = tx
-        .prepare_cached(UPSERT_RECIPIENTS)
-        .await
-        .map_err(|e| StoreError::query("preparing the recipient upsert", e))?;
-    tx.execute(&stmt, &[])
-        .await
-        .map_err(|e| StoreError::query("writing recipients", e))
+    writer.finish().await
 }
 
 async fn write_noqueue(
