@@ -261,3 +261,97 @@ fn a_message_another_input_already_stored_is_merged_not_refused() {
     );
     assert_eq!(db.query(LATER_ROWS), later_rows);
 }
+
+#[test]
+fn rotated_gzipped_set_equals_the_single_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = generated_log(dir.path());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let third = lines.len() / 3;
+    let parts = [
+        &lines[..third],
+        &lines[third..2 * third],
+        &lines[2 * third..],
+    ];
+    let rotated = dir.path().join("rotated");
+    std::fs::create_dir(&rotated).unwrap();
+    // Oldest is mail.log.2.gz, then mail.log.1.gz, then mail.log (plain).
+    for (name, part) in [("mail.log.2.gz", parts[0]), ("mail.log.1.gz", parts[1])] {
+        let f = std::fs::File::create(rotated.join(name)).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+        for l in part {
+            writeln!(gz, "{l}").unwrap();
+        }
+        gz.finish().unwrap();
+    }
+    let mut plain = std::fs::File::create(rotated.join("mail.log")).unwrap();
+    for l in parts[2] {
+        writeln!(plain, "{l}").unwrap();
+    }
+    drop(plain);
+
+    let single = TestDb::new("rot_single");
+    run_ok(&backfill_args(&single, log.to_str().unwrap()));
+    let set = TestDb::new("rot_set");
+    // The directory: the reader orders the set oldest first.
+    run_ok(&backfill_args(&set, rotated.to_str().unwrap()));
+    assert_eq!(single.query(ALL_ROWS), set.query(ALL_ROWS));
+    assert_eq!(
+        set.query("SELECT count(*) FROM input_position WHERE complete")
+            .trim(),
+        "3"
+    );
+}
+
+#[test]
+fn unreadable_file_is_named_and_others_are_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("mail.log");
+    std::fs::write(
+        &log,
+        b"Mar 14 06:25:01 mx1 postfix/qmgr[900]: 4BC7D1A0F3: removed\n\x00\x01 garbage \xff\n",
+    )
+    .unwrap();
+    let missing = dir.path().join("does-not-exist.log");
+    let db = TestDb::new("unreadable");
+    let out = pftrack()
+        .args(["backfill", "--database-url", &db.url, "--json"])
+        .arg(&missing)
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an unreadable file makes the exit code 1"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("does-not-exist.log"), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["records"], 1);
+    assert_eq!(summary["malformed"], 1);
+    assert_eq!(summary["files_failed"], 1);
+    assert_eq!(db.query("SELECT count(*) FROM delivery_from").trim(), "1");
+}
+
+#[test]
+fn unreachable_database_is_a_clear_error_without_password() {
+    let out = pftrack()
+        .args([
+            "backfill",
+            "--database-url",
+            "postgresql://pftrack:s3cret@127.0.0.1:1/pftrack",
+            "fixtures/scenarios/single_delivery.log",
+        ])
+        .current_dir(common::repo())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("postgresql://pftrack:***@127.0.0.1:1/pftrack"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}

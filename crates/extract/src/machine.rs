@@ -7,7 +7,7 @@
 //! message's state. After a restart [`Extractor::prime`] rebuilds the same memory from
 //! the stored rows, which is what makes a resumed run equal to an uninterrupted one.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};

@@ -1,5 +1,6 @@
 //! Writing a batch and its input positions in one transaction.
 
+use chrono::{DateTime, Utc};
 use pftrack_extract::{Batch, MessageKey, MessageRow, Noqueue, RecipientKey, RecipientRow};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
@@ -57,7 +58,7 @@ SELECT host, queue_id, arrived_at, recipient, orig_recipient, status, status_at,
     response, delay, delay_before_qmgr, delay_in_qmgr, delay_conn_setup, delay_transmission,
     queued_as, attempts, first_attempt_at, last_attempt_at
 FROM pftrack_stage_to
-ON CONFLICT (queue_id, host, arrived_at, recipient, orig_recipient) DO UPDATE SET
+ON CONFLICT (arrived_at, host, queue_id, recipient, orig_recipient) DO UPDATE SET
     attempts = t.attempts + EXCLUDED.attempts,
     first_attempt_at = LEAST(t.first_attempt_at, EXCLUDED.first_attempt_at),
     last_attempt_at = GREATEST(t.last_attempt_at, EXCLUDED.last_attempt_at),
@@ -354,8 +355,10 @@ async fn write_recipients(
     if batch.recipients.is_empty() {
         return Ok(0);
     }
+    // In primary key order (time first): new keys then go to the right edge of the
+    // index, and concurrent writers lock rows in one order.
     let mut rows: Vec<_> = batch.recipients.iter().collect();
-    rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    rows.sort_unstable_by(|(a, _), (b, _)| primary_key_order(a).cmp(&primary_key_order(b)));
     let (new, known): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(key, _)| {
         placement == Placement::InsertNew && batch.message_starts_life(&key.message)
     });
@@ -381,6 +384,17 @@ async fn write_recipients(
             .map_err(|e| StoreError::query("writing recipients", e))?;
     }
     Ok(written)
+}
+
+/// A recipient row's primary key, in its column order.
+fn primary_key_order(k: &RecipientKey) -> (DateTime<Utc>, &str, &str, &str, &str) {
+    (
+        k.message.arrived_at,
+        &k.message.host,
+        &k.message.queue_id,
+        &k.recipient,
+        &k.orig_recipient,
+    )
 }
 
 /// COPY recipient rows into `table` (the real one or the staging one).

@@ -1,4 +1,5 @@
--- pftrack schema, version 3: secondary indexes set aside during a bulk load.
+-- pftrack schema, version 3: bulk loading (secondary indexes set aside while loading,
+-- recipient keys in time order).
 --
 -- A backfill into an empty database drops the secondary indexes of the delivery
 -- tables and builds them once at the end (building an index by sorting costs a
@@ -14,3 +15,12 @@ CREATE TABLE deferred_index (
     definition   text        NOT NULL,
     deferred_at  timestamptz NOT NULL DEFAULT now()
 );
+
+-- Recipient rows keyed in time order: rows arrive in time order, so new keys go to the
+-- right edge of the index (cheap, densely packed) instead of anywhere in it. Lookups
+-- come from delivery_from with all of host, queue_id and arrived_at, which any order
+-- of these columns serves.
+ALTER TABLE delivery_to
+    DROP CONSTRAINT delivery_to_pkey,
+    ADD CONSTRAINT delivery_to_pkey
+        PRIMARY KEY (arrived_at, host, queue_id, recipient, orig_recipient);
