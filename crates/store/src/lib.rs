@@ -7,7 +7,7 @@
 //! position or a position without its rows. Rows of messages whose life started in the
 //! batch are COPYed (binary) straight into their tables; the others are COPYed into
 //! per-session staging tables and merged with prepared `INSERT … SELECT … ON CONFLICT DO
-//! UPDATE` statements (NOQUEUE rows from `unnest` arrays), whose merge rules are the ones
+//! UPDATE` statements (NOQUEUE rows always), whose merge rules are the ones
 //! `Batch` uses in memory. Should a "new" row exist after all (another input stored the
 //! same message), the transaction fails on the duplicate key and the batch is merged.
 //! A load into an empty database defers the secondary indexes and builds them once at

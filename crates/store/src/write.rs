@@ -81,9 +81,9 @@ ON CONFLICT (arrived_at, host, queue_id, recipient, orig_recipient) DO UPDATE SE
 const UPSERT_NOQUEUE: &str = "\
 INSERT INTO noqueue AS t (host, logged_at, fingerprint, daemon, action, stage, client_name,
     client_addr, code, dsn, reason, sender, recipient, helo, proto, count)
-SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int8[], $4::text[], $5::text[],
-    $6::text[], $7::text[], $8::text[], $9::int4[], $10::text[], $11::text[], $12::text[],
-    $13::text[], $14::text[], $15::text[], $16::int4[])
+SELECT host, logged_at, fingerprint, daemon, action, stage, client_name, client_addr, code, dsn,
+    reason, sender, recipient, helo, proto, count
+FROM pftrack_stage_noqueue
 ON CONFLICT (host, logged_at, fingerprint) DO UPDATE SET count = t.count + EXCLUDED.count";
 
 const UPSERT_POSITION: &str = "\
@@ -190,10 +190,12 @@ impl Store {
 
 /// Staging tables, one per session: rows are COPYed into them and merged into the real
 /// tables with one `INSERT … SELECT … ON CONFLICT`. COPY is far cheaper for PostgreSQL
-/// than unpacking the same rows from many array parameters with `unnest`.
+/// than unpacking the same rows from many array parameters with `unnest`. (NOQUEUE rows
+/// always go this way: identical decisions in the same instant add up.)
 const CREATE_STAGING: &str = "\
 CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_from (LIKE delivery_from) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_to (LIKE delivery_to) ON COMMIT DELETE ROWS";
+CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_to (LIKE delivery_to) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_noqueue (LIKE noqueue) ON COMMIT DELETE ROWS";
 
 /// Columns of a message row, in the order rows are COPYed.
 const FROM_COLUMNS: &str = "(host, queue_id, arrived_at, last_seen_at,
@@ -459,69 +461,67 @@ async fn write_noqueue(
         .map(|(n, c)| (n, fingerprint(n), *c))
         .collect();
     rows.sort_unstable_by(|a, b| (&*a.0.host, a.0.at, a.1).cmp(&(&*b.0.host, b.0.at, b.1)));
-    let n = rows.len();
-    let mut host = Vec::with_capacity(n);
-    let mut logged_at = Vec::with_capacity(n);
-    let mut fp = Vec::with_capacity(n);
-    let mut daemon = Vec::with_capacity(n);
-    let mut action = Vec::with_capacity(n);
-    let mut stage = Vec::with_capacity(n);
-    let mut client_name = Vec::with_capacity(n);
-    let mut client_addr = Vec::with_capacity(n);
-    let mut code = Vec::with_capacity(n);
-    let mut dsn = Vec::with_capacity(n);
-    let mut reason = Vec::with_capacity(n);
-    let mut sender = Vec::with_capacity(n);
-    let mut recipient = Vec::with_capacity(n);
-    let mut helo = Vec::with_capacity(n);
-    let mut proto = Vec::with_capacity(n);
-    let mut count = Vec::with_capacity(n);
-    for (nq, f, c) in rows {
-        host.push(&*nq.host);
-        logged_at.push(nq.at);
-        fp.push(f);
-        daemon.push(nq.daemon.as_str());
-        action.push(nq.action.as_str());
-        stage.push(nq.stage.as_str());
-        client_name.push(nq.client_name.as_deref());
-        client_addr.push(nq.client_addr.as_deref());
-        code.push(nq.code);
-        dsn.push(nq.dsn.as_deref());
-        reason.push(nq.reason.as_str());
-        sender.push(nq.sender.as_deref());
-        recipient.push(nq.recipient.as_deref());
-        helo.push(nq.helo.as_deref());
-        proto.push(nq.proto.as_deref());
-        count.push(c);
+    let copy = |e| StoreError::query("copying NOQUEUE rows to the staging table", e);
+    let sink = tx.copy_in(COPY_STAGE_NOQUEUE).await.map_err(copy)?;
+    let writer = BinaryCopyInWriter::new(sink, &STAGE_NOQUEUE_TYPES);
+    tokio::pin!(writer);
+    for (nq, fp, count) in rows {
+        let (daemon, action, stage) = (nq.daemon.as_str(), nq.action.as_str(), nq.stage.as_str());
+        writer
+            .as_mut()
+            .write(&[
+                &&*nq.host,
+                &nq.at,
+                &fp,
+                &daemon,
+                &action,
+                &stage,
+                &nq.client_name,
+                &nq.client_addr,
+                &nq.code,
+                &nq.dsn,
+                &nq.reason,
+                &nq.sender,
+                &nq.recipient,
+                &nq.helo,
+                &nq.proto,
+                &count,
+            ])
+            .await
+            .map_err(copy)?;
     }
+    writer.finish().await.map_err(copy)?;
     let stmt = tx
         .prepare_cached(UPSERT_NOQUEUE)
         .await
         .map_err(|e| StoreError::query("preparing the NOQUEUE upsert", e))?;
-    tx.execute(
-        &stmt,
-        &[
-            &host,
-            &logged_at,
-            &fp,
-            &daemon,
-            &action,
-            &stage,
-            &client_name,
-            &client_addr,
-            &code,
-            &dsn,
-            &reason,
-            &sender,
-            &recipient,
-            &helo,
-            &proto,
-            &count,
-        ],
-    )
-    .await
-    .map_err(|e| StoreError::query("writing NOQUEUE rows", e))
+    tx.execute(&stmt, &[])
+        .await
+        .map_err(|e| StoreError::query("writing NOQUEUE rows", e))
 }
+
+const COPY_STAGE_NOQUEUE: &str = "COPY pftrack_stage_noqueue (host, logged_at, fingerprint, \
+    daemon, action, stage, client_name, client_addr, code, dsn, reason, sender, recipient, helo, \
+    proto, count) FROM STDIN BINARY";
+
+const STAGE_NOQUEUE_TYPES: [Type; 16] = [
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT4,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT4,
+];
 
 /// A stable 64-bit FNV-1a hash of every NOQUEUE column but host and time (which are
 /// key columns of their own). Stable across runs and versions: it is part of the key.
