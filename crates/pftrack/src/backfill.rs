@@ -378,11 +378,8 @@ fn read_files(
                     last_timestamp,
                     false,
                 ));
-                let item = WorkItem {
-                    batch: std::mem::take(&mut batch),
-                    checkpoints,
-                    lines: batch_lines_now,
-                };
+                let item =
+                    WorkItem::new(&std::mem::take(&mut batch), checkpoints, batch_lines_now)?;
                 batch_lines_now = 0;
                 if tx.blocking_send(item).is_err() {
                     // The writer stopped with an error; it reports it.
@@ -399,11 +396,7 @@ fn read_files(
         ));
     }
     if !batch.is_empty() || !done_checkpoints.is_empty() {
-        let item = WorkItem {
-            batch,
-            checkpoints: done_checkpoints,
-            lines: batch_lines_now,
-        };
+        let item = WorkItem::new(&batch, done_checkpoints, batch_lines_now)?;
         let _ = tx.blocking_send(item);
     }
     Ok(finish(out, &extractor))

@@ -565,32 +565,31 @@ fn follow_journal(
     let mut caught_up = false;
     let mut last: Option<(String, DateTime<Utc>)> = None;
 
-    let send =
-        |batch: &mut Batch, in_batch: &mut u64, last: &Option<(String, DateTime<Utc>)>| -> bool {
-            let checkpoints = match last {
-                Some((cursor, ts)) => vec![InputCheckpoint {
-                    source: s.source_key.clone(),
-                    kind: "journal",
-                    path: None,
-                    device: None,
-                    inode: None,
-                    byte_offset: None,
-                    line: None,
-                    cursor: Some(cursor.clone()),
-                    last_timestamp: Some(*ts),
-                    latest_local: None,
-                    complete: false,
-                }],
-                None => Vec::new(),
-            };
-            let item = WorkItem {
-                batch: std::mem::take(batch),
-                checkpoints,
-                lines: *in_batch,
-            };
-            *in_batch = 0;
-            tx.blocking_send(item).is_ok()
+    // Ok(false) when the writer is gone.
+    let send = |batch: &mut Batch,
+                in_batch: &mut u64,
+                last: &Option<(String, DateTime<Utc>)>|
+     -> anyhow::Result<bool> {
+        let checkpoints = match last {
+            Some((cursor, ts)) => vec![InputCheckpoint {
+                source: s.source_key.clone(),
+                kind: "journal",
+                path: None,
+                device: None,
+                inode: None,
+                byte_offset: None,
+                line: None,
+                cursor: Some(cursor.clone()),
+                last_timestamp: Some(*ts),
+                latest_local: None,
+                complete: false,
+            }],
+            None => Vec::new(),
         };
+        let item = WorkItem::new(&std::mem::take(batch), checkpoints, *in_batch)?;
+        *in_batch = 0;
+        Ok(tx.blocking_send(item).is_ok())
+    };
 
     let end = loop {
         if shutdown.load(Ordering::SeqCst) {
@@ -605,7 +604,7 @@ fn follow_journal(
             s.max_records.max(LOADING_BATCH_RECORDS)
         };
         if in_batch > 0 && (in_batch as usize >= limit || due) {
-            if !send(&mut batch, &mut in_batch, &last) {
+            if !send(&mut batch, &mut in_batch, &last)? {
                 break ReaderEnd::WriterGone;
             }
             clock.reset();
@@ -652,7 +651,7 @@ fn follow_journal(
         }
     };
     if in_batch > 0 {
-        let _ = send(&mut batch, &mut in_batch, &last);
+        send(&mut batch, &mut in_batch, &last)?;
     }
     Ok(FollowOutcome { counts, end })
 }

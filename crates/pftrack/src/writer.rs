@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use pftrack_extract::Batch;
-use pftrack_store::{InputCheckpoint, Store, StoreError, WriteStats};
+use pftrack_store::{EncodedBatch, InputCheckpoint, Store, StoreError, WriteStats};
 use tokio::sync::{mpsc, watch};
 
 /// Batches queued between the reader and the writer. Small: when PostgreSQL is slow
@@ -32,12 +32,28 @@ pub const STOP_RETRY_LIMIT: Duration = Duration::from_secs(10);
 /// One unit of commit.
 #[derive(Debug)]
 pub struct WorkItem {
-    /// The merged rows.
-    pub batch: Batch,
+    /// The merged rows, encoded for COPY.
+    pub rows: EncodedBatch,
     /// Where the inputs stand after the lines of this batch.
     pub checkpoints: Vec<InputCheckpoint>,
     /// Lines the batch covers (for progress).
     pub lines: u64,
+}
+
+impl WorkItem {
+    /// Encode `batch` (on the caller's thread, so that the database never waits for
+    /// it) together with the positions it brings its inputs to.
+    pub fn new(
+        batch: &Batch,
+        checkpoints: Vec<InputCheckpoint>,
+        lines: u64,
+    ) -> Result<WorkItem, StoreError> {
+        Ok(WorkItem {
+            rows: EncodedBatch::encode(batch)?,
+            checkpoints,
+            lines,
+        })
+    }
 }
 
 /// What the writer committed.
@@ -153,7 +169,7 @@ async fn write_with_retry(
             );
             return Ok(WriteStats::default());
         }
-        let error = match store.write_batch(&item.batch, &item.checkpoints).await {
+        let error = match store.write_batch(&item.rows, &item.checkpoints).await {
             Ok(stats) => {
                 if attempt > 0 {
                     tracing::info!(

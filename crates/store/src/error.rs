@@ -54,6 +54,12 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// A value could not be encoded for COPY.
+    #[error("cannot encode a row for the database: {reason}")]
+    Encode {
+        /// Why.
+        reason: String,
+    },
     /// A statement failed.
     #[error("database error while {what}: {source}")]
     Query {
@@ -133,7 +139,8 @@ impl StoreError {
             | StoreError::Migrate { .. }
             | StoreError::CaFile { .. }
             | StoreError::Tls { .. }
-            | StoreError::IndexBuild { .. } => false,
+            | StoreError::IndexBuild { .. }
+            | StoreError::Encode { .. } => false,
         }
     }
 }

@@ -21,6 +21,7 @@
 //! facts and positions and reads back what a restart or a lookup needs.
 
 mod bulk;
+mod encode;
 mod error;
 mod purge;
 mod query;
@@ -34,6 +35,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use pftrack_extract::{MessageKey, Origin, PrimeEntry};
 
 pub use bulk::{BulkLoad, INDEX_BUILD_CONNECTIONS, IndexBuild, IndexMode};
+pub use encode::EncodedBatch;
 pub use error::{StoreError, redact_url};
 pub use purge::{
     NOQUEUE_ROWS_PER_MESSAGE, PURGE_BATCH_MESSAGES, PurgeCounts, purge, purge_with_progress,

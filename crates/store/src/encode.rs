@@ -1,0 +1,413 @@
+//! A batch turned into binary COPY payloads, ready to be streamed to PostgreSQL.
+//!
+//! Encoding is pure CPU work. Doing it where the batch is built (the reader's thread)
+//! instead of in the writer keeps PostgreSQL from waiting for it: while the server
+//! works through one batch, the next one is already encoded. The payloads are the
+//! format of `COPY … FROM STDIN (FORMAT binary)`: a header, one tuple per row (field
+//! count, then each field as a length and its bytes in PostgreSQL's binary send format,
+//! or -1 for NULL), a trailer.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use chrono::{DateTime, Utc};
+use pftrack_extract::{Batch, MessageKey, MessageRow, Noqueue, RecipientKey, RecipientRow};
+use tokio_postgres::types::{IsNull, ToSql, Type};
+
+use crate::StoreError;
+
+/// Signature, flags and header extension length of a binary COPY stream.
+const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// The rows of one table (or of one part of it) as a binary COPY stream.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CopyData {
+    /// The whole stream, header to trailer; empty when there are no rows.
+    pub(crate) payload: Bytes,
+    /// Number of rows in it.
+    pub(crate) rows: u64,
+}
+
+/// A [`Batch`] as COPY streams: rows of messages whose life started in the batch (which
+/// cannot be stored yet) apart from the others, each part in primary key order, so
+/// concurrent writers lock rows in one order.
+#[derive(Debug, Clone, Default)]
+pub struct EncodedBatch {
+    pub(crate) messages_new: CopyData,
+    pub(crate) messages_known: CopyData,
+    pub(crate) recipients_new: CopyData,
+    pub(crate) recipients_known: CopyData,
+    pub(crate) noqueue: CopyData,
+}
+
+impl EncodedBatch {
+    /// Encode `batch`. Fails only on a value PostgreSQL cannot represent.
+    pub fn encode(batch: &Batch) -> Result<EncodedBatch, StoreError> {
+        let mut messages: Vec<_> = batch.messages.iter().collect();
+        messages.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let (messages_new, messages_known): (Vec<_>, Vec<_>) =
+            messages.into_iter().partition(|(_, row)| row.starts_life);
+
+        let mut recipients: Vec<_> = batch.recipients.iter().collect();
+        recipients
+            .sort_unstable_by(|(a, _), (b, _)| recipient_key_order(a).cmp(&recipient_key_order(b)));
+        let (recipients_new, recipients_known): (Vec<_>, Vec<_>) = recipients
+            .into_iter()
+            .partition(|(key, _)| batch.message_starts_life(&key.message));
+
+        let mut noqueue: Vec<(&Noqueue, i64, i32)> = batch
+            .noqueue
+            .iter()
+            .map(|(n, c)| (n, fingerprint(n), *c))
+            .collect();
+        noqueue.sort_unstable_by(|a, b| (&*a.0.host, a.0.at, a.1).cmp(&(&*b.0.host, b.0.at, b.1)));
+
+        Ok(EncodedBatch {
+            messages_new: encode_rows(&messages_new, &FROM_TYPES, message_fields)?,
+            messages_known: encode_rows(&messages_known, &FROM_TYPES, message_fields)?,
+            recipients_new: encode_rows(&recipients_new, &TO_TYPES, recipient_fields)?,
+            recipients_known: encode_rows(&recipients_known, &TO_TYPES, recipient_fields)?,
+            noqueue: encode_rows(&noqueue, &NOQUEUE_TYPES, noqueue_fields)?,
+        })
+    }
+
+    /// Rows in the batch.
+    pub fn rows(&self) -> u64 {
+        self.messages_new.rows
+            + self.messages_known.rows
+            + self.recipients_new.rows
+            + self.recipients_known.rows
+            + self.noqueue.rows
+    }
+
+    /// Bytes the payloads take.
+    pub fn payload_bytes(&self) -> usize {
+        [
+            &self.messages_new,
+            &self.messages_known,
+            &self.recipients_new,
+            &self.recipients_known,
+            &self.noqueue,
+        ]
+        .iter()
+        .map(|c| c.payload.len())
+        .sum()
+    }
+}
+
+/// Encode `rows` as one COPY stream, `fields` giving each row's values in column order.
+fn encode_rows<R>(
+    rows: &[R],
+    types: &[Type],
+    fields: impl Fn(&R, &mut Emit<'_>) -> Result<(), StoreError>,
+) -> Result<CopyData, StoreError> {
+    if rows.is_empty() {
+        return Ok(CopyData::default());
+    }
+    let field_count = i16::try_from(types.len()).map_err(|_| StoreError::Encode {
+        reason: "too many columns".into(),
+    })?;
+    let mut buf = BytesMut::with_capacity(COPY_HEADER.len() + rows.len() * 256);
+    buf.put_slice(COPY_HEADER);
+    for row in rows {
+        buf.put_i16(field_count);
+        let mut column = 0;
+        fields(row, &mut |value| {
+            let ty = types.get(column).ok_or_else(|| StoreError::Encode {
+                reason: "more values than columns".into(),
+            })?;
+            column += 1;
+            // The length goes before the value; write a placeholder and fill it in.
+            let at = buf.len();
+            buf.put_i32(0);
+            let written = value
+                .to_sql_checked(ty, &mut buf)
+                .map_err(|e| StoreError::Encode {
+                    reason: e.to_string(),
+                })?;
+            let len = match written {
+                IsNull::Yes => {
+                    buf.truncate(at + 4);
+                    -1
+                }
+                IsNull::No => {
+                    i32::try_from(buf.len() - at - 4).map_err(|_| StoreError::Encode {
+                        reason: "a value longer than 2 GiB".into(),
+                    })?
+                }
+            };
+            buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+            Ok(())
+        })?;
+        if column != types.len() {
+            return Err(StoreError::Encode {
+                reason: "fewer values than columns".into(),
+            });
+        }
+    }
+    buf.put_i16(-1);
+    Ok(CopyData {
+        payload: buf.freeze(),
+        rows: rows.len() as u64,
+    })
+}
+
+type Emit<'a> = dyn FnMut(&(dyn ToSql + Sync)) -> Result<(), StoreError> + 'a;
+
+fn message_fields(row: &(&MessageKey, &MessageRow), out: &mut Emit<'_>) -> Result<(), StoreError> {
+    let (key, row) = row;
+    let u = &row.update;
+    let parent_queue_id = u.parent.as_ref().map(|p| &*p.queue_id);
+    let parent_arrived_at = u.parent.as_ref().map(|p| p.arrived_at);
+    let parent_kind = u.parent.as_ref().map(|p| p.kind.as_str());
+    let origin = u.origin.map(|o| o.as_str());
+    out(&&*key.host)?;
+    out(&&*key.queue_id)?;
+    out(&key.arrived_at)?;
+    out(&row.last_seen_at)?;
+    out(&origin)?;
+    out(&u.client_name)?;
+    out(&u.client_addr)?;
+    out(&u.sasl_method)?;
+    out(&u.sasl_username)?;
+    out(&u.pickup_uid)?;
+    out(&u.message_id)?;
+    out(&u.sender)?;
+    out(&u.size)?;
+    out(&u.nrcpt)?;
+    out(&u.removed_at)?;
+    out(&u.expired_at)?;
+    out(&u.deleted_at)?;
+    out(&u.rejected_at)?;
+    out(&u.held_at)?;
+    out(&u.released_at)?;
+    out(&parent_queue_id)?;
+    out(&parent_arrived_at)?;
+    out(&parent_kind)
+}
+
+fn recipient_fields(
+    row: &(&RecipientKey, &RecipientRow),
+    out: &mut Emit<'_>,
+) -> Result<(), StoreError> {
+    let (key, row) = row;
+    let e = &row.latest;
+    let delay = |i: usize| e.delays.map(|d| d[i]);
+    out(&&*key.message.host)?;
+    out(&&*key.message.queue_id)?;
+    out(&key.message.arrived_at)?;
+    out(&key.recipient)?;
+    out(&key.orig_recipient)?;
+    out(&e.status.as_str())?;
+    out(&e.at)?;
+    out(&e.dsn)?;
+    out(&e.relay)?;
+    out(&e.response)?;
+    out(&e.delay)?;
+    out(&delay(0))?;
+    out(&delay(1))?;
+    out(&delay(2))?;
+    out(&delay(3))?;
+    out(&e.queued_as)?;
+    out(&row.attempts)?;
+    out(&row.first_attempt_at)?;
+    out(&row.last_attempt_at)
+}
+
+fn noqueue_fields(row: &(&Noqueue, i64, i32), out: &mut Emit<'_>) -> Result<(), StoreError> {
+    let (nq, fingerprint, count) = row;
+    out(&&*nq.host)?;
+    out(&nq.at)?;
+    out(fingerprint)?;
+    out(&nq.daemon.as_str())?;
+    out(&nq.action.as_str())?;
+    out(&nq.stage.as_str())?;
+    out(&nq.client_name)?;
+    out(&nq.client_addr)?;
+    out(&nq.code)?;
+    out(&nq.dsn)?;
+    out(&nq.reason.as_str())?;
+    out(&nq.sender)?;
+    out(&nq.recipient)?;
+    out(&nq.helo)?;
+    out(&nq.proto)?;
+    out(count)
+}
+
+/// A recipient row's primary key, in its column order (time first, so new keys go to
+/// the right edge of the index).
+fn recipient_key_order(k: &RecipientKey) -> (DateTime<Utc>, &str, &str, &str, &str) {
+    (
+        k.message.arrived_at,
+        &k.message.host,
+        &k.message.queue_id,
+        &k.recipient,
+        &k.orig_recipient,
+    )
+}
+
+/// Columns of a message row, in the order rows are COPYed.
+pub(crate) const FROM_COLUMNS: &str = "(host, queue_id, arrived_at, last_seen_at,
+    origin, client_name, client_addr, sasl_method, sasl_username, pickup_uid, message_id, sender,
+    size, nrcpt, removed_at, expired_at, deleted_at, rejected_at, held_at, released_at,
+    parent_queue_id, parent_arrived_at, parent_kind)";
+
+const FROM_TYPES: [Type; 23] = [
+    Type::TEXT,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::INT4,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+];
+
+/// Columns of a recipient row, in the order rows are COPYed.
+pub(crate) const TO_COLUMNS: &str = "(host, queue_id, arrived_at, recipient,
+    orig_recipient, status, status_at, dsn, relay, response, delay, delay_before_qmgr,
+    delay_in_qmgr, delay_conn_setup, delay_transmission, queued_as, attempts, first_attempt_at,
+    last_attempt_at)";
+
+const TO_TYPES: [Type; 19] = [
+    Type::TEXT,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::FLOAT4,
+    Type::FLOAT4,
+    Type::FLOAT4,
+    Type::FLOAT4,
+    Type::FLOAT4,
+    Type::TEXT,
+    Type::INT4,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+];
+
+/// Columns of a NOQUEUE row, in the order rows are COPYed.
+pub(crate) const NOQUEUE_COLUMNS: &str = "(host, logged_at, fingerprint, daemon, action, stage,
+    client_name, client_addr, code, dsn, reason, sender, recipient, helo, proto, count)";
+
+const NOQUEUE_TYPES: [Type; 16] = [
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT4,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT4,
+];
+
+/// A stable 64-bit FNV-1a hash of every NOQUEUE column but host and time (which are
+/// key columns of their own). Stable across runs and versions: it is part of the key.
+fn fingerprint(n: &Noqueue) -> i64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0100_0000_01b3;
+    let mut h = OFFSET;
+    let mut feed = |s: Option<&str>| {
+        // A tag byte keeps None, "" and field boundaries apart.
+        let bytes = s.map(str::as_bytes);
+        for b in std::iter::once(if bytes.is_some() { 1u8 } else { 0u8 })
+            .chain(bytes.unwrap_or_default().iter().copied())
+            .chain(std::iter::once(0xffu8))
+        {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(PRIME);
+        }
+    };
+    let code = n.code.map(|c| c.to_string());
+    feed(Some(&n.daemon));
+    feed(Some(&n.action));
+    feed(Some(&n.stage));
+    feed(n.client_name.as_deref());
+    feed(n.client_addr.as_deref());
+    feed(code.as_deref());
+    feed(n.dsn.as_deref());
+    feed(Some(&n.reason));
+    feed(n.sender.as_deref());
+    feed(n.recipient.as_deref());
+    feed(n.helo.as_deref());
+    feed(n.proto.as_deref());
+    h as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pftrack_extract::{Fact, MessageUpdate};
+    use std::sync::Arc;
+
+    fn message(queue_id: &str, starts_life: bool) -> Fact {
+        Fact::Message {
+            key: MessageKey {
+                host: Arc::from("mx1"),
+                queue_id: Arc::from(queue_id),
+                arrived_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default(),
+            },
+            seen_at: DateTime::from_timestamp(1_700_000_001, 0).unwrap_or_default(),
+            update: MessageUpdate {
+                sender: Some("a@example.org".into()),
+                ..MessageUpdate::default()
+            },
+            starts_life,
+        }
+    }
+
+    #[test]
+    fn an_empty_batch_has_no_payload() {
+        let encoded = EncodedBatch::encode(&Batch::new()).unwrap();
+        assert_eq!(encoded.rows(), 0);
+        assert_eq!(encoded.payload_bytes(), 0);
+    }
+
+    #[test]
+    fn new_and_known_messages_go_to_separate_streams_in_copy_format() {
+        let mut batch = Batch::new();
+        batch.add(message("4A1B2C3D4E", true));
+        batch.add(message("5F6A7B8C9D", false));
+        let encoded = EncodedBatch::encode(&batch).unwrap();
+        assert_eq!(encoded.messages_new.rows, 1);
+        assert_eq!(encoded.messages_known.rows, 1);
+        let p = &encoded.messages_new.payload;
+        assert!(p.starts_with(COPY_HEADER));
+        // Field count of the first tuple, then the host as length + bytes.
+        let tuple = &p[COPY_HEADER.len()..];
+        assert_eq!(&tuple[..2], &23i16.to_be_bytes());
+        assert_eq!(&tuple[2..6], &3i32.to_be_bytes());
+        assert_eq!(&tuple[6..9], b"mx1");
+        // The trailer.
+        assert_eq!(&p[p.len() - 2..], &(-1i16).to_be_bytes());
+        // NULLs are a length of -1 without bytes: origin is the fifth field.
+        let null = (-1i32).to_be_bytes();
+        assert!(tuple.windows(4).any(|w| w == null));
+    }
+}
