@@ -100,22 +100,14 @@ impl Store {
             self.restore_deferred_indexes().await?;
             return Ok(maintained);
         }
-        let client = self.client().await?;
-        // Detached from the pool: the lock lives exactly as long as this connection.
-        let mut guard = deadpool_postgres::Object::take(client);
-        let locked: bool = guard
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&BULK_LOAD_LOCK_KEY])
-            .await
-            .map_err(|e| StoreError::query("taking the bulk load lock", e))?
-            .get(0);
-        if !locked {
+        let Some(mut guard) = self.try_bulk_load_lock().await? else {
             tracing::info!(
                 "another pftrack process is bulk loading into {}; indexes are maintained \
                  row by row",
                 self.target
             );
             return Ok(maintained);
-        }
+        };
         let tx = guard
             .transaction()
             .await
@@ -193,23 +185,33 @@ impl Store {
         if pending == 0 {
             return Ok(IndexBuild::default());
         }
-        let guard = deadpool_postgres::Object::take(client);
-        let locked: bool = guard
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&BULK_LOAD_LOCK_KEY])
-            .await
-            .map_err(|e| StoreError::query("taking the bulk load lock", e))?
-            .get(0);
-        if !locked {
+        drop(client);
+        let Some(guard) = self.try_bulk_load_lock().await? else {
             tracing::info!(
                 "{pending} index(es) are deferred by a bulk load still running; it builds them"
             );
             return Ok(IndexBuild::default());
-        }
+        };
         tracing::info!("building {pending} index(es) left by an interrupted bulk load");
         let built = self.build_deferred().await;
         // Closing the connection releases the lock.
         drop(guard);
         built
+    }
+
+    /// The bulk load lock on a connection of its own (detached from the pool, so the
+    /// lock lives exactly as long as the connection), or `None` when a live bulk load
+    /// holds it.
+    async fn try_bulk_load_lock(
+        &self,
+    ) -> Result<Option<deadpool_postgres::ClientWrapper>, StoreError> {
+        let guard = deadpool_postgres::Object::take(self.client().await?);
+        let locked: bool = guard
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&BULK_LOAD_LOCK_KEY])
+            .await
+            .map_err(|e| StoreError::query("taking the bulk load lock", e))?
+            .get(0);
+        Ok(locked.then_some(guard))
     }
 
     /// Build every index in `deferred_index`, largest tables first, on up to

@@ -153,8 +153,22 @@ impl Store {
             .await
             .map_err(|e| StoreError::query("creating the staging tables", e))?;
         let stats = WriteStats {
-            messages: write_messages(&tx, batch, placement).await?,
-            recipients: write_recipients(&tx, batch, placement).await?,
+            messages: write_table(
+                &tx,
+                &MESSAGES,
+                &batch.messages_new,
+                &batch.messages_known,
+                placement,
+            )
+            .await?,
+            recipients: write_table(
+                &tx,
+                &RECIPIENTS,
+                &batch.recipients_new,
+                &batch.recipients_known,
+                placement,
+            )
+            .await?,
             noqueue: write_noqueue(&tx, batch).await?,
         };
         if !checkpoints.is_empty() {
@@ -199,76 +213,75 @@ CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_from (LIKE delivery_from) ON COMMI
 CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_to (LIKE delivery_to) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_noqueue (LIKE noqueue) ON COMMIT DELETE ROWS";
 
-async fn write_messages(
-    tx: &deadpool_postgres::Transaction<'_>,
-    batch: &EncodedBatch,
-    placement: Placement,
-) -> Result<u64, StoreError> {
-    let (new, known) = (&batch.messages_new, &batch.messages_known);
-    let mut written = 0;
-    if placement == Placement::InsertNew && new.rows > 0 {
-        copy(tx, "delivery_from", FROM_COLUMNS, new)
-            .await
-            .map_err(|e| StoreError::query("copying new messages", e))?;
-        written += new.rows;
-    }
-    let mut staged = known.rows;
-    let stage = |e| StoreError::query("copying messages to the staging table", e);
-    copy(tx, "pftrack_stage_from", FROM_COLUMNS, known)
-        .await
-        .map_err(stage)?;
-    if placement == Placement::MergeAll {
-        copy(tx, "pftrack_stage_from", FROM_COLUMNS, new)
-            .await
-            .map_err(stage)?;
-        staged += new.rows;
-    }
-    if staged > 0 {
-        let stmt = tx
-            .prepare_cached(UPSERT_MESSAGES)
-            .await
-            .map_err(|e| StoreError::query("preparing the message upsert", e))?;
-        written += tx
-            .execute(&stmt, &[])
-            .await
-            .map_err(|e| StoreError::query("writing messages", e))?;
-    }
-    Ok(written)
+/// Where one table's rows go and what to call the steps in errors.
+struct TableWrite {
+    table: &'static str,
+    staging: &'static str,
+    columns: &'static str,
+    upsert: &'static str,
+    copying_new: &'static str,
+    staging_rows: &'static str,
+    preparing: &'static str,
+    merging: &'static str,
 }
 
-async fn write_recipients(
+const MESSAGES: TableWrite = TableWrite {
+    table: "delivery_from",
+    staging: "pftrack_stage_from",
+    columns: FROM_COLUMNS,
+    upsert: UPSERT_MESSAGES,
+    copying_new: "copying new messages",
+    staging_rows: "copying messages to the staging table",
+    preparing: "preparing the message upsert",
+    merging: "writing messages",
+};
+
+const RECIPIENTS: TableWrite = TableWrite {
+    table: "delivery_to",
+    staging: "pftrack_stage_to",
+    columns: TO_COLUMNS,
+    upsert: UPSERT_RECIPIENTS,
+    copying_new: "copying recipients of new messages",
+    staging_rows: "copying recipients to the staging table",
+    preparing: "preparing the recipient upsert",
+    merging: "writing recipients",
+};
+
+/// Write one table's rows: `new` ones straight into the table (unless every row is to
+/// be merged), the others COPYed into its staging table and merged. Returns the rows
+/// written.
+async fn write_table(
     tx: &deadpool_postgres::Transaction<'_>,
-    batch: &EncodedBatch,
+    w: &TableWrite,
+    new: &CopyData,
+    known: &CopyData,
     placement: Placement,
 ) -> Result<u64, StoreError> {
-    let (new, known) = (&batch.recipients_new, &batch.recipients_known);
     let mut written = 0;
-    if placement == Placement::InsertNew && new.rows > 0 {
-        copy(tx, "delivery_to", TO_COLUMNS, new)
-            .await
-            .map_err(|e| StoreError::query("copying recipients of new messages", e))?;
-        written += new.rows;
-    }
     let mut staged = known.rows;
-    let stage = |e| StoreError::query("copying recipients to the staging table", e);
-    copy(tx, "pftrack_stage_to", TO_COLUMNS, known)
-        .await
-        .map_err(stage)?;
-    if placement == Placement::MergeAll {
-        copy(tx, "pftrack_stage_to", TO_COLUMNS, new)
+    if placement == Placement::InsertNew {
+        copy(tx, w.table, w.columns, new)
             .await
-            .map_err(stage)?;
+            .map_err(|e| StoreError::query(w.copying_new, e))?;
+        written += new.rows;
+    } else {
+        copy(tx, w.staging, w.columns, new)
+            .await
+            .map_err(|e| StoreError::query(w.staging_rows, e))?;
         staged += new.rows;
     }
+    copy(tx, w.staging, w.columns, known)
+        .await
+        .map_err(|e| StoreError::query(w.staging_rows, e))?;
     if staged > 0 {
         let stmt = tx
-            .prepare_cached(UPSERT_RECIPIENTS)
+            .prepare_cached(w.upsert)
             .await
-            .map_err(|e| StoreError::query("preparing the recipient upsert", e))?;
+            .map_err(|e| StoreError::query(w.preparing, e))?;
         written += tx
             .execute(&stmt, &[])
             .await
-            .map_err(|e| StoreError::query("writing recipients", e))?;
+            .map_err(|e| StoreError::query(w.merging, e))?;
     }
     Ok(written)
 }
