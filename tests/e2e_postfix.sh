@@ -145,7 +145,7 @@ fi
 [ -x "$PFTRACK_BIN" ] || { say "no pftrack binary at $PFTRACK_BIN"; exit 2; }
 
 # --- network namespace -----------------------------------------------------------
-if ip netns list | grep -qw "$NS"; then
+if grep -qw "$NS" <<<"$(ip netns list)"; then
     ip netns delete "$NS"
 fi
 ip netns add "$NS"

@@ -88,10 +88,12 @@ psql_admin() {
 
 # --- (a) ansible, pinned, from PyPI ------------------------------------------
 install_ansible() {
+    local frozen
+    frozen=$("$VENV/bin/pip" freeze 2>/dev/null || true)
     if [ -x "$VENV/bin/ansible-playbook" ] &&
-        "$VENV/bin/pip" freeze 2>/dev/null | grep -qx "$ANSIBLE_PIN" &&
-        "$VENV/bin/pip" freeze 2>/dev/null | grep -qx "$ANSIBLE_CORE_PIN" &&
-        "$VENV/bin/pip" freeze 2>/dev/null | grep -qx "$ANSIBLE_LINT_PIN"; then
+        grep -qx "$ANSIBLE_PIN" <<<"$frozen" &&
+        grep -qx "$ANSIBLE_CORE_PIN" <<<"$frozen" &&
+        grep -qx "$ANSIBLE_LINT_PIN" <<<"$frozen"; then
         return 0
     fi
     local py=python3
@@ -178,7 +180,7 @@ BIN=$(find_binary)
     fatal "no pftrack binary: build it (cargo build -p pftrack) or set PFTRACK_BIN"
 BIN=$(readlink -f "$BIN")
 echo "# binary under test: $BIN"
-if ! "$BIN" migrate --help 2>&1 | grep -q -- '--config'; then
+if ! grep -q -- '--config' <<<"$("$BIN" migrate --help 2>&1)"; then
     fatal "$BIN does not support 'pftrack migrate --config FILE', which the role runs"
 fi
 
@@ -217,7 +219,7 @@ fresh_cluster() {
         apt-get update -qq &&
             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "postgresql-$PG_VERSION" >/dev/null || return 1
     fi
-    if pg_lsclusters -h | awk '{print $1"/"$2}' | grep -qx "$PG_VERSION/$PG_CLUSTER"; then
+    if grep -qx "$PG_VERSION/$PG_CLUSTER" <<<"$(pg_lsclusters -h | awk '{print $1"/"$2}')"; then
         pg_dropcluster --stop "$PG_VERSION" "$PG_CLUSTER" || return 1
     fi
     pg_createcluster -p "$PG_PORT" "$PG_VERSION" "$PG_CLUSTER" >/dev/null &&
@@ -280,7 +282,7 @@ user_ok() {
     getent passwd pftrack >/dev/null || return 1
     shell=$(getent passwd pftrack | cut -d: -f7)
     uid=$(id -u pftrack)
-    id -nG pftrack | tr ' ' '\n' | grep -qx systemd-journal &&
+    grep -qx systemd-journal <<<"$(id -nG pftrack | tr ' ' '\n')" &&
         [ "$(id -gn pftrack)" = pftrack ] &&
         [ "$shell" = /usr/sbin/nologin ] &&
         [ "$uid" -lt 1000 ]
@@ -407,7 +409,7 @@ VARS
     ansible-playbook -i "$HERE/inventory.yml" -e "@$WORK/vars.yml" -e "@$WORK/vars-build.yml" \
         "$REPO/ansible/playbook.yml" >"$WORK/run-build.log" 2>&1 ||
         { grep -E '^fatal' "$WORK/run-build.log" | cut -c 1-1500; return 1; }
-    grep -A1 'TASK \[pftrack : Build pftrack with cargo\]' "$WORK/run-build.log" | grep -Eq '^(ok|changed):' ||
+    grep -Eq '^(ok|changed):' <<<"$(grep -A1 'TASK \[pftrack : Build pftrack with cargo\]' "$WORK/run-build.log")" ||
         { echo "#   the build task did not run"; return 1; }
     echo "#   build-from-source run: changed=$(recap -build changed)"
     cmp -s "$tdir/$profile_dir/pftrack" /usr/local/bin/pftrack &&
@@ -451,8 +453,10 @@ denied() {
         echo "#   reader was allowed: $1"
         return 1
     fi
-    echo "$err" | grep -q "permission denied" && return 0
-    if [ "${2:-}" = view ] && echo "$err" | grep -Eq 'cannot (insert into|update|delete from) view'; then
+    # Here-strings, not `echo | grep -q`: under pipefail, grep -q exiting at the
+    # first match can kill echo with SIGPIPE and fail the pipeline (seen in CI).
+    grep -q "permission denied" <<<"$err" && return 0
+    if [ "${2:-}" = view ] && grep -Eq 'cannot (insert into|update|delete from) view' <<<"$err"; then
         return 0
     fi
     echo "#   unexpected error for '$1': $err"
