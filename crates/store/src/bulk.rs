@@ -13,6 +13,10 @@
 //! builds them. A live bulk load holds a session advisory lock on its own connection,
 //! so nothing else builds its indexes under it; the lock goes with the connection when
 //! the process dies.
+//!
+//! For whoever writes the next migration: while a bulk load is interrupted, the
+//! secondary indexes exist only as rows of `deferred_index`. A migration that drops or
+//! changes one of them must deal with both places (or build the deferred ones first).
 
 use std::time::{Duration, Instant};
 
