@@ -594,6 +594,15 @@ fn entries_written_while_following_become_rows() {
     ];
     run_ok(&args);
     assert_same_rows("backfill --journal", &once.url, &reference);
+    // Into an empty database it was a bulk load: its indexes are built at the end.
+    assert_eq!(once.query("SELECT count(*) FROM deferred_index"), "0\n");
+    assert_eq!(
+        once.query(
+            "SELECT count(*) > 10 FROM pg_indexes \
+             WHERE tablename IN ('delivery_from', 'delivery_to', 'noqueue')"
+        ),
+        "t\n"
+    );
     run_ok(&args);
     assert_same_rows("backfill --journal, run again", &once.url, &reference);
 }

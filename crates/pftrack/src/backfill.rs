@@ -71,7 +71,7 @@ pub struct BackfillArgs {
     /// (into an empty database, or to continue an interrupted bulk load), `always`,
     /// `never`.
     #[arg(long, value_enum, default_value_t = DeferIndexes::Auto)]
-    defer_indexes: DeferIndexes,
+    pub defer_indexes: DeferIndexes,
 }
 
 /// `--defer-indexes`.

@@ -27,7 +27,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use pftrack_extract::{Batch, Extractor, MAX_OPEN_MESSAGES, PrimeEntry};
 use pftrack_input::Position;
 use pftrack_input::journal::{JournalOptions, JournalReader, JournalSource, JournalStart};
-use pftrack_store::{InputCheckpoint, Store, StoreError, WriteStats};
+use pftrack_store::{IndexMode, InputCheckpoint, Store, StoreError, WriteStats};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Config;
@@ -78,8 +78,12 @@ pub struct RunArgs {
 pub enum Mode {
     /// Follow until SIGTERM/SIGINT.
     Daemon,
-    /// Stop at the end of the journal, or at the first entry after `until`.
-    Once { until: Option<DateTime<Utc>> },
+    /// Stop at the end of the journal, or at the first entry after `until`; secondary
+    /// indexes are deferred as `indexes` says (see `pftrack_store::IndexMode`).
+    Once {
+        until: Option<DateTime<Utc>>,
+        indexes: IndexMode,
+    },
 }
 
 impl JournalArgs {
@@ -163,9 +167,10 @@ pub async fn run(
     }
     let store = connect_patiently(url, config, mode).await?;
     store.migrate().await?;
-    if !daemon {
-        report_index_build(store.restore_deferred_indexes().await?);
-    }
+    let load = match mode {
+        Mode::Once { indexes, .. } => Some(store.begin_load(indexes).await?),
+        Mode::Daemon => None,
+    };
     let mut positions = store.positions("journal").await?;
     let stored = match positions.remove(&source_key) {
         Some(cp) => Some(cp),
@@ -334,6 +339,11 @@ pub async fn run(
     };
     if daemon && matches!(outcome.end, ReaderEnd::JournalEnded) {
         bail!("the journal reader stopped unexpectedly");
+    }
+    if let Some(load) = load
+        && totals.is_some()
+    {
+        report_index_build(load.finish(&store).await?);
     }
     println!(
         "journal: {} records ({} postfix: {} recognized, {} unknown); {} batches committed",
@@ -611,7 +621,9 @@ fn follow_journal(
         }
         match reader.next_record().context("reading the journal")? {
             Some(record) => {
-                if let Mode::Once { until: Some(until) } = s.mode
+                if let Mode::Once {
+                    until: Some(until), ..
+                } = s.mode
                     && record.timestamp > until
                 {
                     break ReaderEnd::JournalEnded;

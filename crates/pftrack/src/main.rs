@@ -91,6 +91,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if args.journal {
                 let mode = follow::Mode::Once {
                     until: args.until_time()?,
+                    indexes: args.defer_indexes.into(),
                 };
                 runtime()?.block_on(follow::run(&args.journal_args(), mode, &config, &url))
             } else {
