@@ -71,16 +71,6 @@ pub struct IndexBuild {
 }
 
 impl BulkLoad {
-    /// Whether secondary indexes are deferred during this load.
-    pub fn is_bulk(&self) -> bool {
-        self.guard.is_some()
-    }
-
-    /// Number of indexes waiting to be built.
-    pub fn deferred(&self) -> usize {
-        self.deferred
-    }
-
     /// Build the deferred indexes (if any) and end the bulk load.
     pub async fn finish(self, store: &Store) -> Result<IndexBuild, StoreError> {
         if self.guard.is_none() {
