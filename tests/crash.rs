@@ -229,18 +229,7 @@ fn a_message_another_input_already_stored_is_merged_not_refused() {
     )
     .unwrap();
     let db = TestDb::new("merge_fallback");
-    let load = |path: &Path| {
-        run_ok(&[
-            "backfill",
-            "--database-url",
-            &db.url,
-            "--year",
-            "2025",
-            "--timezone",
-            "UTC",
-            path.to_str().unwrap(),
-        ])
-    };
+    let load = |path: &Path| common::backfill(&db, path, &[]);
     const EARLY_ATTEMPTS: &str =
         "SELECT sum(attempts) FROM delivery_to WHERE arrived_at < '2025-03-14 07:00:00+00'";
     const LATER_ROWS: &str = "SELECT t::text FROM delivery_to t \

@@ -14,17 +14,7 @@ use serde_json::Value;
 fn scenarios_db(label: &str) -> TestDb {
     let db = TestDb::new(label);
     for name in SCENARIOS {
-        let log = fixture(&format!("scenarios/{name}.log"));
-        run_ok(&[
-            "backfill",
-            "--database-url",
-            &db.url,
-            "--year",
-            "2025",
-            "--timezone",
-            "UTC",
-            log.to_str().unwrap(),
-        ]);
+        common::backfill(&db, &fixture(&format!("scenarios/{name}.log")), &[]);
     }
     db
 }

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use std::process::Command;
 
-use common::{SCENARIOS, TestDb, assert_rows, expected_lines, fixture, repo, run_ok};
+use common::{SCENARIOS, TestDb, assert_rows, expected_lines, fixture, repo};
 
 /// The role migration V2 grants the views to.
 const READER: &str = "pftrack_reader";
@@ -20,17 +20,7 @@ const READER: &str = "pftrack_reader";
 /// Backfill the named scenario logs, each on its own (as the scenario tests do).
 fn load(db: &TestDb, names: &[&str]) {
     for name in names {
-        let log = fixture(&format!("scenarios/{name}.log"));
-        run_ok(&[
-            "backfill",
-            "--database-url",
-            &db.url,
-            "--year",
-            "2025",
-            "--timezone",
-            "UTC",
-            log.to_str().unwrap(),
-        ]);
+        common::backfill(db, &fixture(&format!("scenarios/{name}.log")), &[]);
     }
 }
 

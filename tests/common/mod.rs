@@ -136,6 +136,22 @@ pub fn run_ok(args: &[&str]) -> Output {
     out
 }
 
+/// `pftrack backfill` of `path` into `db`, yearless stamps read as 2025 UTC (the year
+/// and zone of the fixtures), with `extra` arguments; panics on failure.
+pub fn backfill(db: &TestDb, path: &Path, extra: &[&str]) -> Output {
+    let path = path.to_str().expect("utf-8 path");
+    let args = [
+        "backfill",
+        "--database-url",
+        &db.url,
+        "--year",
+        "2025",
+        "--timezone",
+        "UTC",
+    ];
+    run_ok(&[&args[..], extra, &[path]].concat())
+}
+
 /// `delivery_status` in the order and columns of `fixtures/scenarios/*.expected`.
 pub const STATUS_ROWS: &str = "SELECT host, queue_id, arrived_at, message_id, sender, recipient, \
     orig_recipient, status, dsn, relay, attempts, last_attempt_at, parent_queue_id, parent_kind, \
