@@ -173,6 +173,20 @@ pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Resu
     let writer = tokio::spawn(writer::run(store.clone(), rx, Some(BACKFILL_RETRY_LIMIT)));
     let filter = PostfixFilter::new(&config.journal.identifiers);
     let batch_lines = args.batch_lines.max(1);
+    // Encoding a batch for COPY is a stage of its own, so that the reader (the slowest
+    // stage but PostgreSQL) goes on with the next batch meanwhile.
+    let (raw_tx, mut raw_rx) = mpsc::channel::<(Batch, Vec<InputCheckpoint>, u64)>(1);
+    let encoder = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        while let Some((batch, checkpoints, lines)) = raw_rx.blocking_recv() {
+            let item = WorkItem::new(&batch, checkpoints, lines)?;
+            drop(batch);
+            if tx.blocking_send(item).is_err() {
+                // The writer stopped with an error; it reports it.
+                break;
+            }
+        }
+        Ok(())
+    });
     let bar = progress.clone();
     let reader = tokio::task::spawn_blocking(move || {
         read_files(
@@ -182,17 +196,19 @@ pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Resu
             prime,
             filter,
             batch_lines,
-            tx,
+            raw_tx,
             bar.as_ref(),
         )
     });
 
     let reader_result = reader.await.context("the reader thread failed")?;
+    let encoder_result = encoder.await.context("the encoder thread failed")?;
     let writer_result = writer.await.context("the writer task failed")?;
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
     let totals = writer_result?;
+    encoder_result?;
     let outcome = reader_result?;
     let built = load.finish(&store).await?;
 
@@ -256,7 +272,7 @@ fn print_summary(s: &Summary, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The sync half: read, parse, extract, batch; hand batches to the writer.
+/// The sync half: read, parse, extract, batch; hand batches to the encoder.
 #[allow(clippy::too_many_arguments)]
 fn read_files(
     files: Vec<PathBuf>,
@@ -265,7 +281,7 @@ fn read_files(
     prime: Vec<PrimeEntry>,
     filter: PostfixFilter,
     batch_lines: u64,
-    tx: mpsc::Sender<WorkItem>,
+    tx: mpsc::Sender<(Batch, Vec<InputCheckpoint>, u64)>,
     progress: Option<&ProgressBar>,
 ) -> anyhow::Result<ReaderOutcome> {
     let mut extractor = Extractor::new();
@@ -378,8 +394,7 @@ fn read_files(
                     last_timestamp,
                     false,
                 ));
-                let item =
-                    WorkItem::new(&std::mem::take(&mut batch), checkpoints, batch_lines_now)?;
+                let item = (std::mem::take(&mut batch), checkpoints, batch_lines_now);
                 batch_lines_now = 0;
                 if tx.blocking_send(item).is_err() {
                     // The writer stopped with an error; it reports it.
@@ -396,8 +411,7 @@ fn read_files(
         ));
     }
     if !batch.is_empty() || !done_checkpoints.is_empty() {
-        let item = WorkItem::new(&batch, done_checkpoints, batch_lines_now)?;
-        let _ = tx.blocking_send(item);
+        let _ = tx.blocking_send((batch, done_checkpoints, batch_lines_now));
     }
     Ok(finish(out, &extractor))
 }
