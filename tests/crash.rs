@@ -209,6 +209,53 @@ fn interrupted_bulk_load_leaves_its_indexes_to_the_next_start() {
 }
 
 #[test]
+fn a_bulk_load_does_not_wait_for_a_table_in_use() {
+    // Someone reads delivery_to in a long transaction: dropping its indexes would have
+    // to wait (and hold up everyone queued behind), so the load maintains indexes.
+    let db = TestDb::new("bulk_busy");
+    run_ok(&["migrate", "--database-url", &db.url]);
+    let all_indexes = db.query(INDEXES);
+    let mut reader = std::process::Command::new("psql")
+        .arg(&db.url)
+        .args([
+            "-X",
+            "-q",
+            "-c",
+            "BEGIN; LOCK TABLE delivery_to IN ACCESS SHARE MODE; SELECT pg_sleep(60);",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    while db
+        .query(
+            "SELECT count(*) FROM pg_locks \
+             WHERE relation = 'delivery_to'::regclass AND mode = 'AccessShareLock' AND granted",
+        )
+        .starts_with('0')
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the reading session never got its lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let started = Instant::now();
+    common::backfill(&db, &common::fixture("scenarios/multi_recipient.log"), &[]);
+    let took = started.elapsed();
+    reader.kill().unwrap();
+    reader.wait().unwrap();
+    assert!(
+        took < std::time::Duration::from_secs(30),
+        "the load waited {took:?}"
+    );
+    assert_eq!(db.query(INDEXES), all_indexes);
+    assert_eq!(db.query("SELECT count(*) FROM deferred_index"), "0\n");
+    assert_ne!(db.query("SELECT count(*) FROM delivery_to"), "0\n");
+}
+
+#[test]
 fn a_message_another_input_already_stored_is_merged_not_refused() {
     // The lines of a message already stored, behind a different first line, are another
     // input (files are known by their first line). The message closed long before the

@@ -20,6 +20,8 @@
 
 use std::time::{Duration, Instant};
 
+use tokio_postgres::error::SqlState;
+
 use crate::{Store, StoreError};
 
 /// Key of the session advisory lock held by a live bulk load.
@@ -27,6 +29,11 @@ const BULK_LOAD_LOCK_KEY: i64 = 0x7066_7472_6163_6b01; // "pftrack\1"
 
 /// Tables whose secondary indexes a bulk load defers.
 const BULK_TABLES: [&str; 3] = ["delivery_from", "delivery_to", "noqueue"];
+
+/// How long setting indexes aside may wait for the tables' locks. Dropping an index
+/// needs the table to itself; a request that waits would also hold up every reader
+/// and writer queued behind it, so after this the load maintains indexes instead.
+pub const BULK_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Indexes are built on this many connections at once: the primary goal is to use the
 /// cores PostgreSQL has while pftrack itself waits.
@@ -106,6 +113,12 @@ impl Store {
             .transaction()
             .await
             .map_err(|e| StoreError::query("starting the bulk load", e))?;
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = {}",
+            BULK_LOCK_TIMEOUT.as_millis()
+        ))
+        .await
+        .map_err(|e| StoreError::query("starting the bulk load", e))?;
         let pending: i64 = tx
             .query_one("SELECT count(*) FROM deferred_index", &[])
             .await
@@ -149,9 +162,23 @@ impl Store {
             )
             .await
             .map_err(|e| StoreError::query("recording a deferred index", e))?;
-            tx.batch_execute(&format!("DROP INDEX {}", quote_ident(name)))
-                .await
-                .map_err(|e| StoreError::query("dropping a secondary index", e))?;
+            let dropped = tx
+                .batch_execute(&format!("DROP INDEX {}", quote_ident(name)))
+                .await;
+            match dropped {
+                Ok(()) => {}
+                Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+                    tracing::info!(
+                        "{table} is in use (no lock within {} s); indexes are maintained row \
+                         by row during this load",
+                        BULK_LOCK_TIMEOUT.as_secs()
+                    );
+                    // The transaction is aborted; dropping it rolls it back.
+                    drop(tx);
+                    return Ok(maintained);
+                }
+                Err(e) => return Err(StoreError::query("dropping a secondary index", e)),
+            }
         }
         tx.commit()
             .await

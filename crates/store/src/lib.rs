@@ -34,7 +34,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use pftrack_extract::{MessageKey, Origin, PrimeEntry};
 
-pub use bulk::{BulkLoad, INDEX_BUILD_CONNECTIONS, IndexBuild, IndexMode};
+pub use bulk::{BULK_LOCK_TIMEOUT, BulkLoad, INDEX_BUILD_CONNECTIONS, IndexBuild, IndexMode};
 pub use encode::EncodedBatch;
 pub use error::{StoreError, redact_url};
 pub use purge::{
