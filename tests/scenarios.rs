@@ -8,23 +8,13 @@
 mod common;
 
 use common::{
-    ALL_ROWS, NOQUEUE_ROWS, STATUS_ROWS, TestDb, assert_rows, expected_lines, fixture, run_ok,
+    ALL_ROWS, NOQUEUE_ROWS, STATUS_ROWS, TestDb, assert_rows, backfill, expected_lines, fixture,
 };
 
 fn scenario(name: &str) {
     let log = fixture(&format!("scenarios/{name}.log"));
-    let log = log.to_str().expect("utf-8 path");
     let db = TestDb::new(name);
-    let args = [
-        "backfill",
-        "--database-url",
-        &db.url,
-        "--year",
-        "2025",
-        "--timezone",
-        "UTC",
-    ];
-    run_ok(&[&args[..], &[log]].concat());
+    backfill(&db, &log, &[]);
 
     let expected = expected_lines(&fixture(&format!("scenarios/{name}.expected")));
     assert_rows(
@@ -43,7 +33,7 @@ fn scenario(name: &str) {
 
     // A second run reads nothing new and changes nothing.
     let before = db.query(ALL_ROWS);
-    run_ok(&[&args[..], &[log]].concat());
+    backfill(&db, &log, &[]);
     assert_eq!(
         before,
         db.query(ALL_ROWS),
@@ -52,18 +42,7 @@ fn scenario(name: &str) {
 
     // One line per transaction gives the same rows as one transaction for all.
     let split = TestDb::new(&format!("{name}_split"));
-    let split_args = [
-        "backfill",
-        "--database-url",
-        &split.url,
-        "--year",
-        "2025",
-        "--timezone",
-        "UTC",
-        "--batch-lines",
-        "1",
-    ];
-    run_ok(&[&split_args[..], &[log]].concat());
+    backfill(&split, &log, &["--batch-lines", "1"]);
     assert_eq!(
         before,
         split.query(ALL_ROWS),
