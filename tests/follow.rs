@@ -1350,3 +1350,51 @@ fn follow_latency() {
         latency_ms[latency_ms.len() - 1]
     );
 }
+
+/// Two daemons on one journal: the second stands by (ready, its STATUS= naming the
+/// first), never writes, and takes over at once when the first is killed with SIGKILL;
+/// the database equals one clean load of everything written.
+#[test]
+fn two_daemons_on_one_journal_store_it_once() {
+    if !journal_available("two_daemons_on_one_journal_store_it_once") {
+        return;
+    }
+    let feed = Feed::new("twodaemons", 29, 3000);
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new("follow_two_daemons");
+    let config = feed.config(dir.path(), since_now(), Some((200, 100)));
+    let mut first = Daemon::start(&config, &db.url, &[]);
+    first.wait_ready();
+    let mut second = Daemon::start(&config, &db.url, &[]);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let holder = format!("pftrack run {}@{}", first.child.id(), host.trim());
+    let standby = second.wait_note(READY_WITHIN, |n| {
+        n.starts_with("STATUS=standby: the system journal is being loaded by ")
+            && n.contains(&holder)
+    });
+    assert!(
+        standby.is_some(),
+        "the second daemon did not stand by naming {holder}\n{}",
+        second.log()
+    );
+
+    feed.write(0..1500);
+    let stored = feed.stored(1500);
+    wait_committed(&db.url, stored[1499].realtime_us, &mut first);
+    assert!(
+        second.log().contains("Another daemon follows this journal"),
+        "{}",
+        second.log()
+    );
+    first.kill9();
+    // The standby takes over at once: the lock died with the first's connection.
+    let took_over = second.wait_note(READY_WITHIN, |n| n == "STATUS=following the journal");
+    assert!(took_over.is_some(), "no take-over\n{}", second.log());
+
+    feed.write(1500..3000);
+    let stored = feed.stored(3000);
+    wait_committed(&db.url, stored[2999].realtime_us, &mut second);
+    assert!(second.terminate().success(), "{}", second.log());
+    let reference = reference(dir.path(), &config, &stored);
+    assert_same_rows("two daemons, the first killed", &db.url, &reference);
+}

@@ -16,11 +16,12 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use pftrack_extract::{Batch, ExtractStats, Extractor, MAX_OPEN_MESSAGES, PrimeEntry};
 use pftrack_input::{Checkpoint, FileIdentity, FileReader, ReaderOptions};
-use pftrack_store::{IndexMode, InputCheckpoint, Store};
+use pftrack_store::{HostSpan, IndexMode, InputCheckpoint, PositionBase, Store};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
+use crate::exclusive::{HostSpans, WhenBusy, lock_inputs};
 use crate::ingest::{IngestCounts, PostfixFilter, count_event, reader_options};
 use crate::writer::{self, CHANNEL_CAPACITY, WorkItem};
 
@@ -72,6 +73,10 @@ pub struct BackfillArgs {
     /// `never`.
     #[arg(long, value_enum, default_value_t = DeferIndexes::Auto)]
     pub defer_indexes: DeferIndexes,
+    /// When another pftrack is loading one of these inputs, exit at once (code 3)
+    /// instead of waiting for it.
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 /// `--defer-indexes`.
@@ -150,9 +155,39 @@ pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Resu
     let started = Instant::now();
     let options = reader_options(args.timezone.as_deref(), args.year, config)?;
     let files = pftrack_input::rotation::expand_and_order(&args.paths)?;
+    // Each file is known by the hash of its first line: its lock and its position.
+    let files: Vec<(PathBuf, Result<FileIdentity, pftrack_input::InputError>)> = files
+        .into_iter()
+        .map(|path| {
+            let identity = FileIdentity::of(&path);
+            (path, identity)
+        })
+        .collect();
+    let names: HashMap<String, String> = files
+        .iter()
+        .filter_map(|(path, identity)| {
+            let hash = identity.as_ref().ok()?.first_line_hash?;
+            Some((file_source(hash), path.display().to_string()))
+        })
+        .collect();
+    let sources: Vec<String> = names.keys().cloned().collect();
 
     let store = Store::connect_with(url, config.database.ca_file.as_deref()).await?;
     store.migrate().await?;
+    // Before anything that depends on what is stored: another loader of these inputs
+    // may be moving their positions on until it lets go.
+    let when_busy = if args.no_wait {
+        WhenBusy::Refuse
+    } else {
+        WhenBusy::Wait
+    };
+    let name_of = |source: &str| {
+        names
+            .get(source)
+            .cloned()
+            .unwrap_or_else(|| source.to_owned())
+    };
+    let locks = lock_inputs(&store, &sources, &name_of, "backfill", when_busy).await?;
     let load = store.begin_load(args.defer_indexes.into()).await?;
     let positions = store.positions("file").await?;
     let prime = store.prime_entries(MAX_OPEN_MESSAGES).await?;
@@ -211,6 +246,13 @@ pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Resu
     encoder_result?;
     let outcome = reader_result?;
     let built = load.finish(&store).await?;
+    if locks.as_ref().is_some_and(|l| !l.is_held()) {
+        tracing::warn!(
+            "The connection holding the input locks broke during the load (PostgreSQL \
+             restarted?); the positions' compare-and-set kept the load exact."
+        );
+    }
+    drop(locks);
 
     let seconds = started.elapsed().as_secs_f64();
     let summary = Summary {
@@ -275,9 +317,9 @@ fn print_summary(s: &Summary, json: bool) -> anyhow::Result<()> {
 /// The sync half: read, parse, extract, batch; hand batches to the encoder.
 #[allow(clippy::too_many_arguments)]
 fn read_files(
-    files: Vec<PathBuf>,
+    files: Vec<(PathBuf, Result<FileIdentity, pftrack_input::InputError>)>,
     options: ReaderOptions,
-    positions: HashMap<String, InputCheckpoint>,
+    mut positions: HashMap<String, InputCheckpoint>,
     prime: Vec<PrimeEntry>,
     filter: PostfixFilter,
     batch_lines: u64,
@@ -299,8 +341,8 @@ fn read_files(
     let mut done_checkpoints: Vec<InputCheckpoint> = Vec::new();
     let started = Instant::now();
 
-    for path in files {
-        let identity = match FileIdentity::of(&path) {
+    for (path, identity) in files {
+        let identity = match identity {
             Ok(id) => id,
             Err(e) => {
                 tracing::error!(error = %e, "Cannot read a file; going on with the others.");
@@ -314,7 +356,13 @@ fn read_files(
             tracing::info!(path = %path.display(), "Skipping an empty file.");
             continue;
         };
-        let source = format!("file:{hash:016x}");
+        let source = file_source(hash);
+        // The position this file's next checkpoint moves on from: what is stored (or
+        // was committed for the same file met earlier in this run).
+        let mut base = positions
+            .get(&source)
+            .map_or(PositionBase::Absent, |p| p.base.clone());
+        let mut spans = HostSpans::default();
         let start = positions
             .get(&source)
             .map_or_else(Checkpoint::default, |p| Checkpoint {
@@ -349,6 +397,7 @@ fn read_files(
                 Ok(record) => {
                     out.counts.records += 1;
                     last_timestamp = Some(record.timestamp);
+                    spans.add(&record.host, record.timestamp);
                     if filter.matches(&record) {
                         out.counts.postfix += 1;
                         let text = String::from_utf8_lossy(&record.message);
@@ -393,6 +442,8 @@ fn read_files(
                     &identity,
                     last_timestamp,
                     false,
+                    &mut base,
+                    spans.take(),
                 ));
                 let item = (std::mem::take(&mut batch), checkpoints, batch_lines_now);
                 batch_lines_now = 0;
@@ -402,13 +453,17 @@ fn read_files(
                 }
             }
         }
-        done_checkpoints.push(file_checkpoint(
+        let done = file_checkpoint(
             &source,
             &reader,
             &identity,
             last_timestamp,
             !failed,
-        ));
+            &mut base,
+            spans.take(),
+        );
+        positions.insert(source, done.clone());
+        done_checkpoints.push(done);
     }
     if !batch.is_empty() || !done_checkpoints.is_empty() {
         let _ = tx.blocking_send((batch, done_checkpoints, batch_lines_now));
@@ -421,15 +476,25 @@ fn finish(mut out: ReaderOutcome, extractor: &Extractor) -> ReaderOutcome {
     out
 }
 
+/// The source key of a file: the hash of its first line.
+fn file_source(first_line_hash: u64) -> String {
+    format!("file:{first_line_hash:016x}")
+}
+
+/// The checkpoint of a file where `reader` stands, moving on from `base` (which then
+/// becomes this checkpoint).
+#[allow(clippy::too_many_arguments)]
 fn file_checkpoint(
     source: &str,
     reader: &FileReader,
     identity: &FileIdentity,
     last_timestamp: Option<chrono::DateTime<chrono::Utc>>,
     complete: bool,
+    base: &mut PositionBase,
+    hosts: Vec<HostSpan>,
 ) -> InputCheckpoint {
     let cp = reader.checkpoint();
-    InputCheckpoint {
+    let checkpoint = InputCheckpoint {
         source: source.to_owned(),
         kind: "file",
         path: Some(reader.path().display().to_string()),
@@ -441,5 +506,10 @@ fn file_checkpoint(
         last_timestamp,
         latest_local: cp.latest_local,
         complete,
-    }
+        loaded_by: None,
+        base: std::mem::take(base),
+        hosts,
+    };
+    *base = checkpoint.as_base();
+    checkpoint
 }

@@ -27,10 +27,14 @@ use chrono::{DateTime, TimeDelta, Utc};
 use pftrack_extract::{Batch, Extractor, MAX_OPEN_MESSAGES, PrimeEntry};
 use pftrack_input::Position;
 use pftrack_input::journal::{JournalOptions, JournalReader, JournalSource, JournalStart};
-use pftrack_store::{IndexMode, InputCheckpoint, Store, StoreError, WriteStats};
+use pftrack_store::{
+    IndexMode, InputCheckpoint, InputLocks, LockAttempt, PositionBase, Store, StoreError,
+    WriteStats,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Config;
+use crate::exclusive::{HostSpans, InputBusy, WhenBusy, application_name, lock_inputs};
 use crate::ingest::{IngestCounts, PostfixFilter, count_event};
 use crate::writer::{self, CHANNEL_CAPACITY, WorkItem};
 
@@ -83,8 +87,15 @@ pub enum Mode {
     Once {
         until: Option<DateTime<Utc>>,
         indexes: IndexMode,
+        when_busy: WhenBusy,
     },
 }
+
+/// How often a standby daemon tries to take over the journal.
+const STANDBY_RETRY_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How often a standby daemon repeats its warning in the log.
+const STANDBY_REPORT_INTERVAL: Duration = Duration::from_secs(600);
 
 impl JournalArgs {
     fn source(&self) -> (JournalSource, String) {
@@ -167,6 +178,31 @@ pub async fn run(
     }
     let store = connect_patiently(url, config, mode).await?;
     store.migrate().await?;
+    // The journal position is ours alone before it is read: another daemon (or
+    // journal backfill) of the same journal moves it on until it lets go.
+    let journal_name = match &source {
+        JournalSource::System => "the system journal".to_owned(),
+        JournalSource::Directory(dir) => format!("the journal in {}", dir.display()),
+        JournalSource::Files(files) => format!(
+            "the journal files {}",
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let name_of = |_: &str| journal_name.clone();
+    let sources = [source_key.clone()];
+    let locks = match mode {
+        Mode::Daemon => match standby_until_locked(&store, &sources, &name_of).await? {
+            Standby::Locked(locks) => locks,
+            Standby::Stopped => return Ok(ExitCode::SUCCESS),
+        },
+        Mode::Once { when_busy, .. } => {
+            lock_inputs(&store, &sources, &name_of, "backfill --journal", when_busy).await?
+        }
+    };
     let load = match mode {
         Mode::Once { indexes, .. } => Some(store.begin_load(indexes).await?),
         Mode::Daemon => None,
@@ -211,6 +247,9 @@ pub async fn run(
         }
     };
     let prime = store.prime_entries(MAX_OPEN_MESSAGES).await?;
+    // The position the first batch moves on from (the legacy key's row stays as it
+    // is: the new key starts absent).
+    let base = positions_base(&stored, &source_key);
 
     let options = JournalOptions {
         source,
@@ -224,6 +263,7 @@ pub async fn run(
     let settings = ReaderSettings {
         options,
         source_key,
+        base,
         prime,
         filter: PostfixFilter::new(&config.journal.identifiers),
         max_records: config.batch.max_records,
@@ -345,6 +385,7 @@ pub async fn run(
     {
         report_index_build(load.finish(&store).await?);
     }
+    drop(locks);
     println!(
         "journal: {} records ({} postfix: {} recognized, {} unknown); {} batches committed",
         outcome.counts.records,
@@ -354,6 +395,91 @@ pub async fn run(
         totals.map_or(0, |t| t.batches)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The position the first batch of `source_key` moves on from: the stored one when it
+/// was stored under that key (a legacy key's row is not this key's).
+fn positions_base(stored: &Option<InputCheckpoint>, source_key: &str) -> PositionBase {
+    stored
+        .as_ref()
+        .filter(|cp| cp.source == source_key)
+        .map_or(PositionBase::Absent, |cp| cp.base.clone())
+}
+
+/// How a daemon's wait for its journal ended.
+enum Standby {
+    /// The journal is ours.
+    Locked(Option<InputLocks>),
+    /// SIGTERM/SIGINT came first.
+    Stopped,
+}
+
+/// The daemon takes its journal's lock; while another live daemon holds it, this one
+/// stands by: ready as a process (systemd must not restart it in a loop), saying in
+/// `STATUS=` and the log who holds the journal, trying again every
+/// [`STANDBY_RETRY_INTERVAL`], and never writing. It takes over as soon as the other
+/// lets go (a crash included: the lock dies with its connection).
+async fn standby_until_locked(
+    store: &Store,
+    sources: &[String],
+    name_of: &dyn Fn(&str) -> String,
+) -> anyhow::Result<Standby> {
+    if std::env::var(crate::exclusive::UNSAFE_NO_LOCK_ENV).is_ok_and(|v| v == "1") {
+        return Ok(Standby::Locked(
+            lock_inputs(store, sources, name_of, "run", WhenBusy::Refuse).await?,
+        ));
+    }
+    let app = application_name("run");
+    let watchdog = sd_notify::watchdog_enabled();
+    let wait_for_signal = shutdown_signal();
+    tokio::pin!(wait_for_signal);
+    let mut reported: Option<Instant> = None;
+    loop {
+        match store.try_lock_inputs(sources, &app).await? {
+            LockAttempt::Acquired(locks) => {
+                if reported.is_some() {
+                    tracing::info!("The journal is free now: taking over.");
+                }
+                return Ok(Standby::Locked(Some(locks)));
+            }
+            LockAttempt::Busy { source, holder } => {
+                let busy = InputBusy {
+                    input: name_of(&source),
+                    holder,
+                };
+                let status = format!(
+                    "standby: {} is being loaded by {}; taking over when it stops",
+                    busy.input,
+                    busy.holder
+                        .as_ref()
+                        .map_or_else(|| "another pftrack".to_owned(), ToString::to_string)
+                );
+                if reported.is_none_or(|at| at.elapsed() >= STANDBY_REPORT_INTERVAL) {
+                    tracing::warn!(
+                        "Another daemon follows this journal: {status}. Nothing is written \
+                         meanwhile. If this one was started by mistake, stop it."
+                    );
+                    reported = Some(Instant::now());
+                }
+                let mut states = vec![
+                    sd_notify::NotifyState::Ready,
+                    sd_notify::NotifyState::Status(&status),
+                ];
+                if watchdog.is_some() {
+                    states.push(sd_notify::NotifyState::Watchdog);
+                }
+                notify(&states);
+            }
+        }
+        tokio::select! {
+            _ = &mut wait_for_signal => {
+                tracing::info!("Stop requested while standing by.");
+                notify(&[sd_notify::NotifyState::Stopping]);
+                return Ok(Standby::Stopped);
+            }
+            _ = tokio::time::sleep(STANDBY_RETRY_INTERVAL) => {}
+        }
+    }
 }
 
 /// The daemon's `STATUS=` line, updated after every commit and failed attempt.
@@ -501,6 +627,8 @@ fn notify(state: &[sd_notify::NotifyState<'_>]) {
 struct ReaderSettings {
     options: JournalOptions,
     source_key: String,
+    /// The stored position the first batch moves on from.
+    base: PositionBase,
     prime: Vec<PrimeEntry>,
     filter: PostfixFilter,
     max_records: usize,
@@ -574,11 +702,15 @@ fn follow_journal(
     // counts from when its first record was logged, not from when it was read.
     let mut caught_up = false;
     let mut last: Option<(String, DateTime<Utc>)> = None;
+    let mut base = s.base.clone();
+    let mut spans = HostSpans::default();
 
     // Ok(false) when the writer is gone.
     let send = |batch: &mut Batch,
                 in_batch: &mut u64,
-                last: &Option<(String, DateTime<Utc>)>|
+                last: &Option<(String, DateTime<Utc>)>,
+                base: &mut PositionBase,
+                spans: &mut HostSpans|
      -> anyhow::Result<bool> {
         let checkpoints = match last {
             Some((cursor, ts)) => vec![InputCheckpoint {
@@ -593,9 +725,15 @@ fn follow_journal(
                 last_timestamp: Some(*ts),
                 latest_local: None,
                 complete: false,
+                loaded_by: None,
+                base: base.clone(),
+                hosts: spans.take(),
             }],
             None => Vec::new(),
         };
+        if let Some(cp) = checkpoints.first() {
+            *base = cp.as_base();
+        }
         let item = WorkItem::new(&std::mem::take(batch), checkpoints, *in_batch)?;
         *in_batch = 0;
         Ok(tx.blocking_send(item).is_ok())
@@ -614,7 +752,7 @@ fn follow_journal(
             s.max_records.max(LOADING_BATCH_RECORDS)
         };
         if in_batch > 0 && (in_batch as usize >= limit || due) {
-            if !send(&mut batch, &mut in_batch, &last)? {
+            if !send(&mut batch, &mut in_batch, &last, &mut base, &mut spans)? {
                 break ReaderEnd::WriterGone;
             }
             clock.reset();
@@ -629,6 +767,7 @@ fn follow_journal(
                     break ReaderEnd::JournalEnded;
                 }
                 counts.records += 1;
+                spans.add(&record.host, record.timestamp);
                 let cursor = match &record.position {
                     Position::Journal { cursor } => cursor.clone(),
                     Position::File { .. } => String::new(),
@@ -663,7 +802,7 @@ fn follow_journal(
         }
     };
     if in_batch > 0 {
-        send(&mut batch, &mut in_batch, &last)?;
+        send(&mut batch, &mut in_batch, &last, &mut base, &mut spans)?;
     }
     Ok(FollowOutcome { counts, end })
 }

@@ -11,6 +11,8 @@ mod backfill;
 mod config;
 /// Human durations (`90d`).
 mod duration;
+/// One loader per input: locks, waiting, and the exit code of a refused loader.
+mod exclusive;
 /// Following the journal: the daemon and journal backfills.
 mod follow;
 /// Reading records, classifying and parsing them: shared by every command.
@@ -76,6 +78,9 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("pftrack: error: {err:#}");
+            if exclusive::is_input_busy(&err) {
+                return ExitCode::from(exclusive::EXIT_INPUT_BUSY);
+            }
             ExitCode::from(2)
         }
     }
@@ -92,6 +97,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let mode = follow::Mode::Once {
                     until: args.until_time()?,
                     indexes: args.defer_indexes.into(),
+                    when_busy: if args.no_wait {
+                        exclusive::WhenBusy::Refuse
+                    } else {
+                        exclusive::WhenBusy::Wait
+                    },
                 };
                 runtime()?.block_on(follow::run(&args.journal_args(), mode, &config, &url))
             } else {

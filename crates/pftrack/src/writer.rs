@@ -57,7 +57,7 @@ impl WorkItem {
 }
 
 /// What the writer committed.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct WriterTotals {
     /// Batches committed.
     pub batches: u64,
@@ -131,9 +131,11 @@ pub async fn run_with(
     mut observer: impl Observer,
 ) -> anyhow::Result<WriterTotals> {
     let mut totals = WriterTotals::default();
+    let mut overlaps = OverlapWarnings::default();
     while let Some(item) = rx.recv().await {
         let stats =
             write_with_retry(&store, &item, give_up_after, stop.as_mut(), &mut observer).await?;
+        overlaps.warn(&stats.overlaps);
         observer.committed(&item, &stats);
         totals.lines += item.lines;
         totals.batches += 1;
@@ -142,6 +144,44 @@ pub async fn run_with(
         totals.rows.noqueue += stats.noqueue;
     }
     Ok(totals)
+}
+
+/// Warns once per pair of inputs found to bring the same host's records over the same
+/// times (the same log loaded through two inputs).
+#[derive(Debug, Default)]
+struct OverlapWarnings {
+    warned: std::collections::HashSet<(String, String)>,
+}
+
+impl OverlapWarnings {
+    fn warn(&mut self, overlaps: &[pftrack_store::InputOverlap]) {
+        for o in overlaps {
+            if !self
+                .warned
+                .insert((o.source.clone(), o.other_source.clone()))
+            {
+                continue;
+            }
+            let this = o.path.as_deref().unwrap_or(&o.source);
+            let other = o.other_path.as_deref().unwrap_or(&o.other_source);
+            tracing::warn!(
+                host = %o.host,
+                input = this,
+                other_input = other,
+                from = %o.from.format("%Y-%m-%d %H:%M:%S UTC"),
+                to = %o.to.format("%Y-%m-%d %H:%M:%S UTC"),
+                "Two inputs bring the same host's records over the same time: {this} and \
+                 {other} both hold {}'s log from {} to {}. They are most likely the same \
+                 events (the journal and its syslog copy, or a log under two identities); \
+                 each line is stored as often as it is loaded (attempts and NOQUEUE counts \
+                 add up). Load each host's log through one input only; see \
+                 docs/operation.md, \"Two loaders\".",
+                o.host,
+                o.from.format("%Y-%m-%d %H:%M:%S"),
+                o.to.format("%Y-%m-%d %H:%M:%S")
+            );
+        }
+    }
 }
 
 /// True when a stop has been requested.
@@ -261,7 +301,10 @@ async fn already_committed(store: &Store, item: &WorkItem) -> bool {
         };
         for cp in item.checkpoints.iter().filter(|c| c.kind == kind) {
             let same = stored.get(&cp.source).is_some_and(|s| {
-                s.cursor == cp.cursor
+                // Stored by this process: another loader may have committed the very
+                // same position (same input, same batch size).
+                s.loaded_by.as_deref() == Some(store.loader_id())
+                    && s.cursor == cp.cursor
                     && s.byte_offset == cp.byte_offset
                     && s.line == cp.line
                     && s.complete == cp.complete

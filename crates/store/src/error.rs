@@ -60,6 +60,23 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// The stored position of an input is no longer the one this loader read from:
+    /// another loader of the same input committed meanwhile. Nothing of the batch was
+    /// written.
+    #[error(
+        "the stored position of {input} moved while this process was loading it (expected \
+         {expected}, found {found}): another pftrack is loading the same input; nothing of \
+         this batch was written. Let the other loader finish, then run this one again: it \
+         resumes from the stored position"
+    )]
+    PositionMoved {
+        /// The input: its path, or its source key when no path is known.
+        input: String,
+        /// The position this loader started from.
+        expected: String,
+        /// The position found stored.
+        found: String,
+    },
     /// A statement failed.
     #[error("database error while {what}: {source}")]
     Query {
@@ -140,7 +157,8 @@ impl StoreError {
             | StoreError::CaFile { .. }
             | StoreError::Tls { .. }
             | StoreError::IndexBuild { .. }
-            | StoreError::Encode { .. } => false,
+            | StoreError::Encode { .. }
+            | StoreError::PositionMoved { .. } => false,
         }
     }
 }

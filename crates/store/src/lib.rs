@@ -23,6 +23,7 @@
 mod bulk;
 mod encode;
 mod error;
+mod lock;
 mod purge;
 mod query;
 mod tls;
@@ -37,6 +38,7 @@ use pftrack_extract::{MessageKey, Origin, PrimeEntry};
 pub use bulk::{BULK_LOCK_TIMEOUT, BulkLoad, INDEX_BUILD_CONNECTIONS, IndexBuild, IndexMode};
 pub use encode::EncodedBatch;
 pub use error::{StoreError, redact_url};
+pub use lock::{APPLICATION_NAME_MAX, InputLocks, LockAttempt, LockHolder, input_lock_key};
 pub use purge::{
     NOQUEUE_ROWS_PER_MESSAGE, PURGE_BATCH_MESSAGES, PurgeCounts, purge, purge_with_progress,
 };
@@ -44,7 +46,7 @@ pub use query::{
     ADDRESS_KEYS_SQL, Found, Lookup, MESSAGE_ID_KEYS_SQL, MessageLink, MessageRecord,
     QUEUE_ID_KEYS_SQL, RecipientRecord, StatusCounts, Window,
 };
-pub use write::WriteStats;
+pub use write::{OVERLAP_TOLERANCE_SECS, WriteStats};
 
 /// Connections kept in the pool: one writer, one reader, spare for status lookups.
 pub const POOL_SIZE: usize = 4;
@@ -81,6 +83,94 @@ pub struct InputCheckpoint {
     pub latest_local: Option<chrono::NaiveDateTime>,
     /// Whether the whole input has been read.
     pub complete: bool,
+    /// Read back only: the [`Store::loader_id`] of the process that committed the
+    /// stored position (ignored when writing: the writing store's id is stored).
+    pub loaded_by: Option<String>,
+    /// The stored position this one moves on from: a batch commits only when the
+    /// stored position still is this one (compare-and-set), so two loaders of one
+    /// input can never both count the same lines.
+    pub base: PositionBase,
+    /// Per host, the span of record times this input brought since `base`, to notice
+    /// the same host's log loaded through two inputs.
+    pub hosts: Vec<HostSpan>,
+}
+
+impl InputCheckpoint {
+    /// This position as the base of the input's next checkpoint.
+    pub fn as_base(&self) -> PositionBase {
+        PositionBase::At {
+            byte_offset: self.byte_offset,
+            line: self.line,
+            cursor: self.cursor.clone(),
+            complete: self.complete,
+        }
+    }
+}
+
+/// What a batch expects the stored position of an input to be before it moves it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum PositionBase {
+    /// No position is stored for the input yet.
+    #[default]
+    Absent,
+    /// The stored position, as read at start or as last committed by this loader.
+    At {
+        /// Byte offset (files).
+        byte_offset: Option<i64>,
+        /// Lines read (files).
+        line: Option<i64>,
+        /// Journal cursor (journals).
+        cursor: Option<String>,
+        /// Whether the input had been read to its end.
+        complete: bool,
+    },
+}
+
+impl std::fmt::Display for PositionBase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PositionBase::Absent => write!(f, "nothing stored"),
+            PositionBase::At {
+                line: Some(line), ..
+            } => write!(f, "line {line}"),
+            PositionBase::At {
+                cursor: Some(cursor),
+                ..
+            } => write!(f, "cursor {cursor}"),
+            PositionBase::At { .. } => write!(f, "an empty position"),
+        }
+    }
+}
+
+/// The span of record times one input brought for one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSpan {
+    /// The host named by the records.
+    pub host: String,
+    /// The earliest record time.
+    pub first: DateTime<Utc>,
+    /// The latest record time.
+    pub last: DateTime<Utc>,
+}
+
+/// Another input that brought records of the same host over an overlapping time: the
+/// same log loaded twice under two identities (see `docs/operation.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputOverlap {
+    /// The host.
+    pub host: String,
+    /// The input of this batch (its source key).
+    pub source: String,
+    /// Its path or journal, when known.
+    pub path: Option<String>,
+    /// The other input's source key.
+    pub other_source: String,
+    /// The other input's path or journal, when known.
+    pub other_path: Option<String>,
+    /// Where the two overlap: from.
+    pub from: DateTime<Utc>,
+    /// Where the two overlap: to.
+    pub to: DateTime<Utc>,
 }
 
 /// A connection pool to the pftrack database.
@@ -89,6 +179,8 @@ pub struct Store {
     pool: Pool,
     /// The URL without its password, for messages.
     target: String,
+    /// This process's id as a loader, stored with every position it commits.
+    loader_id: std::sync::Arc<str>,
 }
 
 impl std::fmt::Debug for Store {
@@ -140,7 +232,11 @@ impl Store {
                 reason: e.to_string(),
                 transient: false,
             })?;
-        let store = Store { pool, target };
+        let store = Store {
+            pool,
+            target,
+            loader_id: new_loader_id().into(),
+        };
         // Fail early, with a clear message, when the server cannot be reached.
         let _probe = store.client().await?;
         Ok(store)
@@ -149,6 +245,12 @@ impl Store {
     /// The database URL without its password.
     pub fn target(&self) -> &str {
         &self.target
+    }
+
+    /// The id stored with every position this process commits (see
+    /// [`InputCheckpoint::loaded_by`]).
+    pub fn loader_id(&self) -> &str {
+        &self.loader_id
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -187,7 +289,7 @@ impl Store {
         let rows = client
             .query(
                 "SELECT source, path, device, inode, byte_offset, line, cursor, last_timestamp, \
-                 complete, latest_local FROM input_position WHERE kind = $1",
+                 complete, latest_local, loaded_by FROM input_position WHERE kind = $1",
                 &[&kind],
             )
             .await
@@ -208,6 +310,13 @@ impl Store {
                     last_timestamp: r.get(7),
                     complete: r.get(8),
                     latest_local: r.get(9),
+                    loaded_by: r.get(10),
+                    base: PositionBase::Absent,
+                    hosts: Vec::new(),
+                };
+                let cp = InputCheckpoint {
+                    base: cp.as_base(),
+                    ..cp
                 };
                 (cp.source.clone(), cp)
             })
@@ -273,6 +382,17 @@ impl Store {
             .await
             .map_err(|e| StoreError::query("running a query", e))
     }
+}
+
+/// A process-unique loader id: pid, start time and a little of the address space's
+/// randomness (ASLR), enough to tell two processes apart across hosts and restarts.
+fn new_loader_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let stack_marker = 0u8;
+    let aslr = std::ptr::addr_of!(stack_marker) as usize;
+    format!("{}-{nanos:x}-{aslr:x}", std::process::id())
 }
 
 /// Where libpq looks for the local server's socket when a URL names no host.

@@ -4,10 +4,10 @@ use bytes::Bytes;
 use futures_util::SinkExt;
 
 use crate::encode::{CopyData, EncodedBatch, FROM_COLUMNS, NOQUEUE_COLUMNS, TO_COLUMNS};
-use crate::{InputCheckpoint, Store, StoreError};
+use crate::{InputCheckpoint, InputOverlap, PositionBase, Store, StoreError};
 
 /// What one batch wrote.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteStats {
     /// Message rows upserted.
     pub messages: u64,
@@ -15,6 +15,8 @@ pub struct WriteStats {
     pub recipients: u64,
     /// NOQUEUE rows upserted.
     pub noqueue: u64,
+    /// Other inputs that brought the same hosts' records over the same times.
+    pub overlaps: Vec<crate::InputOverlap>,
 }
 
 const UPSERT_MESSAGES: &str = "\
@@ -88,14 +90,48 @@ FROM pftrack_stage_noqueue
 ORDER BY host, logged_at, fingerprint
 ON CONFLICT (host, logged_at, fingerprint) DO UPDATE SET count = t.count + EXCLUDED.count";
 
-const UPSERT_POSITION: &str = "\
-INSERT INTO input_position AS t (source, kind, path, device, inode, byte_offset, line, cursor,
-    last_timestamp, complete, latest_local, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now())
-ON CONFLICT (source) DO UPDATE SET kind = EXCLUDED.kind, path = EXCLUDED.path,
-    device = EXCLUDED.device, inode = EXCLUDED.inode, byte_offset = EXCLUDED.byte_offset,
-    line = EXCLUDED.line, cursor = EXCLUDED.cursor, last_timestamp = EXCLUDED.last_timestamp,
-    complete = EXCLUDED.complete, latest_local = EXCLUDED.latest_local, updated_at = now()";
+/// The first position of an input: only when none is stored (compare-and-set against
+/// "absent"; a concurrent first insert waits for the other's commit, then does nothing).
+const INSERT_POSITION: &str = "\
+INSERT INTO input_position (source, kind, path, device, inode, byte_offset, line, cursor,
+    last_timestamp, complete, latest_local, loaded_by, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now())
+ON CONFLICT (source) DO NOTHING";
+
+/// A later position: only from the one this loader read or committed (compare-and-set;
+/// a concurrent update waits for the other's commit, then finds the row moved).
+const ADVANCE_POSITION: &str = "\
+UPDATE input_position SET kind = $2, path = $3, device = $4, inode = $5, byte_offset = $6,
+    line = $7, cursor = $8, last_timestamp = $9, complete = $10, latest_local = $11,
+    loaded_by = $12, updated_at = now()
+WHERE source = $1 AND byte_offset IS NOT DISTINCT FROM $13 AND line IS NOT DISTINCT FROM $14
+    AND cursor IS NOT DISTINCT FROM $15 AND complete = $16";
+
+/// What is stored for an input, for the message when the compare-and-set fails.
+const STORED_POSITION: &str =
+    "SELECT byte_offset, line, cursor, complete FROM input_position WHERE source = $1";
+
+/// Record the span of times an input brought for a host, and return other inputs'
+/// spans of the same host that overlap it by more than the tolerance ($6 seconds).
+const RECORD_HOST_SPAN: &str = "\
+WITH recorded AS (
+    INSERT INTO input_host_span AS t (source, host, path, first_at, last_at)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (source, host) DO UPDATE SET path = COALESCE(EXCLUDED.path, t.path),
+        first_at = LEAST(t.first_at, EXCLUDED.first_at),
+        last_at = GREATEST(t.last_at, EXCLUDED.last_at)
+)
+SELECT o.source, o.path, GREATEST(o.first_at, $4), LEAST(o.last_at, $5)
+FROM input_host_span o
+WHERE o.host = $2 AND o.source <> $1
+    AND o.first_at < $5 - make_interval(secs => $6)
+    AND o.last_at > $4 + make_interval(secs => $6)
+ORDER BY o.source";
+
+/// Two inputs' spans of one host must overlap by more than this to count as the same
+/// log loaded twice: the last lines of a rotated file and the first of its successor
+/// can share a second (or two, when syslog writes them out of order).
+pub const OVERLAP_TOLERANCE_SECS: f64 = 2.0;
 
 /// How a batch's rows reach their tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,10 +185,19 @@ impl Store {
         tx.batch_execute("SET LOCAL synchronous_commit = off")
             .await
             .map_err(|e| StoreError::query("starting a transaction", e))?;
+        // Positions first: the row lock on each input's position keeps a second loader
+        // of the same input waiting until this transaction ends, and then finding the
+        // position moved — before it writes a single row.
+        let mut overlaps = Vec::new();
+        for cp in checkpoints {
+            advance_position(&tx, cp, &self.loader_id).await?;
+            overlaps.extend(record_host_spans(&tx, cp).await?);
+        }
         tx.batch_execute(CREATE_STAGING)
             .await
             .map_err(|e| StoreError::query("creating the staging tables", e))?;
         let stats = WriteStats {
+            overlaps,
             messages: write_table(
                 &tx,
                 &MESSAGES,
@@ -171,37 +216,120 @@ impl Store {
             .await?,
             noqueue: write_noqueue(&tx, batch).await?,
         };
-        if !checkpoints.is_empty() {
-            let stmt = tx
-                .prepare_cached(UPSERT_POSITION)
-                .await
-                .map_err(|e| StoreError::query("preparing the position update", e))?;
-            for cp in checkpoints {
-                tx.execute(
-                    &stmt,
-                    &[
-                        &cp.source,
-                        &cp.kind,
-                        &cp.path,
-                        &cp.device,
-                        &cp.inode,
-                        &cp.byte_offset,
-                        &cp.line,
-                        &cp.cursor,
-                        &cp.last_timestamp,
-                        &cp.complete,
-                        &cp.latest_local,
-                    ],
-                )
-                .await
-                .map_err(|e| StoreError::query("recording the input position", e))?;
-            }
-        }
         tx.commit()
             .await
             .map_err(|e| StoreError::query("committing a batch", e))?;
         Ok(stats)
     }
+}
+
+/// Move `cp`'s input from its base to `cp`, or fail with
+/// [`StoreError::PositionMoved`] when the stored position is not the base.
+async fn advance_position(
+    tx: &deadpool_postgres::Transaction<'_>,
+    cp: &InputCheckpoint,
+    loader_id: &str,
+) -> Result<(), StoreError> {
+    let values: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
+        &cp.source,
+        &cp.kind,
+        &cp.path,
+        &cp.device,
+        &cp.inode,
+        &cp.byte_offset,
+        &cp.line,
+        &cp.cursor,
+        &cp.last_timestamp,
+        &cp.complete,
+        &cp.latest_local,
+        &loader_id,
+    ];
+    let moved = match &cp.base {
+        PositionBase::Absent => {
+            let stmt = tx
+                .prepare_cached(INSERT_POSITION)
+                .await
+                .map_err(|e| StoreError::query("preparing the position update", e))?;
+            tx.execute(&stmt, &values)
+                .await
+                .map_err(|e| StoreError::query("recording the input position", e))?
+        }
+        PositionBase::At {
+            byte_offset,
+            line,
+            cursor,
+            complete,
+        } => {
+            let stmt = tx
+                .prepare_cached(ADVANCE_POSITION)
+                .await
+                .map_err(|e| StoreError::query("preparing the position update", e))?;
+            let mut params = values.to_vec();
+            params.extend_from_slice(&[byte_offset, line, cursor, complete]);
+            tx.execute(&stmt, &params)
+                .await
+                .map_err(|e| StoreError::query("recording the input position", e))?
+        }
+    };
+    if moved == 1 {
+        return Ok(());
+    }
+    let found = tx
+        .query_opt(STORED_POSITION, &[&cp.source])
+        .await
+        .map_err(|e| StoreError::query("reading the stored input position", e))?
+        .map_or(PositionBase::Absent, |r| PositionBase::At {
+            byte_offset: r.get(0),
+            line: r.get(1),
+            cursor: r.get(2),
+            complete: r.get(3),
+        });
+    Err(StoreError::PositionMoved {
+        input: cp.path.clone().unwrap_or_else(|| cp.source.clone()),
+        expected: cp.base.to_string(),
+        found: found.to_string(),
+    })
+}
+
+/// Record `cp`'s host spans; return the other inputs that overlap them.
+async fn record_host_spans(
+    tx: &deadpool_postgres::Transaction<'_>,
+    cp: &InputCheckpoint,
+) -> Result<Vec<InputOverlap>, StoreError> {
+    let mut overlaps = Vec::new();
+    if cp.hosts.is_empty() {
+        return Ok(overlaps);
+    }
+    let stmt = tx
+        .prepare_cached(RECORD_HOST_SPAN)
+        .await
+        .map_err(|e| StoreError::query("preparing the host span update", e))?;
+    for span in &cp.hosts {
+        let rows = tx
+            .query(
+                &stmt,
+                &[
+                    &cp.source,
+                    &span.host,
+                    &cp.path,
+                    &span.first,
+                    &span.last,
+                    &OVERLAP_TOLERANCE_SECS,
+                ],
+            )
+            .await
+            .map_err(|e| StoreError::query("recording the hosts an input brought", e))?;
+        overlaps.extend(rows.iter().map(|r| InputOverlap {
+            host: span.host.clone(),
+            source: cp.source.clone(),
+            path: cp.path.clone(),
+            other_source: r.get(0),
+            other_path: r.get(1),
+            from: r.get(2),
+            to: r.get(3),
+        }));
+    }
+    Ok(overlaps)
 }
 
 /// Staging tables, one per session: rows are COPYed into them and merged into the real
