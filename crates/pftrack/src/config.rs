@@ -27,6 +27,17 @@ pub struct Config {
     pub log_level: Option<String>,
     /// Zone of syslog stamps without an offset: `local`, `UTC`, `+01:00` or an IANA name.
     pub timezone: Option<String>,
+    /// The failure classifier.
+    #[serde(default)]
+    pub classify: ClassifyConfig,
+}
+
+/// `classify:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifyConfig {
+    /// User rules file (YAML, docs/classification.md); its rules precede the built-in ones.
+    pub rules: Option<PathBuf>,
 }
 
 /// `database:` section.

@@ -7,6 +7,8 @@
 
 /// `pftrack backfill`: syslog files into the database.
 mod backfill;
+/// `pftrack classify`: failure reasons for one text or a JSONL stream; rules checks.
+mod classify_cmd;
 /// The YAML configuration file.
 mod config;
 /// Human durations (`90d`).
@@ -67,6 +69,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Delete messages, recipients and NOQUEUE rows older than the retention limit.
     Purge(purge::PurgeArgs),
+    /// Classify failure texts: reason, hard/soft and the deciding rule (one text, or --jsonl).
+    Classify(classify_cmd::ClassifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -125,6 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let url = config.database_url(cli.database_url.as_deref())?;
             runtime()?.block_on(purge::run(&args, &config, &url))
         }
+        Command::Classify(args) => classify_cmd::run(&args, &config),
         Command::Migrate => {
             let url = config.database_url(cli.database_url.as_deref())?;
             runtime()?.block_on(async {
