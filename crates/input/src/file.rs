@@ -52,10 +52,9 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
     h.finish()
 }
 
-/// FNV-1a 64 as a [`Hasher`] (also used for the interner's maps: short keys, no
-/// DoS concern since a log reader sees its own host's identifiers).
+/// FNV-1a 64 as a [`Hasher`].
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Fnv1a64(u64);
+struct Fnv1a64(u64);
 
 /// FNV-1a 64 offset basis.
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;

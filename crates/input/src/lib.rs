@@ -66,12 +66,24 @@ impl Record {
 
 /// The last `/`-separated component of a syslog identifier.
 pub fn daemon_of(identifier: &str) -> &str {
-    identifier.rsplit('/').next().unwrap_or(identifier)
+    // A byte scan: identifiers are a dozen bytes, and `rsplit` sets up a char searcher
+    // on every call (this runs once per record). `/` is ASCII, so the cut falls on a
+    // character boundary.
+    match last_slash(identifier) {
+        Some(i) => &identifier[i + 1..],
+        None => identifier,
+    }
+}
+
+/// Index of the last `/` of `identifier`.
+#[inline]
+fn last_slash(identifier: &str) -> Option<usize> {
+    identifier.bytes().rposition(|b| b == b'/')
 }
 
 /// Everything before the last `/` of a syslog identifier, or all of it without one.
 pub fn service_of(identifier: &str) -> &str {
-    match identifier.rfind('/') {
+    match last_slash(identifier) {
         Some(i) => &identifier[..i],
         None => identifier,
     }
@@ -146,5 +158,11 @@ mod tests {
         assert_eq!(daemon_of("postfix-out/smtp"), "smtp");
         assert_eq!(daemon_of("dovecot"), "dovecot");
         assert_eq!(service_of("dovecot"), "dovecot");
+        assert_eq!(daemon_of("postfix/"), "");
+        assert_eq!(service_of("postfix/"), "postfix");
+        assert_eq!(daemon_of("/smtpd"), "smtpd");
+        assert_eq!(service_of("/smtpd"), "");
+        assert_eq!(daemon_of("pöstfix/smtpd"), "smtpd");
+        assert_eq!(daemon_of(""), "");
     }
 }

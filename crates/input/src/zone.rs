@@ -2,7 +2,10 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, FixedOffset, LocalResult, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc};
+use chrono::{
+    DateTime, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeDelta, TimeZone,
+    Timelike, Utc,
+};
 
 /// The time zone of zone-less stamps (classic BSD, leading-year BSD, RFC 3339 without
 /// offset).
@@ -82,8 +85,8 @@ const MAX_GAP_STEPS: i32 = 48;
 #[derive(Debug, Clone)]
 pub struct LocalConverter {
     zone: Zone,
-    /// Local minute (minutes since 1970-01-01T00:00 local) of the cached offset.
-    cached_minute: i64,
+    /// Local date and minute of the day (`hour * 60 + minute`) of the cached offset.
+    cached_minute: Option<(NaiveDate, u32)>,
     /// Offset in seconds to subtract from local time to get UTC.
     cached_offset: i32,
 }
@@ -93,7 +96,7 @@ impl LocalConverter {
     pub fn new(zone: Zone) -> Self {
         LocalConverter {
             zone,
-            cached_minute: i64::MIN,
+            cached_minute: None,
             cached_offset: 0,
         }
     }
@@ -105,13 +108,24 @@ impl LocalConverter {
 
     /// The UTC instant of a local time.
     pub fn to_utc(&mut self, local: NaiveDateTime) -> DateTime<Utc> {
-        let minute = local.and_utc().timestamp().div_euclid(60);
-        if minute != self.cached_minute {
-            self.cached_offset = offset_of(self.zone, local);
-            self.cached_minute = minute;
+        let offset = match self.zone {
+            Zone::Utc => return local.and_utc(),
+            Zone::Fixed(f) => f.local_minus_utc(),
+            Zone::Local | Zone::Named(_) => {
+                // The minute as date and minute of the day: cheaper than a timestamp.
+                let minute = Some((local.date(), local.hour() * 60 + local.minute()));
+                if minute != self.cached_minute {
+                    self.cached_offset = offset_of(self.zone, local);
+                    self.cached_minute = minute;
+                }
+                self.cached_offset
+            }
+        };
+        if offset == 0 {
+            // Subtracting nothing: skip chrono's checked arithmetic.
+            return local.and_utc();
         }
-        let utc = local - TimeDelta::seconds(i64::from(self.cached_offset));
-        utc.and_utc()
+        (local - TimeDelta::seconds(i64::from(offset))).and_utc()
     }
 
     /// The local time of a UTC instant (for a reference time such as a file's mtime).
@@ -160,7 +174,6 @@ fn resolve<Tz: TimeZone>(tz: &Tz, local: NaiveDateTime) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::NaiveDate;
 
     fn naive(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> NaiveDateTime {
         NaiveDate::from_ymd_opt(y, mo, d)
