@@ -7,8 +7,8 @@ use nom::bytes::complete::tag;
 use nom::character::complete::char;
 
 use crate::common::{
-    Res, address, ascii_till, ascii_till1, ascii_while1, is_queue_id, number, paren_tail, peer,
-    seconds,
+    Res, address, ascii_till1, ascii_while1, is_queue_id, number, paren_tail, peer, seconds,
+    till_byte,
 };
 use crate::event::{Delays, Delivery, DeliveryStatus, Event};
 
@@ -61,9 +61,10 @@ pub(crate) fn queued_as(response: &str) -> Option<&str> {
     is_queue_id(id).then_some(id)
 }
 
-/// A value up to the next `,` (relay, dsn and unknown fields).
+/// A value up to the next `,` (relay, dsn and unknown fields), found with memchr:
+/// relay values run to dozens of bytes.
 fn field_value(i: &str) -> Res<'_, &str> {
-    ascii_till(|c: u8| c == b',')(i)
+    Ok(till_byte(i, b','))
 }
 
 /// `to=<…>[, orig_to=<…>], relay=…[, conn_use=N], delay=…, delays=a/b/c/d[, tls=…],
