@@ -118,7 +118,10 @@ impl RuleSet {
         }
         scratch.clear();
         scratch.resize(self.set.len(), false);
-        let any = !self.set.is_empty() && self.set.matches_read_at(scratch, facts.text, 0);
+        let any = !self.set.is_empty()
+            && self
+                .set
+                .matches_read_at(scratch, facts.text, facts.rules_start);
         self.rules
             .iter()
             .zip(&self.text_index)
@@ -141,6 +144,9 @@ struct Facts<'a> {
     code: Option<u16>,
     relay: Option<&'a str>,
     text: &'a [u8],
+    /// Where text regexes start looking: past `host NAME[ADDR]`, so that a host name
+    /// (`spam-gw.example.net`) never reads as part of the reply.
+    rules_start: usize,
 }
 
 impl Facts<'_> {
@@ -187,6 +193,7 @@ impl Classifier {
                 .or_else(|| relay_in_text(text))
                 .filter(|h| !h.is_empty()),
             text: text.as_bytes(),
+            rules_start: rules_start(text),
         };
         let decided = |reason: Reason, rule: &RuleId, over: Option<bool>| Verdict {
             reason,
@@ -288,6 +295,25 @@ fn relay_in_text(text: &str) -> Option<&str> {
     let rest = t.strip_prefix("host ")?;
     let end = rest.find(['[', ' '])?;
     Some(&rest[..end])
+}
+
+/// Offset of ` said: ` / ` refused to talk to me: ` in `[delivery temporarily
+/// suspended: ]host NAME[ADDR] said: …`, else 0. The marker itself stays visible to the
+/// rules.
+fn rules_start(text: &str) -> usize {
+    let skip = if text.starts_with("delivery temporarily suspended: host ") {
+        "delivery temporarily suspended: ".len()
+    } else if text.starts_with("host ") {
+        0
+    } else {
+        return 0;
+    };
+    let t = &text[skip..];
+    [" said: ", " refused to talk to me: "]
+        .iter()
+        .filter_map(|m| t.find(m))
+        .min()
+        .map_or(0, |i| skip + i)
 }
 
 /// Where the remote reply starts: after `said: ` or `refused to talk to me: `, else
@@ -393,6 +419,9 @@ mod tests {
         );
         assert_eq!(host_of("mx.a.example[192.0.2.1]:25"), "mx.a.example");
         assert_eq!(truncate("aé", 2), "a");
+        let t = "host spam.example[192.0.2.1] said: 550 x";
+        assert_eq!(&t[rules_start(t)..], " said: 550 x");
+        assert_eq!(rules_start("550 spam"), 0);
     }
 
     #[test]
