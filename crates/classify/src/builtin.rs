@@ -89,12 +89,49 @@ const fn const_eq(a: &str, b: &str) -> bool {
 pub(crate) const STATUS_SENT: usize = idx("status-sent");
 pub(crate) const STATUS_EXPIRED: usize = idx("status-expired");
 
-/// Whether a text (after `delivery temporarily suspended: `) is a remote server's
-/// reply quoted by Postfix, rather than Postfix's own words.
-pub(crate) fn looks_remote(text: &str) -> bool {
-    let t = text.strip_prefix(SUSPENDED).unwrap_or(text);
-    (t.starts_with("host ") && (t.contains(" said: ") || t.contains(" refused to talk to me: ")))
-        || t.as_bytes().first().is_some_and(u8::is_ascii_digit)
+/// Where a remote reply quoted by Postfix sits in a text: `[delivery temporarily
+/// suspended: ]host NAME[ADDR] said: REPLY` or `… refused to talk to me: REPLY`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Quoted<'a> {
+    /// NAME.
+    pub(crate) host: &'a str,
+    /// Offset of ` said: ` / ` refused to talk to me: `.
+    pub(crate) marker: usize,
+    /// Offset of REPLY.
+    pub(crate) reply: usize,
+}
+
+/// Find the quoted reply by position (no substring search: the markers follow the
+/// host's `]` directly), or `None` for any other text.
+pub(crate) fn quoted_reply(text: &str) -> Option<Quoted<'_>> {
+    let skip = if text.starts_with(SUSPENDED) {
+        SUSPENDED.len()
+    } else {
+        0
+    };
+    let rest = text[skip..].strip_prefix("host ")?;
+    let base = skip + "host ".len();
+    let b = rest.as_bytes();
+    let name_end = b.iter().position(|&c| c == b'[' || c == b' ')?;
+    let mut i = name_end;
+    if b[i] == b'[' {
+        i += b[i..].iter().position(|&c| c == b']')? + 1;
+    }
+    let after = &rest[i..];
+    [" said: ", " refused to talk to me: "]
+        .into_iter()
+        .find(|m| after.starts_with(m))
+        .map(|m| Quoted {
+            host: &rest[..name_end],
+            marker: base + i,
+            reply: base + i + m.len(),
+        })
+}
+
+/// Whether a text is a remote server's reply (quoted by Postfix, or a bare reply
+/// starting with its code) rather than Postfix's own words.
+pub(crate) fn looks_remote(text: &str, quoted: Option<&Quoted<'_>>) -> bool {
+    quoted.is_some() || text.as_bytes().first().is_some_and(u8::is_ascii_digit)
 }
 
 /// Classify a text Postfix wrote itself: an index into [`POSTFIX_RULES`], or `None`
@@ -302,11 +339,18 @@ mod tests {
     #[test]
     fn remote_texts_are_not_postfix_own() {
         let t = "host mx.example.com[192.0.2.1] said: 550 5.1.1 User unknown (in reply to RCPT TO command)";
-        assert!(looks_remote(t));
+        let q = quoted_reply(t).unwrap();
+        assert_eq!(q.host, "mx.example.com");
+        assert_eq!(&t[q.marker..q.reply], " said: ");
+        assert!(looks_remote(t, Some(&q)));
         assert_eq!(postfix_own(t), None);
-        assert!(looks_remote("550 5.7.1 <x>: Relay access denied"));
+        let t = "delivery temporarily suspended: host mx[192.0.2.1] refused to talk to me: 421 x";
+        assert_eq!(&t[quoted_reply(t).unwrap().reply..], "421 x");
+        assert!(looks_remote("550 5.7.1 <x>: Relay access denied", None));
+        assert_eq!(quoted_reply("host mx said nothing"), None);
         assert!(!looks_remote(
-            "connect to a[192.0.2.1]:25: Connection refused"
+            "connect to a[192.0.2.1]:25: Connection refused",
+            None
         ));
     }
 }

@@ -182,18 +182,26 @@ impl Classifier {
     /// Classify one input, reusing `scratch` between calls (no allocation per call).
     pub fn classify_with(&self, input: &Input<'_>, scratch: &mut Vec<bool>) -> Verdict {
         let text = truncate(input.text, MAX_TEXT_BYTES);
-        let text_dsn = find_dsn(text);
+        let quoted = builtin::quoted_reply(text);
+        let reply = quoted.as_ref().map_or(text, |q| &text[q.reply..]);
+        let postfix_dsn = input.dsn.filter(|d| !d.is_empty());
+        // Only looked for when Postfix logged none: it is then the best evidence.
+        let text_dsn = if postfix_dsn.is_none() {
+            find_dsn(reply)
+        } else {
+            None
+        };
         let facts = Facts {
             status: input.status,
-            dsn: input.dsn.filter(|d| !d.is_empty()).or(text_dsn),
-            code: input.code.or_else(|| reply_code(text)),
+            dsn: postfix_dsn.or(text_dsn),
+            code: input.code.or_else(|| reply_code(reply)),
             relay: input
                 .relay
                 .map(host_of)
-                .or_else(|| relay_in_text(text))
+                .or(quoted.as_ref().map(|q| q.host))
                 .filter(|h| !h.is_empty()),
             text: text.as_bytes(),
-            rules_start: rules_start(text),
+            rules_start: quoted.as_ref().map_or(0, |q| q.marker),
         };
         let decided = |reason: Reason, rule: &RuleId, over: Option<bool>| Verdict {
             reason,
@@ -211,7 +219,7 @@ impl Classifier {
         let own = || match input.origin {
             Origin::Remote => None,
             Origin::Postfix => builtin::postfix_own(text),
-            Origin::Unknown if builtin::looks_remote(text) => None,
+            Origin::Unknown if builtin::looks_remote(text, quoted.as_ref()) => None,
             Origin::Unknown => builtin::postfix_own(text),
         };
         if let Some(i) = status_rule.or_else(own) {
@@ -287,49 +295,9 @@ fn host_of(relay: &str) -> &str {
     relay.split_once('[').map_or(relay, |(h, _)| h)
 }
 
-/// `host NAME[addr] said:` / `refused to talk to me:` → NAME.
-fn relay_in_text(text: &str) -> Option<&str> {
-    let t = text
-        .strip_prefix("delivery temporarily suspended: ")
-        .unwrap_or(text);
-    let rest = t.strip_prefix("host ")?;
-    let end = rest.find(['[', ' '])?;
-    Some(&rest[..end])
-}
-
-/// Offset of ` said: ` / ` refused to talk to me: ` in `[delivery temporarily
-/// suspended: ]host NAME[ADDR] said: …`, else 0. The marker itself stays visible to the
-/// rules.
-fn rules_start(text: &str) -> usize {
-    let skip = if text.starts_with("delivery temporarily suspended: host ") {
-        "delivery temporarily suspended: ".len()
-    } else if text.starts_with("host ") {
-        0
-    } else {
-        return 0;
-    };
-    let t = &text[skip..];
-    [" said: ", " refused to talk to me: "]
-        .iter()
-        .filter_map(|m| t.find(m))
-        .min()
-        .map_or(0, |i| skip + i)
-}
-
-/// Where the remote reply starts: after `said: ` or `refused to talk to me: `, else
-/// the start of the text.
-fn reply_start(text: &str) -> &str {
-    for marker in [" said: ", " refused to talk to me: "] {
-        if let Some(i) = text.find(marker) {
-            return &text[i + marker.len()..];
-        }
-    }
-    text
-}
-
-/// A leading three-digit reply code (`550 `, `550-`, `421` alone).
-fn reply_code(text: &str) -> Option<u16> {
-    let r = reply_start(text).trim_start_matches('#').as_bytes();
+/// A leading three-digit reply code (`550 `, `550-`, `#550`, `421` alone) of a reply.
+fn reply_code(reply: &str) -> Option<u16> {
+    let r = reply.trim_start_matches('#').as_bytes();
     let digits = r.get(..3)?;
     if !matches!(digits[0], b'2'..=b'5') || !digits[1..].iter().all(u8::is_ascii_digit) {
         return None;
@@ -401,7 +369,7 @@ mod tests {
 
     #[test]
     fn text_helpers() {
-        assert_eq!(reply_code("host a[1.2.3.4] said: 550-5.7.26 x"), Some(550));
+        assert_eq!(reply_code("550-5.7.26 x"), Some(550));
         assert_eq!(reply_code("421 Too many"), Some(421));
         assert_eq!(reply_code("#550 5.2.3 RESOLVER"), Some(550));
         assert_eq!(reply_code("5.2.3 Message too large"), None);
@@ -413,15 +381,8 @@ mod tests {
         assert_eq!(find_dsn("451 4.7.650 The mail server"), Some("4.7.650"));
         assert_eq!(find_dsn("from 192.0.2.1 only"), None);
         assert_eq!(find_dsn("(#5.1.1)"), Some("5.1.1"));
-        assert_eq!(
-            relay_in_text("host mx.a.example[192.0.2.1] said: 550"),
-            Some("mx.a.example")
-        );
         assert_eq!(host_of("mx.a.example[192.0.2.1]:25"), "mx.a.example");
         assert_eq!(truncate("aé", 2), "a");
-        let t = "host spam.example[192.0.2.1] said: 550 x";
-        assert_eq!(&t[rules_start(t)..], " said: 550 x");
-        assert_eq!(rules_start("550 spam"), 0);
     }
 
     #[test]
