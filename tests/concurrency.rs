@@ -28,6 +28,8 @@ use pftrack_loggen::{GenConfig, StampFormat, generate};
 const LINES: u64 = 40_000;
 /// Small batches: the loads last long enough for the others to meet them.
 const BATCH_LINES: &str = "500";
+/// Smaller still for a loader the test must catch in the middle of its load.
+const SLOW_BATCH_LINES: &str = "100";
 /// How long a loader may take to show up in the database.
 const WITHIN: Duration = Duration::from_secs(60);
 
@@ -87,9 +89,10 @@ fn args<'a>(db: &'a TestDb, path: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
         "2025",
         "--timezone",
         "UTC",
-        "--batch-lines",
-        BATCH_LINES,
     ];
+    if !extra.contains(&"--batch-lines") {
+        a.extend_from_slice(&["--batch-lines", BATCH_LINES]);
+    }
     a.extend_from_slice(extra);
     a.push(path);
     a
@@ -100,7 +103,7 @@ fn spawn(args: &[&str], env: &[(&str, &str)]) -> Child {
     cmd.args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", "info,tokio_postgres=warn,refinery_core=warn")
         .env("NO_COLOR", "1");
     for (k, v) in env {
         cmd.env(k, v);
@@ -148,6 +151,30 @@ fn assert_equals_clean(what: &str, db: &TestDb, clean: &(String, String)) {
         "0\n",
         "{what}: indexes left deferred"
     );
+}
+
+/// Waits until `child` (a loader) is trying to take its input: its lock connection,
+/// named after its pid, is in `pg_stat_activity`.
+fn wait_trying(db: &TestDb, child: &mut Child) {
+    let deadline = Instant::now() + WITHIN;
+    let name = format!("pftrack backfill {}@%", child.id());
+    loop {
+        let seen = db.query(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE '{name}'"
+        ));
+        if seen.trim() != "0" {
+            return;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the loader ended before trying its input"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no lock attempt within {WITHIN:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Waits until some position of the database says at least `line` lines are loaded.
@@ -230,10 +257,15 @@ fn a_backfill_of_a_rotated_set_half_way_is_waited_for() {
     let clean = clean_run(set, &[]);
 
     let db = TestDb::new("conc_rotated");
-    let mut first = spawn(&args(&db, set, &[]), &[]);
+    let mut first = spawn(&args(&db, set, &["--batch-lines", SLOW_BATCH_LINES]), &[]);
     // Half-way: the oldest file loaded, the next one started.
     wait_loaded(&db, LINES as i64 / 2, &mut first);
-    let second = spawn(&args(&db, set, &[]), &[]);
+    let mut second = spawn(&args(&db, set, &[]), &[]);
+    wait_trying(&db, &mut second);
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first loader finished before the second started: the test proves nothing"
+    );
     let first = first.wait_with_output().unwrap();
     let second = second.wait_with_output().unwrap();
     assert!(first.status.success(), "{}", text(&first));
@@ -260,7 +292,7 @@ fn no_wait_names_the_holder_and_exits_3_and_a_kill_9_frees_the_input_at_once() {
     let clean = clean_run(log, &[]);
 
     let db = TestDb::new("conc_nowait");
-    let mut holder = spawn(&args(&db, log, &[]), &[]);
+    let mut holder = spawn(&args(&db, log, &["--batch-lines", SLOW_BATCH_LINES]), &[]);
     wait_loaded(&db, 2_000, &mut holder);
     let refused = pftrack()
         .args(args(&db, log, &["--no-wait"]))
@@ -279,8 +311,12 @@ fn no_wait_names_the_holder_and_exits_3_and_a_kill_9_frees_the_input_at_once() {
     assert!(err.contains("not loading it twice"), "{err}");
 
     // A waiting loader, then the holder killed: the waiter takes over at once.
-    let waiter = spawn(&args(&db, log, &[]), &[]);
-    std::thread::sleep(Duration::from_millis(500));
+    let mut waiter = spawn(&args(&db, log, &[]), &[]);
+    wait_trying(&db, &mut waiter);
+    assert!(
+        holder.try_wait().unwrap().is_none(),
+        "the holder finished before the waiter came: the test proves nothing"
+    );
     holder.kill().unwrap(); // SIGKILL
     holder.wait().unwrap();
     let killed_at = Instant::now();

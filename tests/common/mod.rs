@@ -164,6 +164,7 @@ pub const NOQUEUE_ROWS: &str = "SELECT host, logged_at, daemon, action, stage, c
 /// Every stored row of every table, for comparing two databases exactly.
 pub const ALL_ROWS: &str = "SELECT 'from', f::text FROM delivery_from f \
     UNION ALL SELECT 'to', t::text FROM delivery_to t \
+    UNION ALL SELECT 'attempt', a::text FROM delivery_attempt a \
     UNION ALL SELECT 'noqueue', n::text FROM noqueue n ORDER BY 1, 2";
 
 /// Lines of an expected-rows file without comments and blank lines.

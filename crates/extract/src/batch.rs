@@ -39,14 +39,26 @@ pub struct RecipientKey {
 /// Merged state of one recipient within a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecipientRow {
-    /// Number of delivery attempts in this batch.
+    /// Number of distinct delivery attempts in this batch.
     pub attempts: i32,
     /// Earliest attempt in this batch.
     pub first_attempt_at: Option<DateTime<Utc>>,
     /// Latest attempt in this batch.
     pub last_attempt_at: Option<DateTime<Utc>>,
     /// The latest event (by time, then by line order), which decides the status.
-    pub latest: RecipientEvent,
+    latest: RecipientEvent,
+    /// The recipient's other distinct events in this batch. With `latest`, the attempt
+    /// history: an event is known by its time and status (see [`same_event`]), so the
+    /// same line read twice is one event. Usually empty (one event per recipient and
+    /// batch), which costs no allocation.
+    earlier: Vec<RecipientEvent>,
+}
+
+/// True when `a` and `b` are the same event of one recipient: the key of the attempt
+/// history. Postfix logs one status line per recipient and delivery attempt, and
+/// never two attempts of one recipient within the same instant of its clock.
+pub fn same_event(a: &RecipientEvent, b: &RecipientEvent) -> bool {
+    a.at == b.at && a.status == b.status
 }
 
 impl RecipientRow {
@@ -57,10 +69,25 @@ impl RecipientRow {
             first_attempt_at: at,
             last_attempt_at: at,
             latest: event,
+            earlier: Vec::new(),
         }
     }
 
+    /// The latest event, which decides the status.
+    pub fn latest(&self) -> &RecipientEvent {
+        &self.latest
+    }
+
+    /// Every distinct event of the recipient in this batch, the latest first.
+    pub fn events(&self) -> impl Iterator<Item = &RecipientEvent> {
+        std::iter::once(&self.latest).chain(&self.earlier)
+    }
+
     fn merge(&mut self, event: RecipientEvent) {
+        if self.events().any(|e| same_event(e, &event)) {
+            // The same line again (a log that holds it twice): one attempt.
+            return;
+        }
         if event.attempt {
             self.attempts = self.attempts.saturating_add(1);
             self.first_attempt_at =
@@ -68,7 +95,10 @@ impl RecipientRow {
             self.last_attempt_at = Some(self.last_attempt_at.map_or(event.at, |t| t.max(event.at)));
         }
         if event.at >= self.latest.at {
-            self.latest = event;
+            let earlier = std::mem::replace(&mut self.latest, event);
+            self.earlier.push(earlier);
+        } else {
+            self.earlier.push(event);
         }
     }
 }
@@ -152,7 +182,13 @@ impl Batch {
 
     /// Number of rows the batch will write.
     pub fn rows(&self) -> usize {
-        self.messages.len() + self.recipients.len() + self.noqueue.len()
+        self.messages.len()
+            + self
+                .recipients
+                .values()
+                .map(|r| 2 + r.earlier.len())
+                .sum::<usize>()
+            + self.noqueue.len()
     }
 
     /// True when nothing was added.

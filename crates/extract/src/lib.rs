@@ -26,7 +26,7 @@ mod batch;
 mod fact;
 mod machine;
 
-pub use batch::{Batch, MessageRow, RecipientKey, RecipientRow};
+pub use batch::{Batch, MessageRow, RecipientKey, RecipientRow, same_event};
 pub use fact::{
     Fact, LinkKind, MessageKey, MessageUpdate, Noqueue, Origin, ParentLink, RecipientEvent,
     RecipientStatus,

@@ -22,7 +22,9 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::exclusive::{HostSpans, WhenBusy, lock_inputs};
-use crate::ingest::{IngestCounts, PostfixFilter, count_event, reader_options};
+use crate::ingest::{
+    IngestCounts, PostfixFilter, configured_classifier, count_event, reader_options,
+};
 use crate::writer::{self, CHANNEL_CAPACITY, WorkItem};
 
 /// Lines per transaction during a backfill: large enough to amortise the round trips,
@@ -154,6 +156,7 @@ struct ReaderOutcome {
 pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let options = reader_options(args.timezone.as_deref(), args.year, config)?;
+    let classifier = configured_classifier(config)?;
     let files = pftrack_input::rotation::expand_and_order(&args.paths)?;
     // Each file is known by the hash of its first line: its lock and its position.
     let files: Vec<(PathBuf, Result<FileIdentity, pftrack_input::InputError>)> = files
@@ -213,7 +216,7 @@ pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Resu
     let (raw_tx, mut raw_rx) = mpsc::channel::<(Batch, Vec<InputCheckpoint>, u64)>(1);
     let encoder = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         while let Some((batch, checkpoints, lines)) = raw_rx.blocking_recv() {
-            let item = WorkItem::new(&batch, checkpoints, lines)?;
+            let item = WorkItem::new(&batch, checkpoints, lines, &classifier)?;
             drop(batch);
             if tx.blocking_send(item).is_err() {
                 // The writer stopped with an error; it reports it.

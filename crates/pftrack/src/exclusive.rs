@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use pftrack_store::{HostSpan, InputLocks, LockAttempt, LockHolder, Store, StoreError};
+use pftrack_store::{Busy, HostSpan, InputLocks, LockHolder, Store, StoreError};
 
 /// Exit code of a loader that found its input held by another (with `--no-wait`), or
 /// whose input's stored position moved under it.
@@ -94,17 +94,19 @@ pub async fn lock_inputs(
         tracing::warn!("{UNSAFE_NO_LOCK_ENV}=1: loading without input locks (for tests only).");
         return Ok(None);
     }
-    let app = application_name(command);
+    let mut locks = store
+        .input_locks(sources, &application_name(command))
+        .await?;
     let mut reported: Option<(String, Instant)> = None;
     loop {
-        match store.try_lock_inputs(sources, &app).await? {
-            LockAttempt::Acquired(locks) => {
+        match locks.try_acquire().await? {
+            None => {
                 if reported.is_some() {
                     eprintln!("pftrack: the inputs are free now; loading.");
                 }
                 return Ok(Some(locks));
             }
-            LockAttempt::Busy { source, holder } => {
+            Some(Busy { source, holder }) => {
                 let busy = InputBusy {
                     input: names(&source),
                     holder,

@@ -18,24 +18,24 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, TimeDelta, Utc};
+use pftrack_classify::Classifier;
 use pftrack_extract::{Batch, Extractor, MAX_OPEN_MESSAGES, PrimeEntry};
 use pftrack_input::Position;
 use pftrack_input::journal::{JournalOptions, JournalReader, JournalSource, JournalStart};
 use pftrack_store::{
-    IndexMode, InputCheckpoint, InputLocks, LockAttempt, PositionBase, Store, StoreError,
-    WriteStats,
+    Busy, IndexMode, InputCheckpoint, InputLocks, PositionBase, Store, StoreError, WriteStats,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Config;
 use crate::exclusive::{HostSpans, InputBusy, WhenBusy, application_name, lock_inputs};
-use crate::ingest::{IngestCounts, PostfixFilter, count_event};
+use crate::ingest::{IngestCounts, PostfixFilter, configured_classifier, count_event};
 use crate::writer::{self, CHANNEL_CAPACITY, WorkItem};
 
 /// Longest the reader sleeps in one wait when idle, so it notices a shutdown soon.
@@ -170,6 +170,8 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let daemon = matches!(mode, Mode::Daemon);
     let (source, source_key) = args.source();
+    // Rules are checked before anything starts: a bad rules file is an error at once.
+    let classifier = Arc::new(RwLock::new(Arc::new(configured_classifier(config)?)));
     let since = args.since.as_deref().unwrap_or(&config.journal.since);
     let default_start = start_from(since, Utc::now())?;
 
@@ -200,7 +202,9 @@ pub async fn run(
             Standby::Stopped => return Ok(ExitCode::SUCCESS),
         },
         Mode::Once { when_busy, .. } => {
-            lock_inputs(&store, &sources, &name_of, "backfill --journal", when_busy).await?
+            lock_inputs(&store, &sources, &name_of, "backfill --journal", when_busy)
+                .await?
+                .map(Box::new)
         }
     };
     let load = match mode {
@@ -266,6 +270,7 @@ pub async fn run(
         base,
         prime,
         filter: PostfixFilter::new(&config.journal.identifiers),
+        classifier: Arc::clone(&classifier),
         max_records: config.batch.max_records,
         max_delay: Duration::from_millis(config.batch.max_delay_ms),
         mode,
@@ -317,6 +322,8 @@ pub async fn run(
         let watchdog = sd_notify::watchdog_enabled();
         let wait_for_signal = shutdown_signal();
         tokio::pin!(wait_for_signal);
+        let mut hangup =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         // Pings at half the watchdog interval, as systemd recommends; without a
         // watchdog the tick only keeps the loop simple.
         let mut tick = tokio::time::interval(watchdog.map_or(Duration::from_secs(3600), |d| d / 2));
@@ -339,6 +346,12 @@ pub async fn run(
                     if watchdog.is_some() {
                         notify(&[sd_notify::NotifyState::Watchdog]);
                     }
+                }
+                Some(()) = async { match hangup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                } } => {
+                    reload_rules(&classifier, config);
                 }
             }
         }
@@ -409,7 +422,7 @@ fn positions_base(stored: &Option<InputCheckpoint>, source_key: &str) -> Positio
 /// How a daemon's wait for its journal ended.
 enum Standby {
     /// The journal is ours.
-    Locked(Option<InputLocks>),
+    Locked(Option<Box<InputLocks>>),
     /// SIGTERM/SIGINT came first.
     Stopped,
 }
@@ -426,23 +439,25 @@ async fn standby_until_locked(
 ) -> anyhow::Result<Standby> {
     if std::env::var(crate::exclusive::UNSAFE_NO_LOCK_ENV).is_ok_and(|v| v == "1") {
         return Ok(Standby::Locked(
-            lock_inputs(store, sources, name_of, "run", WhenBusy::Refuse).await?,
+            lock_inputs(store, sources, name_of, "run", WhenBusy::Refuse)
+                .await?
+                .map(Box::new),
         ));
     }
-    let app = application_name("run");
+    let mut locks = store.input_locks(sources, &application_name("run")).await?;
     let watchdog = sd_notify::watchdog_enabled();
     let wait_for_signal = shutdown_signal();
     tokio::pin!(wait_for_signal);
     let mut reported: Option<Instant> = None;
     loop {
-        match store.try_lock_inputs(sources, &app).await? {
-            LockAttempt::Acquired(locks) => {
+        match locks.try_acquire().await? {
+            None => {
                 if reported.is_some() {
                     tracing::info!("The journal is free now: taking over.");
                 }
-                return Ok(Standby::Locked(Some(locks)));
+                return Ok(Standby::Locked(Some(Box::new(locks))));
             }
-            LockAttempt::Busy { source, holder } => {
+            Some(Busy { source, holder }) => {
                 let busy = InputBusy {
                     input: name_of(&source),
                     holder,
@@ -479,6 +494,42 @@ async fn standby_until_locked(
             }
             _ = tokio::time::sleep(STANDBY_RETRY_INTERVAL) => {}
         }
+    }
+}
+
+/// The classifier the reader uses, replaceable while it runs.
+type SharedClassifier = Arc<RwLock<Arc<Classifier>>>;
+
+/// The classifier to encode the next batch with.
+fn current_classifier(shared: &SharedClassifier) -> Arc<Classifier> {
+    match shared.read() {
+        Ok(c) => Arc::clone(&c),
+        // A panic while replacing it left the old one in place: still valid.
+        Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+    }
+}
+
+/// SIGHUP: read the rules file again. A file that does not load leaves the rules in
+/// use as they are (and says why); the next batch uses new rules that do.
+fn reload_rules(shared: &SharedClassifier, config: &Config) {
+    match configured_classifier(config) {
+        Ok(new) => {
+            let (user, builtin) = new.rule_counts();
+            match shared.write() {
+                Ok(mut c) => *c = Arc::new(new),
+                Err(poisoned) => *poisoned.into_inner() = Arc::new(new),
+            }
+            tracing::info!(
+                user_rules = user,
+                builtin_rules = builtin,
+                "SIGHUP: classification rules reloaded; new failures are classified with them \
+                 (`pftrack reclassify` applies them to stored ones)."
+            );
+        }
+        Err(e) => tracing::error!(
+            "SIGHUP: the classification rules were not reloaded, the previous ones stay in \
+             use: {e:#}"
+        ),
     }
 }
 
@@ -631,6 +682,8 @@ struct ReaderSettings {
     base: PositionBase,
     prime: Vec<PrimeEntry>,
     filter: PostfixFilter,
+    /// The failure classifier, replaced on SIGHUP (each batch takes the current one).
+    classifier: SharedClassifier,
     max_records: usize,
     max_delay: Duration,
     mode: Mode,
@@ -734,7 +787,8 @@ fn follow_journal(
         if let Some(cp) = checkpoints.first() {
             *base = cp.as_base();
         }
-        let item = WorkItem::new(&std::mem::take(batch), checkpoints, *in_batch)?;
+        let classifier = current_classifier(&s.classifier);
+        let item = WorkItem::new(&std::mem::take(batch), checkpoints, *in_batch, &classifier)?;
         *in_batch = 0;
         Ok(tx.blocking_send(item).is_ok())
     };

@@ -66,3 +66,12 @@ pub fn reader_options(
         ..ReaderOptions::default()
     })
 }
+
+/// The failure classifier of the configuration: the built-in rules, after the user
+/// rules of `classify.rules` when set.
+pub fn configured_classifier(
+    config: &crate::config::Config,
+) -> anyhow::Result<pftrack_classify::Classifier> {
+    let files: Vec<&std::path::Path> = config.classify.rules.as_deref().into_iter().collect();
+    crate::classify_cmd::build(&files)
+}

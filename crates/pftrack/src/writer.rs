@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use pftrack_classify::Classifier;
 use pftrack_extract::Batch;
 use pftrack_store::{EncodedBatch, InputCheckpoint, Store, StoreError, WriteStats};
 use tokio::sync::{mpsc, watch};
@@ -42,14 +43,16 @@ pub struct WorkItem {
 
 impl WorkItem {
     /// Encode `batch` (on the caller's thread, so that the database never waits for
-    /// it) together with the positions it brings its inputs to.
+    /// it), its failures classified by `classifier`, together with the positions it
+    /// brings its inputs to.
     pub fn new(
         batch: &Batch,
         checkpoints: Vec<InputCheckpoint>,
         lines: u64,
+        classifier: &Classifier,
     ) -> Result<WorkItem, StoreError> {
         Ok(WorkItem {
-            rows: EncodedBatch::encode(batch)?,
+            rows: EncodedBatch::encode(batch, classifier)?,
             checkpoints,
             lines,
         })

@@ -28,7 +28,12 @@ use crate::{Store, StoreError};
 const BULK_LOAD_LOCK_KEY: i64 = 0x7066_7472_6163_6b01; // "pftrack\1"
 
 /// Tables whose secondary indexes a bulk load defers.
-const BULK_TABLES: [&str; 3] = ["delivery_from", "delivery_to", "noqueue"];
+const BULK_TABLES: [&str; 4] = [
+    "delivery_from",
+    "delivery_to",
+    "delivery_attempt",
+    "noqueue",
+];
 
 /// How long setting indexes aside may wait for the tables' locks. Dropping an index
 /// needs the table to itself; a request that waits would also hold up every reader

@@ -9,7 +9,11 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use chrono::{DateTime, Utc};
-use pftrack_extract::{Batch, MessageKey, MessageRow, Noqueue, RecipientKey, RecipientRow};
+use pftrack_classify::{Classifier, Input, Verdict};
+use pftrack_extract::{
+    Batch, MessageKey, MessageRow, Noqueue, RecipientEvent, RecipientKey, RecipientRow,
+    RecipientStatus,
+};
 use tokio_postgres::types::{IsNull, ToSql, Type};
 
 use crate::StoreError;
@@ -35,12 +39,48 @@ pub struct EncodedBatch {
     pub(crate) messages_known: CopyData,
     pub(crate) recipients_new: CopyData,
     pub(crate) recipients_known: CopyData,
+    pub(crate) attempts_new: CopyData,
+    pub(crate) attempts_known: CopyData,
     pub(crate) noqueue: CopyData,
 }
 
+/// A recipient row with the verdict on its latest event.
+type RecipientOut<'a> = (&'a RecipientKey, &'a RecipientRow, Option<Verdict>);
+/// One event of the attempt history with its verdict.
+type AttemptOut<'a> = (&'a RecipientKey, &'a RecipientEvent, Option<Verdict>);
+/// A NOQUEUE row: fingerprint, count, verdict.
+type NoqueueOut<'a> = (&'a Noqueue, i64, i32, Verdict);
+
+/// The classifier's verdict on a recipient event that is a failure; `None` for the
+/// others (sent, discarded, deleted).
+fn event_verdict(
+    classifier: &Classifier,
+    scratch: &mut Vec<bool>,
+    e: &RecipientEvent,
+) -> Option<Verdict> {
+    match e.status {
+        RecipientStatus::Deferred
+        | RecipientStatus::Bounced
+        | RecipientStatus::Expired
+        | RecipientStatus::Rejected => Some(classifier.classify_with(
+            &Input {
+                status: e.status.as_str(),
+                dsn: e.dsn.as_deref(),
+                text: e.response.as_deref().unwrap_or_default(),
+                relay: e.relay.as_deref(),
+                ..Input::default()
+            },
+            scratch,
+        )),
+        RecipientStatus::Sent | RecipientStatus::Discarded | RecipientStatus::Deleted => None,
+    }
+}
+
 impl EncodedBatch {
-    /// Encode `batch`. Fails only on a value PostgreSQL cannot represent.
-    pub fn encode(batch: &Batch) -> Result<EncodedBatch, StoreError> {
+    /// Encode `batch`, classifying every failure with `classifier`. Fails only on a
+    /// value PostgreSQL cannot represent.
+    pub fn encode(batch: &Batch, classifier: &Classifier) -> Result<EncodedBatch, StoreError> {
+        let mut scratch = Vec::new();
         let mut messages: Vec<_> = batch.messages.iter().collect();
         messages.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let (messages_new, messages_known): (Vec<_>, Vec<_>) =
@@ -49,14 +89,57 @@ impl EncodedBatch {
         let mut recipients: Vec<_> = batch.recipients.iter().collect();
         recipients
             .sort_unstable_by(|(a, _), (b, _)| recipient_key_order(a).cmp(&recipient_key_order(b)));
-        let (recipients_new, recipients_known): (Vec<_>, Vec<_>) = recipients
-            .into_iter()
-            .partition(|(key, _)| batch.message_starts_life(&key.message));
+        // Each event is classified once: its attempt row and, when it is the latest,
+        // its recipient row share the verdict.
+        let mut recipients_new: Vec<RecipientOut<'_>> = Vec::new();
+        let mut recipients_known: Vec<RecipientOut<'_>> = Vec::new();
+        let mut attempts_new: Vec<AttemptOut<'_>> = Vec::new();
+        let mut attempts_known: Vec<AttemptOut<'_>> = Vec::new();
+        for (key, row) in recipients {
+            let new = batch.message_starts_life(&key.message);
+            let attempts = if new {
+                &mut attempts_new
+            } else {
+                &mut attempts_known
+            };
+            let first = attempts.len();
+            let mut latest_verdict = None;
+            for (i, event) in row.events().enumerate() {
+                let verdict = event_verdict(classifier, &mut scratch, event);
+                if i == 0 {
+                    // The latest comes first.
+                    latest_verdict.clone_from(&verdict);
+                }
+                attempts.push((key, event, verdict));
+            }
+            // Key order within the recipient: time, then status.
+            attempts[first..].sort_unstable_by(|a, b| {
+                (a.1.at, a.1.status.as_str()).cmp(&(b.1.at, b.1.status.as_str()))
+            });
+            let out = (key, row, latest_verdict);
+            if new {
+                recipients_new.push(out);
+            } else {
+                recipients_known.push(out);
+            }
+        }
 
-        let mut noqueue: Vec<(&Noqueue, i64, i32)> = batch
+        let mut noqueue: Vec<NoqueueOut<'_>> = batch
             .noqueue
             .iter()
-            .map(|(n, c)| (n, fingerprint(n), *c))
+            .map(|(n, c)| {
+                let verdict = classifier.classify_with(
+                    &Input {
+                        status: "rejected",
+                        dsn: n.dsn.as_deref(),
+                        code: n.code.and_then(|c| u16::try_from(c).ok()),
+                        text: &n.reason,
+                        ..Input::default()
+                    },
+                    &mut scratch,
+                );
+                (n, fingerprint(n), *c, verdict)
+            })
             .collect();
         noqueue.sort_unstable_by(|a, b| (&*a.0.host, a.0.at, a.1).cmp(&(&*b.0.host, b.0.at, b.1)));
 
@@ -65,6 +148,8 @@ impl EncodedBatch {
             messages_known: encode_rows(&messages_known, &FROM_TYPES, message_fields)?,
             recipients_new: encode_rows(&recipients_new, &TO_TYPES, recipient_fields)?,
             recipients_known: encode_rows(&recipients_known, &TO_TYPES, recipient_fields)?,
+            attempts_new: encode_rows(&attempts_new, &ATTEMPT_TYPES, attempt_fields)?,
+            attempts_known: encode_rows(&attempts_known, &ATTEMPT_TYPES, attempt_fields)?,
             noqueue: encode_rows(&noqueue, &NOQUEUE_TYPES, noqueue_fields)?,
         })
     }
@@ -75,6 +160,8 @@ impl EncodedBatch {
             + self.messages_known.rows
             + self.recipients_new.rows
             + self.recipients_known.rows
+            + self.attempts_new.rows
+            + self.attempts_known.rows
             + self.noqueue.rows
     }
 
@@ -85,6 +172,8 @@ impl EncodedBatch {
             &self.messages_known,
             &self.recipients_new,
             &self.recipients_known,
+            &self.attempts_new,
+            &self.attempts_known,
             &self.noqueue,
         ]
         .iter()
@@ -184,18 +273,36 @@ fn message_fields(row: &(&MessageKey, &MessageRow), out: &mut Emit<'_>) -> Resul
     out(&parent_kind)
 }
 
-fn recipient_fields(
-    row: &(&RecipientKey, &RecipientRow),
-    out: &mut Emit<'_>,
-) -> Result<(), StoreError> {
-    let (key, row) = row;
-    let e = &row.latest;
-    let delay = |i: usize| e.delays.map(|d| d[i]);
+fn recipient_fields(row: &RecipientOut<'_>, out: &mut Emit<'_>) -> Result<(), StoreError> {
+    let (key, row, verdict) = row;
+    recipient_key_fields(key, out)?;
+    event_fields(row.latest(), out)?;
+    out(&row.attempts)?;
+    out(&row.first_attempt_at)?;
+    out(&row.last_attempt_at)?;
+    verdict_fields(verdict.as_ref(), out)
+}
+
+fn attempt_fields(row: &AttemptOut<'_>, out: &mut Emit<'_>) -> Result<(), StoreError> {
+    let (key, event, verdict) = row;
+    recipient_key_fields(key, out)?;
+    event_fields(event, out)?;
+    out(&event.attempt)?;
+    verdict_fields(verdict.as_ref(), out)
+}
+
+/// The key columns of a recipient row (and of its attempts).
+fn recipient_key_fields(key: &RecipientKey, out: &mut Emit<'_>) -> Result<(), StoreError> {
     out(&&*key.message.host)?;
     out(&&*key.message.queue_id)?;
     out(&key.message.arrived_at)?;
     out(&key.recipient)?;
-    out(&key.orig_recipient)?;
+    out(&key.orig_recipient)
+}
+
+/// What an event says, in the column order shared by recipients and attempts.
+fn event_fields(e: &RecipientEvent, out: &mut Emit<'_>) -> Result<(), StoreError> {
+    let delay = |i: usize| e.delays.map(|d| d[i]);
     out(&e.status.as_str())?;
     out(&e.at)?;
     out(&e.dsn)?;
@@ -206,14 +313,18 @@ fn recipient_fields(
     out(&delay(1))?;
     out(&delay(2))?;
     out(&delay(3))?;
-    out(&e.queued_as)?;
-    out(&row.attempts)?;
-    out(&row.first_attempt_at)?;
-    out(&row.last_attempt_at)
+    out(&e.queued_as)
 }
 
-fn noqueue_fields(row: &(&Noqueue, i64, i32), out: &mut Emit<'_>) -> Result<(), StoreError> {
-    let (nq, fingerprint, count) = row;
+/// failure_reason, hard, failure_rule.
+fn verdict_fields(verdict: Option<&Verdict>, out: &mut Emit<'_>) -> Result<(), StoreError> {
+    out(&verdict.map(|v| v.reason.as_str()))?;
+    out(&verdict.and_then(|v| v.hard))?;
+    out(&verdict.map(|v| v.rule.as_str()))
+}
+
+fn noqueue_fields(row: &NoqueueOut<'_>, out: &mut Emit<'_>) -> Result<(), StoreError> {
+    let (nq, fingerprint, count, verdict) = row;
     out(&&*nq.host)?;
     out(&nq.at)?;
     out(fingerprint)?;
@@ -229,7 +340,8 @@ fn noqueue_fields(row: &(&Noqueue, i64, i32), out: &mut Emit<'_>) -> Result<(), 
     out(&nq.recipient)?;
     out(&nq.helo)?;
     out(&nq.proto)?;
-    out(count)
+    out(count)?;
+    verdict_fields(Some(verdict), out)
 }
 
 /// A recipient row's primary key, in its column order (time first, so new keys go to
@@ -280,9 +392,9 @@ const FROM_TYPES: [Type; 23] = [
 pub(crate) const TO_COLUMNS: &str = "(host, queue_id, arrived_at, recipient,
     orig_recipient, status, status_at, dsn, relay, response, delay, delay_before_qmgr,
     delay_in_qmgr, delay_conn_setup, delay_transmission, queued_as, attempts, first_attempt_at,
-    last_attempt_at)";
+    last_attempt_at, failure_reason, hard, failure_rule)";
 
-const TO_TYPES: [Type; 19] = [
+const TO_TYPES: [Type; 22] = [
     Type::TEXT,
     Type::TEXT,
     Type::TIMESTAMPTZ,
@@ -302,13 +414,47 @@ const TO_TYPES: [Type; 19] = [
     Type::INT4,
     Type::TIMESTAMPTZ,
     Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::BOOL,
+    Type::TEXT,
+];
+
+/// Columns of an attempt row, in the order rows are COPYed (attempt_at and status in
+/// the places of status and status_at of a recipient row).
+pub(crate) const ATTEMPT_COLUMNS: &str = "(host, queue_id, arrived_at, recipient,
+    orig_recipient, status, attempt_at, dsn, relay, response, delay, delay_before_qmgr,
+    delay_in_qmgr, delay_conn_setup, delay_transmission, queued_as, is_attempt, failure_reason,
+    hard, failure_rule)";
+
+const ATTEMPT_TYPES: [Type; 20] = [
+    Type::TEXT,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::FLOAT4,
+    Type::FLOAT4,
+    Type::FLOAT4,
+    Type::FLOAT4,
+    Type::FLOAT4,
+    Type::TEXT,
+    Type::BOOL,
+    Type::TEXT,
+    Type::BOOL,
+    Type::TEXT,
 ];
 
 /// Columns of a NOQUEUE row, in the order rows are COPYed.
 pub(crate) const NOQUEUE_COLUMNS: &str = "(host, logged_at, fingerprint, daemon, action, stage,
-    client_name, client_addr, code, dsn, reason, sender, recipient, helo, proto, count)";
+    client_name, client_addr, code, dsn, reason, sender, recipient, helo, proto, count,
+    failure_reason, hard, failure_rule)";
 
-const NOQUEUE_TYPES: [Type; 16] = [
+const NOQUEUE_TYPES: [Type; 19] = [
     Type::TEXT,
     Type::TIMESTAMPTZ,
     Type::INT8,
@@ -325,6 +471,9 @@ const NOQUEUE_TYPES: [Type; 16] = [
     Type::TEXT,
     Type::TEXT,
     Type::INT4,
+    Type::TEXT,
+    Type::BOOL,
+    Type::TEXT,
 ];
 
 /// A stable 64-bit FNV-1a hash of every NOQUEUE column but host and time (which are
@@ -384,7 +533,8 @@ mod tests {
 
     #[test]
     fn an_empty_batch_has_no_payload() {
-        let encoded = EncodedBatch::encode(&Batch::new()).unwrap();
+        let encoded =
+            EncodedBatch::encode(&Batch::new(), &Classifier::builder().build().unwrap()).unwrap();
         assert_eq!(encoded.rows(), 0);
         assert_eq!(encoded.payload_bytes(), 0);
     }
@@ -394,7 +544,8 @@ mod tests {
         let mut batch = Batch::new();
         batch.add(message("4A1B2C3D4E", true));
         batch.add(message("5F6A7B8C9D", false));
-        let encoded = EncodedBatch::encode(&batch).unwrap();
+        let encoded =
+            EncodedBatch::encode(&batch, &Classifier::builder().build().unwrap()).unwrap();
         assert_eq!(encoded.messages_new.rows, 1);
         assert_eq!(encoded.messages_known.rows, 1);
         let p = &encoded.messages_new.payload;

@@ -38,7 +38,7 @@ use pftrack_extract::{MessageKey, Origin, PrimeEntry};
 pub use bulk::{BULK_LOCK_TIMEOUT, BulkLoad, INDEX_BUILD_CONNECTIONS, IndexBuild, IndexMode};
 pub use encode::EncodedBatch;
 pub use error::{StoreError, redact_url};
-pub use lock::{APPLICATION_NAME_MAX, InputLocks, LockAttempt, LockHolder, input_lock_key};
+pub use lock::{APPLICATION_NAME_MAX, Busy, InputLocks, LockHolder, input_lock_key};
 pub use purge::{
     NOQUEUE_ROWS_PER_MESSAGE, PURGE_BATCH_MESSAGES, PurgeCounts, purge, purge_with_progress,
 };

@@ -74,77 +74,60 @@ impl fmt::Display for LockHolder {
     }
 }
 
-/// Locks on inputs, held on a connection of their own; dropping it closes the
-/// connection, which releases them.
+/// Locks on inputs, on a connection of their own (named after the loader, so that
+/// others can see who waits and who holds); dropping it closes the connection, which
+/// releases them.
 pub struct InputLocks {
-    /// `None` when no input was locked (nothing to hold).
+    /// `None` when there is no input to lock.
     connection: Option<deadpool_postgres::ClientWrapper>,
     sources: Vec<String>,
+    keys: Vec<i64>,
+    held: bool,
 }
 
 impl fmt::Debug for InputLocks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InputLocks")
             .field("sources", &self.sources)
+            .field("held", &self.held)
             .finish_non_exhaustive()
     }
 }
 
+/// An input another loader holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Busy {
+    /// The input's source key.
+    pub source: String,
+    /// Who holds it, when PostgreSQL could tell (it may have just let go).
+    pub holder: Option<LockHolder>,
+}
+
 impl InputLocks {
-    /// The inputs held.
+    /// The inputs to hold.
     pub fn sources(&self) -> &[String] {
         &self.sources
     }
 
-    /// False once the lock connection is gone (PostgreSQL restarted or the network
-    /// broke): the locks are then released, and only the positions' compare-and-set
-    /// keeps another loader from counting twice.
+    /// True once every lock is taken, until the lock connection is gone (PostgreSQL
+    /// restarted or the network broke): the locks are then released, and only the
+    /// positions' compare-and-set keeps another loader from counting twice.
     pub fn is_held(&self) -> bool {
-        self.connection.as_ref().is_none_or(|c| !c.is_closed())
+        self.held && self.connection.as_ref().is_none_or(|c| !c.is_closed())
     }
-}
 
-/// The outcome of [`Store::try_lock_inputs`].
-#[derive(Debug)]
-pub enum LockAttempt {
-    /// Every input is ours until the value is dropped.
-    Acquired(InputLocks),
-    /// `source` is held by another loader (none of the inputs was taken).
-    Busy {
-        /// The input held.
-        source: String,
-        /// Who holds it, when PostgreSQL could tell (it may have just let go).
-        holder: Option<LockHolder>,
-    },
-}
-
-impl Store {
-    /// Try to take the locks of all `sources` (all or none), on a new connection named
-    /// `application_name` (cut to what PostgreSQL keeps). Never waits: a loader that
-    /// wants to wait calls again (so that it can say what it waits for meanwhile).
-    pub async fn try_lock_inputs(
-        &self,
-        sources: &[String],
-        application_name: &str,
-    ) -> Result<LockAttempt, StoreError> {
-        let mut sources: Vec<String> = sources.to_vec();
-        sources.sort_unstable();
-        sources.dedup();
-        if sources.is_empty() {
-            return Ok(LockAttempt::Acquired(InputLocks {
-                connection: None,
-                sources,
-            }));
+    /// Try to take every lock (all or none). `Ok(None)`: they are ours until this value
+    /// is dropped. `Ok(Some(busy))`: another loader holds `busy.source`; nothing is
+    /// taken, and the caller may try again (the connection stays, so others see this
+    /// loader waiting under its name).
+    pub async fn try_acquire(&mut self) -> Result<Option<Busy>, StoreError> {
+        let Some(connection) = &self.connection else {
+            self.held = true;
+            return Ok(None);
+        };
+        if self.held {
+            return Ok(None);
         }
-        let connection = deadpool_postgres::Object::take(self.client().await?);
-        connection
-            .execute(
-                "SELECT set_config('application_name', $1, false)",
-                &[&truncate_name(application_name)],
-            )
-            .await
-            .map_err(|e| StoreError::query("naming the input lock connection", e))?;
-        let keys: Vec<i64> = sources.iter().map(|s| input_lock_key(s)).collect();
         // One statement for all: either every lock is taken, or those that were are
         // let go again in the same round trip.
         let row = connection
@@ -157,55 +140,92 @@ impl Store {
                  )
                  SELECT (SELECT min(array_position($1::bigint[], k)) FROM tried WHERE NOT got),
                         (SELECT count(*) FROM released)",
-                &[&keys],
+                &[&self.keys],
             )
             .await
             .map_err(|e| StoreError::query("taking the input locks", e))?;
         let busy: Option<i32> = row.get(0);
         let Some(position) = busy else {
-            return Ok(LockAttempt::Acquired(InputLocks {
-                connection: Some(connection),
-                sources,
-            }));
+            self.held = true;
+            return Ok(None);
         };
         // array_position is 1-based.
-        let index = usize::try_from(position).unwrap_or(1).saturating_sub(1);
-        let source = sources.get(index).cloned().unwrap_or_default();
-        let holder = self
-            .lock_holder(&connection, keys[index.min(keys.len() - 1)])
-            .await?;
-        Ok(LockAttempt::Busy { source, holder })
-    }
-
-    /// Who holds the advisory lock `key` in this database.
-    async fn lock_holder(
-        &self,
-        client: &tokio_postgres::Client,
-        key: i64,
-    ) -> Result<Option<LockHolder>, StoreError> {
-        // A bigint advisory key shows in pg_locks as classid = high 32 bits,
-        // objid = low 32 bits, objsubid = 1.
-        let row = client
-            .query_opt(
-                "SELECT a.pid, a.application_name, host(a.client_addr), a.state_change
-                 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                 WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-                   AND l.database = (SELECT oid FROM pg_database
-                                     WHERE datname = current_database())
-                   AND l.classid = (($1::bigint >> 32) & 4294967295)::oid
-                   AND l.objid = ($1::bigint & 4294967295)::oid
-                 LIMIT 1",
-                &[&key],
-            )
-            .await
-            .map_err(|e| StoreError::query("asking who holds an input", e))?;
-        Ok(row.map(|r| LockHolder {
-            backend_pid: r.get(0),
-            application_name: r.get(1),
-            client_addr: r.get(2),
-            since: r.get(3),
+        let index = usize::try_from(position)
+            .unwrap_or(1)
+            .saturating_sub(1)
+            .min(self.keys.len() - 1);
+        let holder = lock_holder(connection, self.keys[index]).await?;
+        Ok(Some(Busy {
+            source: self.sources[index].clone(),
+            holder,
         }))
     }
+}
+
+impl Store {
+    /// The locks of `sources`, not taken yet ([`InputLocks::try_acquire`] takes them),
+    /// on a new connection named `application_name` (cut to what PostgreSQL keeps).
+    pub async fn input_locks(
+        &self,
+        sources: &[String],
+        application_name: &str,
+    ) -> Result<InputLocks, StoreError> {
+        let mut sources: Vec<String> = sources.to_vec();
+        sources.sort_unstable();
+        sources.dedup();
+        let keys: Vec<i64> = sources.iter().map(|s| input_lock_key(s)).collect();
+        if sources.is_empty() {
+            return Ok(InputLocks {
+                connection: None,
+                sources,
+                keys,
+                held: false,
+            });
+        }
+        let connection = deadpool_postgres::Object::take(self.client().await?);
+        connection
+            .execute(
+                "SELECT set_config('application_name', $1, false)",
+                &[&truncate_name(application_name)],
+            )
+            .await
+            .map_err(|e| StoreError::query("naming the input lock connection", e))?;
+        Ok(InputLocks {
+            connection: Some(connection),
+            sources,
+            keys,
+            held: false,
+        })
+    }
+}
+
+/// Who holds the advisory lock `key` in this database.
+async fn lock_holder(
+    client: &tokio_postgres::Client,
+    key: i64,
+) -> Result<Option<LockHolder>, StoreError> {
+    // A bigint advisory key shows in pg_locks as classid = high 32 bits,
+    // objid = low 32 bits, objsubid = 1.
+    let row = client
+        .query_opt(
+            "SELECT a.pid, a.application_name, host(a.client_addr), a.state_change
+             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+               AND l.database = (SELECT oid FROM pg_database
+                                 WHERE datname = current_database())
+               AND l.classid = (($1::bigint >> 32) & 4294967295)::oid
+               AND l.objid = ($1::bigint & 4294967295)::oid
+             LIMIT 1",
+            &[&key],
+        )
+        .await
+        .map_err(|e| StoreError::query("asking who holds an input", e))?;
+    Ok(row.map(|r| LockHolder {
+        backend_pid: r.get(0),
+        application_name: r.get(1),
+        client_addr: r.get(2),
+        since: r.get(3),
+    }))
 }
 
 /// `name` cut to [`APPLICATION_NAME_MAX`] bytes on a character boundary.

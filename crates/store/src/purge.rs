@@ -1,4 +1,5 @@
-//! Retention: delete messages, their recipients and NOQUEUE rows older than a limit,
+//! Retention: delete messages, their recipients (with their attempt history) and
+//! NOQUEUE rows older than a limit,
 //! in bounded batches, never touching a message still in flight.
 //!
 //! **Old**: a message that arrived before `now − older_than` (by the database's
@@ -53,6 +54,8 @@ pub struct PurgeCounts {
     pub messages: u64,
     /// Recipient rows (`delivery_to`) deleted.
     pub recipients: u64,
+    /// Rows of the attempt history (`delivery_attempt`) deleted.
+    pub attempts: u64,
     /// NOQUEUE rows deleted.
     pub noqueue: u64,
     /// Old messages kept because they or their family are in flight (or a writer held
@@ -65,7 +68,7 @@ pub struct PurgeCounts {
 impl PurgeCounts {
     /// All rows deleted.
     pub fn rows(&self) -> u64 {
-        self.messages + self.recipients + self.noqueue
+        self.messages + self.recipients + self.attempts + self.noqueue
     }
 }
 
@@ -98,6 +101,10 @@ WITH candidates AS MATERIALIZED (
             AND c.parent_arrived_at = f.arrived_at
             AND c.removed_at IS NULL AND c.rejected_at IS NULL AND c.last_seen_at >= $2)
     FOR UPDATE OF f SKIP LOCKED
+), gone_attempts AS (
+    DELETE FROM delivery_attempt a USING victims v
+    WHERE a.arrived_at = v.arrived_at AND a.host = v.host AND a.queue_id = v.queue_id
+    RETURNING 1
 ), gone_to AS (
     DELETE FROM delivery_to t USING victims v
     WHERE t.queue_id = v.queue_id AND t.host = v.host AND t.arrived_at = v.arrived_at
@@ -108,7 +115,7 @@ WITH candidates AS MATERIALIZED (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM gone_from), (SELECT count(*) FROM gone_to),
-       (SELECT count(*) FROM candidates)";
+       (SELECT count(*) FROM candidates), (SELECT count(*) FROM gone_attempts)";
 
 /// The next UTC day after `$1`, up to `$2`, on which a message arrived.
 const NEXT_MESSAGE_DAY_SQL: &str = "\
@@ -209,10 +216,11 @@ pub async fn purge_with_progress(
                 })
             })
             .await?;
-            let (messages, recipients, candidates): (i64, i64, i64) =
-                (row.get(0), row.get(1), row.get(2));
+            let (messages, recipients, candidates, attempts): (i64, i64, i64, i64) =
+                (row.get(0), row.get(1), row.get(2), row.get(3));
             counts.messages += messages as u64;
             counts.recipients += recipients as u64;
+            counts.attempts += attempts as u64;
             counts.batches += 1;
             progress(&counts);
             // Fewer candidates than asked for: the day is done. A full batch of
@@ -323,10 +331,11 @@ mod tests {
         let c = PurgeCounts {
             messages: 2,
             recipients: 3,
+            attempts: 5,
             noqueue: 4,
             kept: 1,
             batches: 2,
         };
-        assert_eq!(c.rows(), 9);
+        assert_eq!(c.rows(), 14);
     }
 }

@@ -3,7 +3,9 @@
 use bytes::Bytes;
 use futures_util::SinkExt;
 
-use crate::encode::{CopyData, EncodedBatch, FROM_COLUMNS, NOQUEUE_COLUMNS, TO_COLUMNS};
+use crate::encode::{
+    ATTEMPT_COLUMNS, CopyData, EncodedBatch, FROM_COLUMNS, NOQUEUE_COLUMNS, TO_COLUMNS,
+};
 use crate::{InputCheckpoint, InputOverlap, PositionBase, Store, StoreError};
 
 /// What one batch wrote.
@@ -52,15 +54,41 @@ ON CONFLICT (queue_id, host, arrived_at) DO UPDATE SET
     parent_arrived_at = COALESCE(EXCLUDED.parent_arrived_at, t.parent_arrived_at),
     parent_kind = COALESCE(EXCLUDED.parent_kind, t.parent_kind)";
 
+/// Merges staged recipients. Their staged events go into the attempt history first,
+/// each only if it is not stored yet; a recipient's `attempts` grows by the attempts
+/// stored for the first time, so an event loaded twice (a copy of the log, a re-read)
+/// is never counted twice. Everything else merges idempotently (latest status wins,
+/// min/max of times).
 const UPSERT_RECIPIENTS: &str = "\
+WITH stored_attempts AS (
+    INSERT INTO delivery_attempt (host, queue_id, arrived_at, recipient, orig_recipient, status,
+        attempt_at, dsn, relay, response, delay, delay_before_qmgr, delay_in_qmgr,
+        delay_conn_setup, delay_transmission, queued_as, is_attempt, failure_reason, hard,
+        failure_rule)
+    SELECT host, queue_id, arrived_at, recipient, orig_recipient, status, attempt_at, dsn, relay,
+        response, delay, delay_before_qmgr, delay_in_qmgr, delay_conn_setup, delay_transmission,
+        queued_as, is_attempt, failure_reason, hard, failure_rule
+    FROM pftrack_stage_attempt
+    ORDER BY arrived_at, host, queue_id, recipient, orig_recipient, attempt_at, status
+    ON CONFLICT DO NOTHING
+    RETURNING arrived_at, host, queue_id, recipient, orig_recipient, is_attempt
+), new_attempts AS (
+    SELECT arrived_at, host, queue_id, recipient, orig_recipient,
+        (count(*) FILTER (WHERE is_attempt))::integer AS n
+    FROM stored_attempts
+    GROUP BY arrived_at, host, queue_id, recipient, orig_recipient
+)
 INSERT INTO delivery_to AS t (host, queue_id, arrived_at, recipient, orig_recipient, status,
     status_at, dsn, relay, response, delay, delay_before_qmgr, delay_in_qmgr, delay_conn_setup,
-    delay_transmission, queued_as, attempts, first_attempt_at, last_attempt_at)
-SELECT host, queue_id, arrived_at, recipient, orig_recipient, status, status_at, dsn, relay,
-    response, delay, delay_before_qmgr, delay_in_qmgr, delay_conn_setup, delay_transmission,
-    queued_as, attempts, first_attempt_at, last_attempt_at
-FROM pftrack_stage_to
-ORDER BY arrived_at, host, queue_id, recipient, orig_recipient
+    delay_transmission, queued_as, attempts, first_attempt_at, last_attempt_at, failure_reason,
+    hard, failure_rule)
+SELECT s.host, s.queue_id, s.arrived_at, s.recipient, s.orig_recipient, s.status, s.status_at,
+    s.dsn, s.relay, s.response, s.delay, s.delay_before_qmgr, s.delay_in_qmgr,
+    s.delay_conn_setup, s.delay_transmission, s.queued_as, coalesce(n.n, 0),
+    s.first_attempt_at, s.last_attempt_at, s.failure_reason, s.hard, s.failure_rule
+FROM pftrack_stage_to s
+LEFT JOIN new_attempts n USING (arrived_at, host, queue_id, recipient, orig_recipient)
+ORDER BY s.arrived_at, s.host, s.queue_id, s.recipient, s.orig_recipient
 ON CONFLICT (arrived_at, host, queue_id, recipient, orig_recipient) DO UPDATE SET
     attempts = t.attempts + EXCLUDED.attempts,
     first_attempt_at = LEAST(t.first_attempt_at, EXCLUDED.first_attempt_at),
@@ -79,16 +107,24 @@ ON CONFLICT (arrived_at, host, queue_id, recipient, orig_recipient) DO UPDATE SE
     delay_transmission = CASE WHEN EXCLUDED.status_at >= t.status_at
         THEN EXCLUDED.delay_transmission ELSE t.delay_transmission END,
     queued_as = CASE WHEN EXCLUDED.status_at >= t.status_at THEN EXCLUDED.queued_as ELSE t.queued_as END,
+    failure_reason = CASE WHEN EXCLUDED.status_at >= t.status_at
+        THEN EXCLUDED.failure_reason ELSE t.failure_reason END,
+    hard = CASE WHEN EXCLUDED.status_at >= t.status_at THEN EXCLUDED.hard ELSE t.hard END,
+    failure_rule = CASE WHEN EXCLUDED.status_at >= t.status_at
+        THEN EXCLUDED.failure_rule ELSE t.failure_rule END,
     status_at = GREATEST(t.status_at, EXCLUDED.status_at)";
 
 const UPSERT_NOQUEUE: &str = "\
 INSERT INTO noqueue AS t (host, logged_at, fingerprint, daemon, action, stage, client_name,
-    client_addr, code, dsn, reason, sender, recipient, helo, proto, count)
+    client_addr, code, dsn, reason, sender, recipient, helo, proto, count, failure_reason, hard,
+    failure_rule)
 SELECT host, logged_at, fingerprint, daemon, action, stage, client_name, client_addr, code, dsn,
-    reason, sender, recipient, helo, proto, count
+    reason, sender, recipient, helo, proto, count, failure_reason, hard, failure_rule
 FROM pftrack_stage_noqueue
 ORDER BY host, logged_at, fingerprint
-ON CONFLICT (host, logged_at, fingerprint) DO UPDATE SET count = t.count + EXCLUDED.count";
+ON CONFLICT (host, logged_at, fingerprint) DO UPDATE SET count = t.count + EXCLUDED.count,
+    failure_reason = EXCLUDED.failure_reason, hard = EXCLUDED.hard,
+    failure_rule = EXCLUDED.failure_rule";
 
 /// The first position of an input: only when none is stored (compare-and-set against
 /// "absent"; a concurrent first insert waits for the other's commit, then does nothing).
@@ -206,14 +242,19 @@ impl Store {
                 placement,
             )
             .await?,
-            recipients: write_table(
-                &tx,
-                &RECIPIENTS,
-                &batch.recipients_new,
-                &batch.recipients_known,
-                placement,
-            )
-            .await?,
+            recipients: {
+                // The attempt history before the recipients: new lives' events straight
+                // into their table, the others staged for the recipient merge.
+                write_attempts(&tx, batch, placement).await?;
+                write_table(
+                    &tx,
+                    &RECIPIENTS,
+                    &batch.recipients_new,
+                    &batch.recipients_known,
+                    placement,
+                )
+                .await?
+            },
             noqueue: write_noqueue(&tx, batch).await?,
         };
         tx.commit()
@@ -339,6 +380,7 @@ async fn record_host_spans(
 const CREATE_STAGING: &str = "\
 CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_from (LIKE delivery_from) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_to (LIKE delivery_to) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_attempt (LIKE delivery_attempt) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_noqueue (LIKE noqueue) ON COMMIT DELETE ROWS";
 
 /// Where one table's rows go and what to call the steps in errors.
@@ -412,6 +454,31 @@ async fn write_table(
             .map_err(|e| StoreError::query(w.merging, e))?;
     }
     Ok(written)
+}
+
+/// The attempt history of the batch: events of lives started in it straight into
+/// `delivery_attempt` (they cannot be there yet), the others into the staging table,
+/// where the recipient merge picks them up.
+async fn write_attempts(
+    tx: &deadpool_postgres::Transaction<'_>,
+    batch: &EncodedBatch,
+    placement: Placement,
+) -> Result<(), StoreError> {
+    let (direct, staged): (&[&CopyData], &[&CopyData]) = match placement {
+        Placement::InsertNew => (&[&batch.attempts_new], &[&batch.attempts_known]),
+        Placement::MergeAll => (&[], &[&batch.attempts_new, &batch.attempts_known]),
+    };
+    for data in direct {
+        copy(tx, "delivery_attempt", ATTEMPT_COLUMNS, data)
+            .await
+            .map_err(|e| StoreError::query("copying the attempts of new messages", e))?;
+    }
+    for data in staged {
+        copy(tx, "pftrack_stage_attempt", ATTEMPT_COLUMNS, data)
+            .await
+            .map_err(|e| StoreError::query("copying attempts to the staging table", e))?;
+    }
+    Ok(())
 }
 
 async fn write_noqueue(
