@@ -194,12 +194,17 @@ fn parse_bsd(s: &[u8]) -> Result<(Stamp, &[u8]), &'static str> {
 /// `HH:MM:SS[.frac]` at `i`; returns the fields and the index after them.
 #[inline]
 fn parse_time(s: &[u8], i: usize) -> Result<(u8, u8, u8, u32, usize), &'static str> {
-    let hour = digits(s, i, 2).ok_or("bad time")?;
-    let minute = digits(s, i + 3, 2).ok_or("bad time")?;
-    let second = digits(s, i + 6, 2).ok_or("bad time")?;
-    if s.get(i + 2) != Some(&b':') || s.get(i + 5) != Some(&b':') {
+    // One bounds check for the eight bytes, then fixed positions.
+    let Some(&[h1, h2, b':', m1, m2, b':', s1, s2]) = s.get(i..i + 8) else {
         return Err("bad time");
-    }
+    };
+    let pair = |a: u8, b: u8| {
+        (a.is_ascii_digit() && b.is_ascii_digit()).then(|| (a - b'0') * 10 + (b - b'0'))
+    };
+    let (Some(hour), Some(minute), Some(second)) = (pair(h1, h2), pair(m1, m2), pair(s1, s2))
+    else {
+        return Err("bad time");
+    };
     if hour > 23 || minute > 59 || second > 60 {
         return Err("bad time");
     }
@@ -227,7 +232,7 @@ fn parse_time(s: &[u8], i: usize) -> Result<(u8, u8, u8, u32, usize), &'static s
     } else {
         (second, nanos)
     };
-    Ok((hour as u8, minute as u8, second as u8, nanos, end))
+    Ok((hour, minute, second, nanos, end))
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.frac][Z|±HH:MM|±HHMM] ` (a space instead of `T` is accepted).
@@ -285,30 +290,30 @@ fn parse_rfc3339(s: &[u8]) -> Result<(Stamp, &[u8]), &'static str> {
 
 /// Host, identifier, pid and message after the stamp.
 fn split_after_stamp(stamp: Stamp, rest: &[u8]) -> Result<Header<'_>, &'static str> {
-    let host_end = memchr(b' ', rest).ok_or("no identifier")?;
+    // Host names are short: a plain scan beats a memchr call.
+    let host_end = rest
+        .iter()
+        .position(|&b| b == b' ')
+        .ok_or("no identifier")?;
     let host = &rest[..host_end];
     if host.is_empty() {
         return Err("no host");
     }
     let rest = &rest[host_end + 1..];
     // The identifier ends at '[' (pid follows), ':' (no pid) or a space (not a record).
-    let mut i = 0;
-    let stop = loop {
-        match rest.get(i) {
-            None => return Err("no identifier"),
-            Some(&b) if b == b'[' || b == b':' || b == b' ' => break b,
-            Some(_) => i += 1,
-        }
-    };
+    let i = rest
+        .iter()
+        .position(|&b| IDENT_STOP[usize::from(b)])
+        .ok_or("no identifier")?;
+    let stop = rest[i];
     let ident = &rest[..i];
     if ident.is_empty() {
         return Err("no identifier");
     }
     let (pid, after) = match stop {
         b'[' => {
-            let close = memchr(b']', &rest[i + 1..]).ok_or("bad pid")? + i + 1;
-            let pid = parse_pid(&rest[i + 1..close]).ok_or("bad pid")?;
-            let after = &rest[close + 1..];
+            let (pid, close) = bracketed_pid(&rest[i + 1..]).ok_or("bad pid")?;
+            let after = &rest[i + 1 + close + 1..];
             match after.first() {
                 // `ident[pid]: msg` or `ident[pid]:` at the end of the line.
                 Some(b':') => (Some(pid), after.get(1..).unwrap_or_default()),
@@ -333,11 +338,28 @@ fn split_after_stamp(stamp: Stamp, rest: &[u8]) -> Result<Header<'_>, &'static s
 /// Largest pid accepted, in digits (`u32` holds nine digits without overflow).
 const MAX_PID_DIGITS: usize = 9;
 
-fn parse_pid(s: &[u8]) -> Option<u32> {
-    if s.is_empty() || s.len() > MAX_PID_DIGITS {
-        return None;
+/// Bytes that end a syslog identifier: `[` (pid follows), `:` (no pid), space.
+static IDENT_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'[' as usize] = true;
+    t[b':' as usize] = true;
+    t[b' ' as usize] = true;
+    t
+};
+
+/// The pid after `[`: one to [`MAX_PID_DIGITS`] digits, then `]`. Returns the pid
+/// and the index of the `]`. One pass; the same answer as finding the first `]` and
+/// requiring digits before it.
+fn bracketed_pid(s: &[u8]) -> Option<(u32, usize)> {
+    let mut v = 0u32;
+    for (at, &b) in s.iter().enumerate().take(MAX_PID_DIGITS + 1) {
+        match b {
+            b'0'..=b'9' if at < MAX_PID_DIGITS => v = v * 10 + u32::from(b - b'0'),
+            b']' if at > 0 => return Some((v, at)),
+            _ => return None,
+        }
     }
-    digits(s, 0, s.len())
+    None
 }
 
 /// Remove a Solaris `[ID 197553 mail.info] ` tag from the front of a message.
@@ -506,6 +528,18 @@ mod tests {
         ] {
             assert_eq!(split(line.as_bytes()), Err(why), "{line:?}");
         }
+    }
+
+    #[test]
+    fn pids() {
+        assert_eq!(bracketed_pid(b"123]: x"), Some((123, 3)));
+        assert_eq!(bracketed_pid(b"999999999]"), Some((999_999_999, 9)));
+        assert_eq!(bracketed_pid(b"4294967295]"), None);
+        assert_eq!(bracketed_pid(b"9999999999]"), None);
+        assert_eq!(bracketed_pid(b"]"), None);
+        assert_eq!(bracketed_pid(b"12"), None);
+        assert_eq!(bracketed_pid(b"1a]"), None);
+        assert_eq!(bracketed_pid(b""), None);
     }
 
     proptest::proptest! {

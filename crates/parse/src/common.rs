@@ -255,29 +255,38 @@ const POW10: [f64; FAST_FLOAT_DIGITS + 1] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 
 /// through `str::parse`.
 pub(crate) fn seconds(i: &str) -> Res<'_, f32> {
     let b = i.as_bytes();
-    let (mut mantissa, mut digits, mut dot, mut len) = (0u64, 0usize, None, 0usize);
-    for (at, &c) in b.iter().enumerate() {
-        match c {
-            b'0'..=b'9' => {
-                mantissa = mantissa
-                    .saturating_mul(10)
-                    .saturating_add(u64::from(c - b'0'));
-                digits += 1;
-            }
-            b'.' if dot.is_none() => dot = Some(at),
-            _ => break,
-        }
-        len = at + 1;
+    // Integer digits, then an optional `.` and fraction digits. The mantissa wraps
+    // past 19 digits, but only values of at most FAST_FLOAT_DIGITS digits use it.
+    let mut mantissa = 0u64;
+    let mut at = 0;
+    while let Some(&c) = b.get(at)
+        && c.is_ascii_digit()
+    {
+        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+        at += 1;
     }
+    let int_digits = at;
+    let mut decimals = 0;
+    if b.get(at) == Some(&b'.') {
+        at += 1;
+        let start = at;
+        while let Some(&c) = b.get(at)
+            && c.is_ascii_digit()
+        {
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+            at += 1;
+        }
+        decimals = at - start;
+    }
+    let digits = int_digits + decimals;
     if digits == 0 {
         return Err(nom::Err::Error(nom::error::Error::new(
             i,
             nom::error::ErrorKind::Float,
         )));
     }
-    let (text, rest) = i.split_at(len);
+    let (text, rest) = i.split_at(at);
     if digits <= FAST_FLOAT_DIGITS {
-        let decimals = dot.map_or(0, |d| len - d - 1);
         return Ok((rest, (mantissa as f64 / POW10[decimals]) as f32));
     }
     match text.parse() {
@@ -569,7 +578,85 @@ mod tests {
         )
     }
 
+    /// `seconds` as it was written first (one loop with a dot state).
+    fn seconds_reference(i: &str) -> Res<'_, f32> {
+        let b = i.as_bytes();
+        let (mut mantissa, mut digits, mut dot, mut len) = (0u64, 0usize, None, 0usize);
+        for (at, &c) in b.iter().enumerate() {
+            match c {
+                b'0'..=b'9' => {
+                    mantissa = mantissa
+                        .saturating_mul(10)
+                        .saturating_add(u64::from(c - b'0'));
+                    digits += 1;
+                }
+                b'.' if dot.is_none() => dot = Some(at),
+                _ => break,
+            }
+            len = at + 1;
+        }
+        if digits == 0 {
+            return Err(nom::Err::Error(nom::error::Error::new(
+                i,
+                nom::error::ErrorKind::Float,
+            )));
+        }
+        let (text, rest) = i.split_at(len);
+        if digits <= FAST_FLOAT_DIGITS {
+            let decimals = dot.map_or(0, |d| len - d - 1);
+            return Ok((rest, (mantissa as f64 / POW10[decimals]) as f32));
+        }
+        match text.parse() {
+            Ok(f) => Ok((rest, f)),
+            Err(_) => Err(nom::Err::Error(nom::error::Error::new(
+                i,
+                nom::error::ErrorKind::Float,
+            ))),
+        }
+    }
+
+    /// Same value bits, same rest, same error.
+    fn same_seconds(s: &str) -> bool {
+        match (seconds(s), seconds_reference(s)) {
+            (Ok((r1, v1)), Ok((r2, v2))) => r1 == r2 && v1.to_bits() == v2.to_bits(),
+            (a, b) => a == b,
+        }
+    }
+
+    #[test]
+    fn seconds_like_the_first_version() {
+        for s in [
+            "",
+            ".",
+            "..",
+            "5",
+            "5.",
+            ".5",
+            "0.16",
+            "35",
+            "1.2.3",
+            "5.x",
+            "12345678",
+            "1234.5678",
+            "99999999999999999999999",
+            "0.0000001",
+            "0.00000001",
+            "x1",
+            "-1",
+            "1e5",
+            "0.16/0.01",
+            "3.4, delays",
+        ] {
+            assert!(same_seconds(s), "{s:?}");
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn seconds_matches_reference(s in "[0-9.]{0,24}[/, ex]?[0-9.]{0,3}") {
+            proptest::prop_assert!(same_seconds(&s), "{:?}", s);
+        }
+
         #[test]
         fn one_pass_qid_scan_matches_reference(
             s in "[0-9A-FXzZa-y:. \u{e9}]{0,24}"
