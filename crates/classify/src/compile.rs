@@ -482,6 +482,36 @@ mod tests {
     }
 
     #[test]
+    fn classifier_is_shareable() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Classifier>();
+        send_sync::<Verdict>();
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(
+            text in "\\PC{0,300}",
+            host in "[a-z0-9.\\[\\]-]{0,20}",
+            dsn in proptest::option::of("[245]\\.[0-9]{1,3}\\.[0-9]{0,3}"),
+        ) {
+            // Built once: compiling the built-in rules takes a while in debug builds.
+            static SHARED: std::sync::OnceLock<Classifier> = std::sync::OnceLock::new();
+            let c = SHARED.get_or_init(|| classifier(""));
+            for t in [
+                text.clone(),
+                format!("host {host} said: {text}"),
+                format!("delivery temporarily suspended: host {host} refused to talk to me: {text}"),
+                format!("connect to {host}: {text}"),
+            ] {
+                let v = c.classify(&input("bounced", dsn.as_deref(), &t));
+                proptest::prop_assert!(v.reason.is_failure() || v.hard.is_none());
+                let _ = crate::normalize(&t);
+            }
+        }
+    }
+
+    #[test]
     fn builtin_rules_load() {
         let c = classifier("");
         assert!(c.rule_counts().1 > 50);
