@@ -11,7 +11,7 @@
 //! 2. the status alone: `sent` is `delivered`, `expired` is `expired`;
 //! 3. texts Postfix writes itself (connect failures, DNS, TLS, loops, size, local and
 //!    virtual delivery), recognised by the wording of Postfix's source
-//!    ([`builtin`] module docs list them), source `postfix`;
+//!    (`docs/classification.md` lists them), source `postfix`;
 //! 4. the built-in rules (`builtin-rules.yaml`, same format as user rules), source
 //!    `builtin`;
 //! 5. `onhold` (or `undefined` for an empty text), rule `fallback`.
@@ -48,8 +48,8 @@ mod normalize;
 mod reason;
 mod rules;
 
-pub use compile::{Classifier, ClassifierBuilder};
-pub use normalize::normalize;
+pub use compile::{Classifier, ClassifierBuilder, MAX_TEXT_BYTES};
+pub use normalize::{MAX_NORMALIZED_INPUT, normalize};
 pub use reason::{Reason, UnknownReason};
 pub use rules::{MAX_RULES_FILE_BYTES, MAX_RULES_PER_FILE, RuleId, STATUSES};
 
