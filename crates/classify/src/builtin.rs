@@ -27,6 +27,22 @@ pub(crate) const POSTFIX_SOURCE: &str = "postfix";
 /// Prefix qmgr puts before the reason when a destination is throttled after a failure.
 const SUSPENDED: &str = "delivery temporarily suspended: ";
 
+/// What `pipe`/`local` write for a command's sysexits code (`sys_exits.c`) when the
+/// code says the delivery program itself failed; the codes with a meaning of their own
+/// (`user unknown`, `permission denied`, `service unavailable`, `local configuration
+/// error`) are left to the rules.
+const PIPE_EXIT_TEXTS: &[&str] = &[
+    "command line usage error",
+    "data format error",
+    "cannot open input",
+    "internal software error",
+    "system resource problem",
+    "critical OS file missing",
+    "can't create user output file",
+    "input/output error",
+    "remote error in protocol",
+];
+
 /// The rules written in code: (name, reason). [`postfix_own`] returns an index.
 pub(crate) const POSTFIX_RULES: &[(&str, Reason)] = &[
     ("status-sent", Reason::Delivered),
@@ -200,6 +216,11 @@ pub(crate) fn postfix_own(text: &str) -> Option<usize> {
         "command-failed"
     } else if t == "temporary failure" || t.starts_with("temporary failure.") {
         "temporary-failure"
+    } else if PIPE_EXIT_TEXTS.iter().any(|x| {
+        t.strip_prefix(x)
+            .is_some_and(|r| r.is_empty() || r.starts_with('.'))
+    }) {
+        "command-failed"
     } else if t == "mail transport unavailable" || t == "unknown mail transport error" {
         "transport-unavailable"
     } else if t == "user lookup error"
@@ -328,6 +349,14 @@ mod tests {
                 MailerError,
             ),
             ("temporary failure", MailerError),
+            (
+                "temporary failure. Command output: procmail: quota",
+                MailerError,
+            ),
+            (
+                "can't create user output file. Command output: x",
+                MailerError,
+            ),
             ("mail transport unavailable", SystemError),
             ("user lookup error", SystemError),
         ];
