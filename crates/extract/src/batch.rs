@@ -112,7 +112,7 @@ pub struct Batch {
     pub messages: HashMap<MessageKey, MessageRow>,
     /// Recipients touched.
     pub recipients: HashMap<RecipientKey, RecipientRow>,
-    /// NOQUEUE rows with their occurrence counts.
+    /// NOQUEUE rows with the highest occurrence number seen (see [`Fact::Noqueue`]).
     pub noqueue: HashMap<Noqueue, i32>,
     /// Number of facts added.
     pub facts: u64,
@@ -167,9 +167,9 @@ impl Batch {
                     }
                 }
             }
-            Fact::Noqueue(n) => {
-                let count = self.noqueue.entry(n).or_insert(0);
-                *count = count.saturating_add(1);
+            Fact::Noqueue { row, occurrence } => {
+                let count = self.noqueue.entry(row).or_insert(0);
+                *count = (*count).max(occurrence);
             }
         }
     }

@@ -273,5 +273,12 @@ pub enum Fact {
         event: RecipientEvent,
     },
     /// A NOQUEUE decision.
-    Noqueue(Noqueue),
+    Noqueue {
+        /// The decision.
+        row: Noqueue,
+        /// Which occurrence of identical decisions in the same instant this is (1 for
+        /// the first): the row's count is the highest, so reading a line again never
+        /// adds to it.
+        occurrence: i32,
+    },
 }

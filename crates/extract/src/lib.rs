@@ -32,6 +32,6 @@ pub use fact::{
     RecipientStatus,
 };
 pub use machine::{
-    CLOSED_GRACE, ExtractStats, Extractor, FUTURE_TOLERANCE, MAX_MESSAGE_IDLE, MAX_OPEN_MESSAGES,
-    PrimeEntry,
+    CLOSED_GRACE, ExtractStats, Extractor, FUTURE_TOLERANCE, MAX_MESSAGE_IDLE,
+    MAX_NOQUEUE_OCCURRENCES, MAX_OPEN_MESSAGES, NOQUEUE_OCCURRENCE_WINDOW, PrimeEntry,
 };

@@ -38,6 +38,16 @@ pub const FUTURE_TOLERANCE: TimeDelta = TimeDelta::minutes(5);
 /// dropped. A real queue is far smaller; this bounds memory on broken input.
 pub const MAX_OPEN_MESSAGES: usize = 250_000;
 
+/// Identical NOQUEUE decisions are numbered within their instant (the first, the
+/// second, …); numbers are remembered this long after the latest line, so that lines
+/// of one instant that arrive slightly out of order still continue the count.
+pub const NOQUEUE_OCCURRENCE_WINDOW: TimeDelta = TimeDelta::seconds(10);
+
+/// Instants' NOQUEUE numbering kept in memory before a forced sweep (a flood of
+/// distinct rejects within [`NOQUEUE_OCCURRENCE_WINDOW`] is swept early; only its
+/// oldest numbers can be forgotten).
+pub const MAX_NOQUEUE_OCCURRENCES: usize = 16_384;
+
 /// How often (in lines) idle and closed entries are swept from memory.
 const SWEEP_INTERVAL_LINES: u64 = 1 << 16;
 
@@ -128,6 +138,9 @@ pub struct Extractor {
     started: Vec<MessageKey>,
     /// Facts of the line being processed (kept to reuse its allocation).
     line_facts: Vec<Fact>,
+    /// How many times each NOQUEUE decision has been seen in its instant (the row
+    /// includes host and time), within [`NOQUEUE_OCCURRENCE_WINDOW`].
+    noqueue_seen: HashMap<Noqueue, i32>,
 }
 
 impl Extractor {
@@ -172,6 +185,41 @@ impl Extractor {
                         self.open_count += 1;
                     }
                 }
+            }
+        }
+    }
+
+    /// Remember how often identical NOQUEUE decisions were seen in their instant
+    /// (stored rows of instants a resumed input had reached: their `count`), so that
+    /// the numbering goes on where the interrupted load stopped.
+    pub fn prime_noqueue(&mut self, rows: impl IntoIterator<Item = (Noqueue, i32)>) {
+        for (row, count) in rows {
+            let seen = self.noqueue_seen.entry(row).or_insert(0);
+            *seen = (*seen).max(count);
+        }
+    }
+
+    /// The number of this occurrence of `row` within its instant: 1 for the first.
+    /// A NOQUEUE row's count is the highest number seen, so the same line read again
+    /// (a re-run, another input holding the same lines) never adds to it.
+    fn noqueue_occurrence(&mut self, row: &Noqueue) -> i32 {
+        if self.noqueue_seen.len() >= MAX_NOQUEUE_OCCURRENCES {
+            let horizon = self.latest.unwrap_or(row.at) - NOQUEUE_OCCURRENCE_WINDOW;
+            self.noqueue_seen.retain(|r, _| r.at >= horizon);
+            if self.noqueue_seen.len() >= MAX_NOQUEUE_OCCURRENCES {
+                // A flood of distinct decisions within the window: forget them all
+                // (identical ones in one instant are then counted from one again).
+                self.noqueue_seen.clear();
+            }
+        }
+        match self.noqueue_seen.get_mut(row) {
+            Some(n) => {
+                *n = n.saturating_add(1);
+                *n
+            }
+            None => {
+                self.noqueue_seen.insert(row.clone(), 1);
+                1
             }
         }
     }
@@ -449,7 +497,9 @@ impl Extractor {
             Event::Reject(r) => match r.queue_id {
                 None => {
                     self.stats.noqueue += 1;
-                    out(Fact::Noqueue(noqueue(host, at, daemon, r)));
+                    let row = noqueue(host, at, daemon, r);
+                    let occurrence = self.noqueue_occurrence(&row);
+                    out(Fact::Noqueue { row, occurrence });
                 }
                 Some(queue_id) => self.queued_reject(host, at, queue_id, r, out),
             },
@@ -641,12 +691,17 @@ impl Extractor {
     ) -> MessageKey {
         let by_host = self.open.entry(host.clone()).or_default();
         if let Some(msg) = by_host.get_mut(queue_id) {
+            // A once-per-life line from before the life's latest line is not a new life
+            // (time does not run backwards for one queue id): it is the same lines read
+            // again, through another input.
+            let read_again = at >= msg.arrived_at && at < msg.last_seen;
             let reusable = msg.valid_at(at)
-                && match lookup {
-                    Lookup::Origin => !msg.origin_seen,
-                    Lookup::MessageId => !msg.message_id_seen,
-                    Lookup::Attach => true,
-                };
+                && (read_again
+                    || match lookup {
+                        Lookup::Origin => !msg.origin_seen,
+                        Lookup::MessageId => !msg.message_id_seen,
+                        Lookup::Attach => true,
+                    });
             if reusable {
                 msg.last_seen = msg.last_seen.max(at);
                 match lookup {
@@ -674,19 +729,47 @@ impl Extractor {
                 arrived_at: closed.arrived_at,
             };
         }
+        // A line from before the close of the last life of this id cannot start a later
+        // life: Postfix reuses a queue id only after the message was removed. It is the
+        // same lines read again (a copy of the log through another input, after that
+        // life was loaded): the closed life is opened again under its own key, which
+        // exists already (so it does not count as started).
+        let closed = self.closed.get(host).and_then(|m| m.get(queue_id)).copied();
+        if let Some(c) = closed
+            && at >= c.arrived_at
+            && at < c.closed_at
+            && !by_host.contains_key(queue_id)
+        {
+            let qid: Arc<str> = Arc::from(queue_id);
+            by_host.insert(
+                qid.clone(),
+                OpenMessage {
+                    queue_id: qid.clone(),
+                    arrived_at: c.arrived_at,
+                    last_seen: at,
+                    origin_seen: lookup == Lookup::Origin,
+                    message_id_seen: lookup == Lookup::MessageId,
+                },
+            );
+            self.open_count += 1;
+            if let Some(m) = self.closed.get_mut(host) {
+                m.remove(queue_id);
+            }
+            return MessageKey {
+                host: host.clone(),
+                queue_id: qid,
+                arrived_at: c.arrived_at,
+            };
+        }
         // A new life of this queue id. Classic syslog stamps have whole seconds, so a
         // life that starts in the same second as the previous one of this id would get
         // its key; the arrival is moved a microsecond past the previous one instead.
+        // (Only a previous life that had ended by then: see above.)
         let previous = by_host
             .get(queue_id)
             .map(|m| m.arrived_at)
             .into_iter()
-            .chain(
-                self.closed
-                    .get(host)
-                    .and_then(|m| m.get(queue_id))
-                    .map(|c| c.arrived_at),
-            )
+            .chain(closed.filter(|c| c.closed_at <= at).map(|c| c.arrived_at))
             .max();
         let arrived_at = match previous {
             Some(p) if p >= at => p + TimeDelta::microseconds(1),
@@ -755,6 +838,8 @@ impl Extractor {
         for by_host in self.closed.values_mut() {
             by_host.retain(|_, c| c.closed_at + CLOSED_GRACE >= latest);
         }
+        let horizon = latest - NOQUEUE_OCCURRENCE_WINDOW;
+        self.noqueue_seen.retain(|r, _| r.at >= horizon);
         let mut count: usize = self.open.values().map(HashMap::len).sum();
         if count > MAX_OPEN_MESSAGES {
             let mut seen: Vec<DateTime<Utc>> = self

@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use pftrack_extract::{Batch, ExtractStats, Extractor, MAX_OPEN_MESSAGES, PrimeEntry};
+use pftrack_extract::{
+    Batch, ExtractStats, Extractor, MAX_OPEN_MESSAGES, NOQUEUE_OCCURRENCE_WINDOW, Noqueue,
+    PrimeEntry,
+};
 use pftrack_input::{Checkpoint, FileIdentity, FileReader, ReaderOptions};
 use pftrack_store::{HostSpan, IndexMode, InputCheckpoint, PositionBase, Store};
 use serde::Serialize;
@@ -194,6 +197,17 @@ pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Resu
     let load = store.begin_load(args.defer_indexes.into()).await?;
     let positions = store.positions("file").await?;
     let prime = store.prime_entries(MAX_OPEN_MESSAGES).await?;
+    // A file loaded part-way goes on numbering identical NOQUEUE decisions of the
+    // instants it had reached.
+    let resume_at = positions
+        .iter()
+        .filter(|(source, p)| names.contains_key(*source) && !p.complete)
+        .filter_map(|(_, p)| p.last_timestamp)
+        .min();
+    let noqueue_prime = match resume_at {
+        Some(t) => store.noqueue_prime(t - NOQUEUE_OCCURRENCE_WINDOW).await?,
+        None => Vec::new(),
+    };
 
     let progress = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new_spinner();
@@ -231,7 +245,7 @@ pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Resu
             files,
             options,
             positions,
-            prime,
+            (prime, noqueue_prime),
             filter,
             batch_lines,
             raw_tx,
@@ -323,7 +337,7 @@ fn read_files(
     files: Vec<(PathBuf, Result<FileIdentity, pftrack_input::InputError>)>,
     options: ReaderOptions,
     mut positions: HashMap<String, InputCheckpoint>,
-    prime: Vec<PrimeEntry>,
+    (prime, noqueue_prime): (Vec<PrimeEntry>, Vec<(Noqueue, i32)>),
     filter: PostfixFilter,
     batch_lines: u64,
     tx: mpsc::Sender<(Batch, Vec<InputCheckpoint>, u64)>,
@@ -331,6 +345,7 @@ fn read_files(
 ) -> anyhow::Result<ReaderOutcome> {
     let mut extractor = Extractor::new();
     extractor.prime(prime);
+    extractor.prime_noqueue(noqueue_prime);
     let mut out = ReaderOutcome {
         counts: IngestCounts::default(),
         extract: ExtractStats::default(),
@@ -403,7 +418,7 @@ fn read_files(
                     spans.add(&record.host, record.timestamp);
                     if filter.matches(&record) {
                         out.counts.postfix += 1;
-                        let text = String::from_utf8_lossy(&record.message);
+                        let text = record.message_text();
                         let daemon = record.daemon();
                         let event = pftrack_parse::parse(daemon, &text);
                         count_event(&mut out.counts, &event);

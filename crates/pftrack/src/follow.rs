@@ -251,6 +251,14 @@ pub async fn run(
         }
     };
     let prime = store.prime_entries(MAX_OPEN_MESSAGES).await?;
+    let noqueue_prime = match stored.as_ref().and_then(|cp| cp.last_timestamp) {
+        Some(t) => {
+            store
+                .noqueue_prime(t - pftrack_extract::NOQUEUE_OCCURRENCE_WINDOW)
+                .await?
+        }
+        None => Vec::new(),
+    };
     // The position the first batch moves on from (the legacy key's row stays as it
     // is: the new key starts absent).
     let base = positions_base(&stored, &source_key);
@@ -269,6 +277,7 @@ pub async fn run(
         source_key,
         base,
         prime,
+        noqueue_prime,
         filter: PostfixFilter::new(&config.journal.identifiers),
         classifier: Arc::clone(&classifier),
         max_records: config.batch.max_records,
@@ -681,6 +690,8 @@ struct ReaderSettings {
     /// The stored position the first batch moves on from.
     base: PositionBase,
     prime: Vec<PrimeEntry>,
+    /// NOQUEUE counts of the instants the stored position had reached.
+    noqueue_prime: Vec<(pftrack_extract::Noqueue, i32)>,
     filter: PostfixFilter,
     /// The failure classifier, replaced on SIGHUP (each batch takes the current one).
     classifier: SharedClassifier,
@@ -747,6 +758,7 @@ fn follow_journal(
     let _ = opened.send(Ok(()));
     let mut extractor = Extractor::new();
     extractor.prime(s.prime);
+    extractor.prime_noqueue(s.noqueue_prime);
     let mut counts = IngestCounts::default();
     let mut batch = Batch::new();
     let mut in_batch: u64 = 0;
@@ -828,7 +840,7 @@ fn follow_journal(
                 };
                 if s.filter.matches(&record) {
                     counts.postfix += 1;
-                    let text = String::from_utf8_lossy(&record.message);
+                    let text = record.message_text();
                     let daemon = record.daemon();
                     let event = pftrack_parse::parse(daemon, &text);
                     count_event(&mut counts, &event);

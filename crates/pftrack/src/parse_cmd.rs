@@ -92,7 +92,7 @@ pub fn run(args: &ParseArgs, config: &Config) -> anyhow::Result<ExitCode> {
                 Ok(record) => {
                     counts.records += 1;
                     let is_postfix = filter.matches(&record);
-                    let text = String::from_utf8_lossy(&record.message);
+                    let text = record.message_text();
                     let event = if is_postfix {
                         counts.postfix += 1;
                         let event = pftrack_parse::parse(record.daemon(), &text);

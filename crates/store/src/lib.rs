@@ -370,6 +370,49 @@ impl Store {
             .collect())
     }
 
+    /// NOQUEUE rows logged at or after `since`, with their counts: for
+    /// `Extractor::prime_noqueue`, when an input resumes at `since`.
+    pub async fn noqueue_prime(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(pftrack_extract::Noqueue, i32)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT host, logged_at, daemon, action, stage, client_name, client_addr, code, \
+                 dsn, reason, sender, recipient, helo, proto, count \
+                 FROM noqueue WHERE logged_at >= $1",
+                &[&since],
+            )
+            .await
+            .map_err(|e| StoreError::query("reading NOQUEUE rows to resume their counts", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let host: String = r.get(0);
+                (
+                    pftrack_extract::Noqueue {
+                        host: host.into(),
+                        at: r.get(1),
+                        daemon: r.get(2),
+                        action: r.get(3),
+                        stage: r.get(4),
+                        client_name: r.get(5),
+                        client_addr: r.get(6),
+                        code: r.get(7),
+                        dsn: r.get(8),
+                        reason: r.get(9),
+                        sender: r.get(10),
+                        recipient: r.get(11),
+                        helo: r.get(12),
+                        proto: r.get(13),
+                    },
+                    r.get(14),
+                )
+            })
+            .collect())
+    }
+
     /// Run a read-only query for the CLI and tests.
     pub async fn query(
         &self,

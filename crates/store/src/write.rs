@@ -122,7 +122,7 @@ SELECT host, logged_at, fingerprint, daemon, action, stage, client_name, client_
     reason, sender, recipient, helo, proto, count, failure_reason, hard, failure_rule
 FROM pftrack_stage_noqueue
 ORDER BY host, logged_at, fingerprint
-ON CONFLICT (host, logged_at, fingerprint) DO UPDATE SET count = t.count + EXCLUDED.count,
+ON CONFLICT (host, logged_at, fingerprint) DO UPDATE SET count = GREATEST(t.count, EXCLUDED.count),
     failure_reason = EXCLUDED.failure_reason, hard = EXCLUDED.hard,
     failure_rule = EXCLUDED.failure_rule";
 
