@@ -227,4 +227,98 @@ mod tests {
             .is_err()
         );
     }
+
+    /// The client application named in a header, logged by a `header_checks` INFO
+    /// action (real lines from the postfix-deliverability-analytics corpus) or WARN.
+    #[test]
+    fn header_info_and_warn() {
+        let e = crate::parse(
+            "cleanup",
+            "7D830C2C10FXXXX: info: header client-id: first-client-id from localhost[127.0.0.1]; from=<liska@fg.cz> to=<liska@fg.cz> proto=ESMTP helo=<jlinb>",
+        );
+        let Event::ContentCheck(c) = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(
+            (c.queue_id, c.action, c.action_word, c.part),
+            ("7D830C2C10FXXXX", RejectAction::Other, "info", "header")
+        );
+        assert_eq!(c.header(), Some(("client-id", "first-client-id")));
+        assert_eq!((c.from, c.to), (Some("liska@fg.cz"), Some("liska@fg.cz")));
+        assert_eq!(
+            (c.proto, c.helo, c.text),
+            (Some("ESMTP"), Some("jlinb"), None)
+        );
+
+        let e = crate::parse(
+            "cleanup",
+            "3bYsfs23wBzs7Dv: info: header client-id: test-mail-module from localhost[127.0.0.1]; from=<liska@fg.cz> to=<liska@fg.cz> proto=ESMTP helo=<jlinb>",
+        );
+        let Event::ContentCheck(c) = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(c.header(), Some(("client-id", "test-mail-module")));
+
+        // WARN with optional text; local submission (`from local`), no proto/helo.
+        let e = crate::parse(
+            "cleanup",
+            "66BFB3C3487: warning: header X-Mailer: Acme Mailer 2.1 (build 7) from local; from=<shop@example.com>: tagged by client",
+        );
+        let Event::ContentCheck(c) = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(c.action, RejectAction::Warn);
+        assert_eq!(c.header(), Some(("X-Mailer", "Acme Mailer 2.1 (build 7)")));
+        assert_eq!(c.text, Some("tagged by client"));
+
+        // A value with `:` and `from` in it; an empty value.
+        let e = crate::parse(
+            "cleanup",
+            "ABCDEF123: info: header Client-ID : app: from cron from x[1.2.3.4]; from=<a>",
+        );
+        let Event::ContentCheck(c) = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(c.header(), Some(("Client-ID", "app: from cron")));
+        let e = crate::parse(
+            "cleanup",
+            "ABCDEF123: info: header client-id: from x[1.2.3.4]; from=<a>",
+        );
+        let Event::ContentCheck(c) = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(c.header(), Some(("client-id", "")));
+    }
+
+    #[test]
+    fn header_not_a_header() {
+        let check = |part, content| ContentCheck {
+            queue_id: "ABCDEF123",
+            action: RejectAction::Other,
+            action_word: "info",
+            part,
+            content,
+            client: None,
+            from: None,
+            to: None,
+            proto: None,
+            helo: None,
+            text: None,
+        };
+        assert_eq!(check("body", "client-id: acme").header(), None);
+        assert_eq!(check("header", "no colon here").header(), None);
+        assert_eq!(check("header", "two words: x").header(), None);
+        assert_eq!(check("header", ": x").header(), None);
+        assert_eq!(
+            check("mime-header", "Content-Type: text/plain").header(),
+            Some(("Content-Type", "text/plain"))
+        );
+        // Bounded at a character boundary.
+        let long = format!("X-Client: {}", "é".repeat(150));
+        let (_, v) = check("header", &long).header().unwrap();
+        assert_eq!(v.len(), crate::HEADER_VALUE_MAX);
+        let long = format!("X-Client: a{}", "é".repeat(150));
+        let (_, v) = check("header", &long).header().unwrap();
+        assert_eq!(v.len(), crate::HEADER_VALUE_MAX - 1);
+    }
 }

@@ -184,6 +184,38 @@ pub struct ContentCheck<'a> {
     pub text: Option<&'a str>,
 }
 
+/// The longest header value [`ContentCheck::header`] returns, in bytes. cleanup logs at
+/// most 200 bytes of the matched header line (`%.200s`, name included), so a value as
+/// Postfix logs it always fits; the bound only protects against damaged or foreign lines.
+pub const HEADER_VALUE_MAX: usize = 200;
+
+impl<'a> ContentCheck<'a> {
+    /// For a header check (`part` is `header`, or `mime-header`/`nested-header` as some
+    /// logs write it), the header's name and value: `client-id: acme` → `("client-id",
+    /// "acme")`. The name is as logged (compare it case-insensitively); the value is as
+    /// logged without the blanks around it, cut to [`HEADER_VALUE_MAX`] bytes at a
+    /// character boundary. `None` for body checks, milter actions and content that is
+    /// not `NAME: value` (a name has no blank, control character or `:`).
+    pub fn header(&self) -> Option<(&'a str, &'a str)> {
+        if !self.part.ends_with("header") {
+            return None;
+        }
+        let content = self.content;
+        let colon = memchr::memchr(b':', content.as_bytes())?;
+        // Postfix's is_header() accepts blanks between the name and the colon.
+        let name = content[..colon].trim_end_matches([' ', '\t']);
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
+            return None;
+        }
+        let value = content[colon + 1..].trim_matches([' ', '\t']);
+        let mut end = value.len().min(HEADER_VALUE_MAX);
+        while !value.is_char_boundary(end) {
+            end -= 1;
+        }
+        Some((name, &value[..end]))
+    }
+}
+
 /// What happened to a queue file according to postsuper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
