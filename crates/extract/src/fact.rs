@@ -1,5 +1,6 @@
 //! Owned delivery facts: partial updates of a message, a recipient or a NOQUEUE row.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -122,6 +123,11 @@ pub struct MessageUpdate {
     pub released_at: Option<DateTime<Utc>>,
     /// Parent message.
     pub parent: Option<ParentLink>,
+    /// Message tags from header_checks INFO/WARN lines of the configured headers
+    /// (`client-id: acme` → `client-id` → `acme`; names lower-case). Unlike the other
+    /// fields a later update does not replace the map: it is merged per name, the later
+    /// value winning (the store does the same with jsonb `||`).
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
 impl MessageUpdate {
@@ -149,6 +155,10 @@ impl MessageUpdate {
         take(&mut self.held_at, later.held_at);
         take(&mut self.released_at, later.released_at);
         take(&mut self.parent, later.parent);
+        // Per name, later wins: matches `COALESCE(tags, '{}') || EXCLUDED.tags`.
+        if let Some(later) = later.tags {
+            self.tags.get_or_insert_default().extend(later);
+        }
     }
 }
 

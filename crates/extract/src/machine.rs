@@ -8,6 +8,7 @@
 //! the stored rows, which is what makes a resumed run equal to an uninterrupted one.
 
 use foldhash::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -141,12 +142,42 @@ pub struct Extractor {
     /// How many times each NOQUEUE decision has been seen in its instant (the row
     /// includes host and time), within [`NOQUEUE_OCCURRENCE_WINDOW`].
     noqueue_seen: HashMap<Noqueue, i32>,
+    /// Header names (lower-case) whose header_checks INFO/WARN lines become message
+    /// tags; empty (the default): no tags.
+    tag_headers: Vec<String>,
 }
 
 impl Extractor {
     /// A fresh extractor with nothing in memory.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Tag messages by these headers (names compared case-insensitively): a cleanup
+    /// header check line (`QID: info: header client-id: acme from …`, logged by a
+    /// `header_checks` INFO or WARN action) for one of them sets the message tag
+    /// `client-id` → `acme` ([`MessageUpdate::tags`]). An empty list (the default)
+    /// tags nothing.
+    pub fn with_tag_headers(mut self, headers: Vec<String>) -> Self {
+        self.tag_headers = headers
+            .into_iter()
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect();
+        self
+    }
+
+    /// The message tag a header check line gives, when it names a configured header.
+    fn tag_of(&self, c: &ContentCheck<'_>) -> Option<BTreeMap<String, String>> {
+        if self.tag_headers.is_empty() {
+            return None;
+        }
+        let (name, value) = c.header()?;
+        let name = self
+            .tag_headers
+            .iter()
+            .find(|h| h.eq_ignore_ascii_case(name))?;
+        Some(BTreeMap::from([(name.clone(), value.to_owned())]))
     }
 
     /// Rebuild memory from stored messages (open ones and recently closed ones).
@@ -566,6 +597,8 @@ impl Extractor {
         let key = self.resolve(host, c.queue_id, at, Lookup::Attach);
         let mut update = MessageUpdate {
             sender: c.from.map(str::to_owned),
+            // Per-client attribution: a configured header's value becomes a tag.
+            tags: self.tag_of(c),
             ..MessageUpdate::default()
         };
         let status = match c.action {
@@ -1199,5 +1232,95 @@ mod tests {
             },
         );
         assert_eq!(flags, vec![false]);
+    }
+
+    /// Lines of one message with two client-id header check lines (INFO, then WARN
+    /// with another case and value) and an unlisted header.
+    const TAGGED: &[(&str, &str, &str)] = &[
+        (
+            "2025-03-14T08:00:00Z",
+            "smtpd",
+            "3F1A2B4C5D: client=app.example[192.0.2.7]",
+        ),
+        (
+            "2025-03-14T08:00:00Z",
+            "cleanup",
+            "3F1A2B4C5D: info: header client-id: acme from app.example[192.0.2.7]; from=<a@example.com> to=<b@example.net> proto=ESMTP helo=<app>",
+        ),
+        (
+            "2025-03-14T08:00:00Z",
+            "cleanup",
+            "3F1A2B4C5D: info: header X-Mailer: Acme 1.0 from app.example[192.0.2.7]; from=<a@example.com> to=<b@example.net> proto=ESMTP helo=<app>",
+        ),
+        (
+            "2025-03-14T08:00:01Z",
+            "cleanup",
+            "3F1A2B4C5D: warning: header Client-ID: acme-batch from app.example[192.0.2.7]; from=<a@example.com> to=<b@example.net> proto=ESMTP helo=<app>: tagged",
+        ),
+        ("2025-03-14T08:00:02Z", "qmgr", "3F1A2B4C5D: removed"),
+    ];
+
+    #[test]
+    fn configured_headers_become_tags_later_value_wins() {
+        let mut ex = Extractor::new().with_tag_headers(vec!["CLIENT-ID".into(), " ".into()]);
+        let b = run(&mut ex, TAGGED);
+        let row = b.messages.values().next().unwrap();
+        assert_eq!(
+            row.update.tags,
+            Some(BTreeMap::from([("client-id".into(), "acme-batch".into())]))
+        );
+        // Line by line, the first header check line carries the first value.
+        let mut ex = Extractor::new().with_tag_headers(vec!["client-id".into(), "x-mailer".into()]);
+        let mut tags = Vec::new();
+        let host: Arc<str> = Arc::from("mx1");
+        for (t, daemon, msg) in TAGGED {
+            let event = pftrack_parse::parse(daemon, msg);
+            ex.process(&host, at(t), daemon, &event, &mut |f| {
+                if let Fact::Message { update, .. } = f {
+                    tags.push(update.tags);
+                }
+            });
+        }
+        assert_eq!(
+            tags,
+            vec![
+                None,
+                Some(BTreeMap::from([("client-id".into(), "acme".into())])),
+                Some(BTreeMap::from([("x-mailer".into(), "Acme 1.0".into())])),
+                Some(BTreeMap::from([("client-id".into(), "acme-batch".into())])),
+                None,
+            ]
+        );
+    }
+
+    #[test]
+    fn no_tag_headers_no_tags() {
+        let b = run(&mut Extractor::new(), TAGGED);
+        assert!(b.messages.values().all(|r| r.update.tags.is_none()));
+        let b = run(&mut Extractor::new().with_tag_headers(vec![]), TAGGED);
+        assert!(b.messages.values().all(|r| r.update.tags.is_none()));
+    }
+
+    #[test]
+    fn tags_merge_per_name() {
+        let mut first = MessageUpdate {
+            tags: Some(BTreeMap::from([
+                ("client-id".into(), "a".into()),
+                ("x-mailer".into(), "m".into()),
+            ])),
+            ..MessageUpdate::default()
+        };
+        first.merge(MessageUpdate::default());
+        first.merge(MessageUpdate {
+            tags: Some(BTreeMap::from([("client-id".into(), "b".into())])),
+            ..MessageUpdate::default()
+        });
+        assert_eq!(
+            first.tags,
+            Some(BTreeMap::from([
+                ("client-id".into(), "b".into()),
+                ("x-mailer".into(), "m".into()),
+            ]))
+        );
     }
 }
