@@ -17,6 +17,8 @@ mod duration;
 mod exclusive;
 /// Following the journal: the daemon and journal backfills.
 mod follow;
+/// `pftrack generate` (hidden): man pages and shell completions, for packaging.
+mod generate;
 /// Reading records, classifying and parsing them: shared by every command.
 mod ingest;
 /// `pftrack parse`: records as JSON.
@@ -31,7 +33,7 @@ mod writer;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Track Postfix deliveries from its logs into PostgreSQL.
 #[derive(Debug, Parser)]
@@ -71,6 +73,9 @@ enum Command {
     Purge(purge::PurgeArgs),
     /// Classify failure texts: reason, hard/soft and the deciding rule (one text, or --jsonl).
     Classify(classify_cmd::ClassifyArgs),
+    /// Generate man pages or shell completions (for packaging).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
@@ -91,6 +96,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Runs at packaging time: no configuration file is read.
+    if let Command::Generate(args) = &cli.command {
+        return generate::run(args, Cli::command());
+    }
     let config = config::Config::load_or_default(cli.config.as_deref())?;
     init_tracing(cli.log_level.as_deref().or(config.log_level.as_deref()));
     match cli.command {
@@ -130,6 +139,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(purge::run(&args, &config, &url))
         }
         Command::Classify(args) => classify_cmd::run(&args, &config),
+        Command::Generate(_) => unreachable!("handled before the configuration is loaded"),
         Command::Migrate => {
             let url = config.database_url(cli.database_url.as_deref())?;
             runtime()?.block_on(async {
