@@ -270,7 +270,83 @@ fn message_fields(row: &(&MessageKey, &MessageRow), out: &mut Emit<'_>) -> Resul
     out(&u.released_at)?;
     out(&parent_queue_id)?;
     out(&parent_arrived_at)?;
-    out(&parent_kind)
+    out(&parent_kind)?;
+    out(&u.tags.as_ref().map(Jsonb))
+}
+
+/// A message's tags as a `jsonb` object (name → value). Written by hand rather than
+/// through serde_json and tokio-postgres' `with-serde_json-1` feature: the map is flat
+/// strings, so this is a few lines and builds no `serde_json::Value` per row.
+#[derive(Debug)]
+struct Jsonb<'a>(&'a std::collections::BTreeMap<String, String>);
+
+impl ToSql for Jsonb<'_> {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        /// A JSON string: `"` and `\` escaped, control characters as `\u00XX`. NUL,
+        /// which jsonb cannot hold, becomes U+FFFD.
+        fn string(s: &str, out: &mut BytesMut) {
+            out.put_u8(b'"');
+            for c in s.chars() {
+                match c {
+                    '"' => out.put_slice(b"\\\""),
+                    '\\' => out.put_slice(b"\\\\"),
+                    '\0' => out.put_slice("\u{fffd}".as_bytes()),
+                    c if u32::from(c) < 0x20 => {
+                        out.put_slice(format!("\\u{:04x}", u32::from(c)).as_bytes());
+                    }
+                    c => out.put_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+                }
+            }
+            out.put_u8(b'"');
+        }
+        // jsonb's binary format: version 1, then the JSON text.
+        out.put_u8(1);
+        out.put_u8(b'{');
+        for (i, (name, value)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.put_u8(b',');
+            }
+            string(name, out);
+            out.put_u8(b':');
+            string(value, out);
+        }
+        out.put_u8(b'}');
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+#[cfg(test)]
+mod jsonb_tests {
+    use super::*;
+
+    #[test]
+    fn tags_as_jsonb() {
+        let tags = std::collections::BTreeMap::from([
+            ("client-id".to_owned(), "acme".to_owned()),
+            ("x-app".to_owned(), "a \"b\" \\ c\u{1}\0é".to_owned()),
+        ]);
+        let mut out = BytesMut::new();
+        assert!(matches!(
+            Jsonb(&tags).to_sql(&Type::JSONB, &mut out),
+            Ok(IsNull::No)
+        ));
+        assert_eq!(
+            &out[..],
+            "\u{1}{\"client-id\":\"acme\",\"x-app\":\"a \\\"b\\\" \\\\ c\\u0001\u{fffd}é\"}"
+                .as_bytes()
+        );
+        assert!(Jsonb::accepts(&Type::JSONB) && !Jsonb::accepts(&Type::JSON));
+    }
 }
 
 fn recipient_fields(row: &RecipientOut<'_>, out: &mut Emit<'_>) -> Result<(), StoreError> {
@@ -360,9 +436,9 @@ fn recipient_key_order(k: &RecipientKey) -> (DateTime<Utc>, &str, &str, &str, &s
 pub(crate) const FROM_COLUMNS: &str = "(host, queue_id, arrived_at, last_seen_at,
     origin, client_name, client_addr, sasl_method, sasl_username, pickup_uid, message_id, sender,
     size, nrcpt, removed_at, expired_at, deleted_at, rejected_at, held_at, released_at,
-    parent_queue_id, parent_arrived_at, parent_kind)";
+    parent_queue_id, parent_arrived_at, parent_kind, tags)";
 
-const FROM_TYPES: [Type; 23] = [
+const FROM_TYPES: [Type; 24] = [
     Type::TEXT,
     Type::TEXT,
     Type::TIMESTAMPTZ,
@@ -386,6 +462,7 @@ const FROM_TYPES: [Type; 23] = [
     Type::TEXT,
     Type::TIMESTAMPTZ,
     Type::TEXT,
+    Type::JSONB,
 ];
 
 /// Columns of a recipient row, in the order rows are COPYed.

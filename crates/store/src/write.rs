@@ -25,11 +25,11 @@ const UPSERT_MESSAGES: &str = "\
 INSERT INTO delivery_from AS t (host, queue_id, arrived_at, last_seen_at, origin, client_name,
     client_addr, sasl_method, sasl_username, pickup_uid, message_id, sender, size, nrcpt,
     removed_at, expired_at, deleted_at, rejected_at, held_at, released_at, parent_queue_id,
-    parent_arrived_at, parent_kind)
+    parent_arrived_at, parent_kind, tags)
 SELECT host, queue_id, arrived_at, last_seen_at, origin, client_name, client_addr, sasl_method,
     sasl_username, pickup_uid, message_id, sender, size, nrcpt, removed_at, expired_at,
     deleted_at, rejected_at, held_at, released_at, parent_queue_id, parent_arrived_at,
-    parent_kind
+    parent_kind, tags
 FROM pftrack_stage_from
 ORDER BY queue_id, host, arrived_at
 ON CONFLICT (queue_id, host, arrived_at) DO UPDATE SET
@@ -52,7 +52,10 @@ ON CONFLICT (queue_id, host, arrived_at) DO UPDATE SET
     released_at = COALESCE(EXCLUDED.released_at, t.released_at),
     parent_queue_id = COALESCE(EXCLUDED.parent_queue_id, t.parent_queue_id),
     parent_arrived_at = COALESCE(EXCLUDED.parent_arrived_at, t.parent_arrived_at),
-    parent_kind = COALESCE(EXCLUDED.parent_kind, t.parent_kind)";
+    parent_kind = COALESCE(EXCLUDED.parent_kind, t.parent_kind),
+    -- Per tag name, the later value wins; other names are kept.
+    tags = CASE WHEN EXCLUDED.tags IS NULL THEN t.tags
+        ELSE COALESCE(t.tags, '{}') || EXCLUDED.tags END";
 
 /// Merges staged recipients. Their staged events go into the attempt history first,
 /// each only if it is not stored yet; a recipient's `attempts` grows by the attempts
