@@ -629,7 +629,7 @@ mod tests {
         assert!(p.starts_with(COPY_HEADER));
         // Field count of the first tuple, then the host as length + bytes.
         let tuple = &p[COPY_HEADER.len()..];
-        assert_eq!(&tuple[..2], &23i16.to_be_bytes());
+        assert_eq!(&tuple[..2], &24i16.to_be_bytes());
         assert_eq!(&tuple[2..6], &3i32.to_be_bytes());
         assert_eq!(&tuple[6..9], b"mx1");
         // The trailer.
