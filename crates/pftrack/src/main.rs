@@ -25,6 +25,8 @@ mod ingest;
 mod parse_cmd;
 /// `pftrack purge`: the retention limit, applied once.
 mod purge;
+/// `pftrack reclassify`: the current failure rules re-applied to stored rows.
+mod reclassify_cmd;
 /// `pftrack status`: what happened to a message.
 mod status;
 /// The writer task: batches into the store, with retries.
@@ -73,6 +75,8 @@ enum Command {
     Purge(purge::PurgeArgs),
     /// Classify failure texts: reason, hard/soft and the deciding rule (one text, or --jsonl).
     Classify(classify_cmd::ClassifyArgs),
+    /// Re-apply the current failure rules to stored failures (in batches, idempotent).
+    Reclassify(reclassify_cmd::ReclassifyArgs),
     /// Generate man pages or shell completions (for packaging).
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -139,6 +143,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(purge::run(&args, &config, &url))
         }
         Command::Classify(args) => classify_cmd::run(&args, &config),
+        Command::Reclassify(args) => {
+            let url = config.database_url(cli.database_url.as_deref())?;
+            runtime()?.block_on(reclassify_cmd::run(&args, &config, &url))
+        }
         Command::Generate(_) => unreachable!("handled before the configuration is loaded"),
         Command::Migrate => {
             let url = config.database_url(cli.database_url.as_deref())?;

@@ -58,22 +58,64 @@ fn event_verdict(
     scratch: &mut Vec<bool>,
     e: &RecipientEvent,
 ) -> Option<Verdict> {
-    match e.status {
+    recipient_verdict(
+        classifier,
+        scratch,
+        e.status,
+        e.dsn.as_deref(),
+        e.response.as_deref(),
+        e.relay.as_deref(),
+    )
+}
+
+/// The verdict on a recipient event from the columns it is stored with: shared by the
+/// load (through [`event_verdict`]) and `reclassify`, so that both give a stored row
+/// the same verdict.
+pub(crate) fn recipient_verdict(
+    classifier: &Classifier,
+    scratch: &mut Vec<bool>,
+    status: RecipientStatus,
+    dsn: Option<&str>,
+    response: Option<&str>,
+    relay: Option<&str>,
+) -> Option<Verdict> {
+    match status {
         RecipientStatus::Deferred
         | RecipientStatus::Bounced
         | RecipientStatus::Expired
         | RecipientStatus::Rejected => Some(classifier.classify_with(
             &Input {
-                status: e.status.as_str(),
-                dsn: e.dsn.as_deref(),
-                text: e.response.as_deref().unwrap_or_default(),
-                relay: e.relay.as_deref(),
+                status: status.as_str(),
+                dsn,
+                text: response.unwrap_or_default(),
+                relay,
                 ..Input::default()
             },
             scratch,
         )),
         RecipientStatus::Sent | RecipientStatus::Discarded | RecipientStatus::Deleted => None,
     }
+}
+
+/// The verdict on a NOQUEUE reject from its stored columns: shared by the load and
+/// `reclassify`, like [`recipient_verdict`].
+pub(crate) fn noqueue_verdict(
+    classifier: &Classifier,
+    scratch: &mut Vec<bool>,
+    dsn: Option<&str>,
+    code: Option<i32>,
+    reason: &str,
+) -> Verdict {
+    classifier.classify_with(
+        &Input {
+            status: "rejected",
+            dsn,
+            code: code.and_then(|c| u16::try_from(c).ok()),
+            text: reason,
+            ..Input::default()
+        },
+        scratch,
+    )
 }
 
 impl EncodedBatch {
@@ -128,15 +170,12 @@ impl EncodedBatch {
             .noqueue
             .iter()
             .map(|(n, c)| {
-                let verdict = classifier.classify_with(
-                    &Input {
-                        status: "rejected",
-                        dsn: n.dsn.as_deref(),
-                        code: n.code.and_then(|c| u16::try_from(c).ok()),
-                        text: &n.reason,
-                        ..Input::default()
-                    },
+                let verdict = noqueue_verdict(
+                    classifier,
                     &mut scratch,
+                    n.dsn.as_deref(),
+                    n.code,
+                    &n.reason,
                 );
                 (n, fingerprint(n), *c, verdict)
             })

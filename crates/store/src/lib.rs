@@ -14,7 +14,8 @@
 //! the end (`bulk`).
 //!
 //! It also answers the lookups of `pftrack status` (`query`), deletes rows past the
-//! retention limit in bounded batches (`purge`), and connects over TLS (rustls) with
+//! retention limit in bounded batches (`purge`), re-applies the current failure rules
+//! to stored rows (`reclassify`), and connects over TLS (rustls) with
 //! libpq's `sslmode` semantics.
 //!
 //! This crate does **not** parse logs or decide what a line means; it only stores
@@ -26,6 +27,7 @@ mod error;
 mod lock;
 mod purge;
 mod query;
+mod reclassify;
 mod tls;
 mod write;
 
@@ -45,6 +47,10 @@ pub use purge::{
 pub use query::{
     ADDRESS_KEYS_SQL, Found, Lookup, MESSAGE_ID_KEYS_SQL, MessageLink, MessageRecord,
     QUEUE_ID_KEYS_SQL, RecipientRecord, StatusCounts, Window,
+};
+pub use reclassify::{
+    DEFAULT_RECLASSIFY_BATCH, MAX_RECLASSIFY_BATCH, ReasonChange, ReclassifyCursor,
+    ReclassifyOptions, ReclassifyPage, ReclassifyTable,
 };
 pub use write::{OVERLAP_TOLERANCE_SECS, WriteStats};
 
