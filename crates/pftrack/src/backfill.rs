@@ -240,6 +240,7 @@ pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Resu
         Ok(())
     });
     let bar = progress.clone();
+    let tag_headers = config.tags.headers.clone();
     let reader = tokio::task::spawn_blocking(move || {
         read_files(
             files,
@@ -250,6 +251,7 @@ pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Resu
             batch_lines,
             raw_tx,
             bar.as_ref(),
+            tag_headers,
         )
     });
 
@@ -342,8 +344,9 @@ fn read_files(
     batch_lines: u64,
     tx: mpsc::Sender<(Batch, Vec<InputCheckpoint>, u64)>,
     progress: Option<&ProgressBar>,
+    tag_headers: Vec<String>,
 ) -> anyhow::Result<ReaderOutcome> {
-    let mut extractor = Extractor::new();
+    let mut extractor = Extractor::new().with_tag_headers(tag_headers);
     extractor.prime(prime);
     extractor.prime_noqueue(noqueue_prime);
     let mut out = ReaderOutcome {

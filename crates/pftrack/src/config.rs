@@ -30,6 +30,20 @@ pub struct Config {
     /// The failure classifier.
     #[serde(default)]
     pub classify: ClassifyConfig,
+    /// Message tags (per-client attribution).
+    #[serde(default)]
+    pub tags: TagsConfig,
+}
+
+/// `tags:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagsConfig {
+    /// Header names (case-insensitive, `client-id`) whose `header_checks` INFO/WARN lines
+    /// (`QID: info: header client-id: acme from …`) tag the message `client-id` →
+    /// `acme` (`delivery_from.tags`). Empty: no tags.
+    #[serde(default)]
+    pub headers: Vec<String>,
 }
 
 /// `classify:` section.
@@ -155,6 +169,14 @@ impl Config {
         if self.journal.identifiers.iter().any(String::is_empty) {
             bail!("journal.identifiers must not contain an empty prefix");
         }
+        if let Some(h) = self
+            .tags
+            .headers
+            .iter()
+            .find(|h| h.is_empty() || !h.bytes().all(|b| b.is_ascii_graphic() && b != b':'))
+        {
+            bail!("tags.headers: {h:?} is not a header name (no blanks, no ':')");
+        }
         if let Some(r) = &self.retention {
             crate::duration::parse(r).with_context(|| format!("retention: {r:?}"))?;
         }
@@ -205,6 +227,19 @@ mod tests {
         let err = format!("{:#}", Config::load(&path).unwrap_err());
         assert!(err.contains("bad.yaml"), "{err}");
         assert!(err.contains("line 4") || err.contains("4:"), "{err}");
+    }
+
+    #[test]
+    fn tag_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tags.yaml");
+        std::fs::write(&path, "tags:\n  headers: [client-id, X-Mailer]\n").unwrap();
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.tags.headers, vec!["client-id", "X-Mailer"]);
+        std::fs::write(&path, "tags:\n  headers: ['client-id:']\n").unwrap();
+        let err = format!("{:#}", Config::load(&path).unwrap_err());
+        assert!(err.contains("tags.headers"), "{err}");
+        assert!(Config::default().tags.headers.is_empty());
     }
 
     #[test]

@@ -283,6 +283,7 @@ pub async fn run(
         max_records: config.batch.max_records,
         max_delay: Duration::from_millis(config.batch.max_delay_ms),
         mode,
+        tag_headers: config.tags.headers.clone(),
     };
     let reader_shutdown = Arc::clone(&shutdown);
     std::thread::Builder::new()
@@ -698,6 +699,8 @@ struct ReaderSettings {
     max_records: usize,
     max_delay: Duration,
     mode: Mode,
+    /// Headers whose header_checks lines tag messages (`tags.headers`).
+    tag_headers: Vec<String>,
 }
 
 /// Why the reader thread ended.
@@ -756,7 +759,7 @@ fn follow_journal(
         }
     }
     let _ = opened.send(Ok(()));
-    let mut extractor = Extractor::new();
+    let mut extractor = Extractor::new().with_tag_headers(s.tag_headers);
     extractor.prime(s.prime);
     extractor.prime_noqueue(s.noqueue_prime);
     let mut counts = IngestCounts::default();
