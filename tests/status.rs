@@ -113,6 +113,20 @@ fn json_output_links_a_bounce_to_its_ndr_and_back() {
             .unwrap()
             .contains("User unknown in virtual mailbox table")
     );
+    // The failure's reason, hard/soft and the rule that decided; none for deliveries.
+    assert_eq!(erin["failure_reason"], "userunknown");
+    assert_eq!(erin["hard"], true);
+    assert!(
+        erin["failure_rule"]
+            .as_str()
+            .unwrap()
+            .starts_with("builtin:")
+    );
+    for sent in &rcpts[..2] {
+        assert!(sent["failure_reason"].is_null(), "{sent}");
+        assert!(sent["hard"].is_null(), "{sent}");
+        assert!(sent["failure_rule"].is_null(), "{sent}");
+    }
 
     let ndr = status_json(&db, &["3e0f1a2b3c"]);
     assert_eq!(queue_ids(&ndr), ["3E0F1A2B3C"]);
@@ -127,6 +141,9 @@ fn json_output_links_a_bounce_to_its_ndr_and_back() {
     assert_eq!(m[0]["outcome"], "expired");
     assert_eq!(m[0]["recipients"][0]["status"], "expired");
     assert_eq!(m[0]["recipients"][0]["attempts"], 3);
+    // Still deferred when the message expired: expired, hard.
+    assert_eq!(m[0]["recipients"][0]["failure_reason"], "expired");
+    assert_eq!(m[0]["recipients"][0]["hard"], true);
     assert_eq!(m[0]["children"][0]["queue_id"], "7E8F9A0B1C");
 }
 

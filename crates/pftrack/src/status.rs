@@ -2,7 +2,8 @@
 //!
 //! The argument is classified (see [`plan`]) and looked up through the store's indexed
 //! queries; each matching message is shown with its arrival, sender, client, every
-//! recipient's status and attempts, and its links to notifications and continuations.
+//! recipient's status and attempts (and for a failure its reason, hard or soft), and
+//! its links to notifications and continuations.
 //! A table on a terminal (coloured only there), a JSON array with `--json`. Exit code
 //! 1 when nothing matched.
 
@@ -359,6 +360,9 @@ struct JsonRecipient<'a> {
     last_attempt_at: Option<DateTime<Utc>>,
     queued_as: Option<&'a str>,
     continued_as: Option<JsonLink<'a>>,
+    failure_reason: Option<&'a str>,
+    hard: Option<bool>,
+    failure_rule: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -451,6 +455,9 @@ impl<'a> JsonMessage<'a> {
                     last_attempt_at: r.last_attempt_at,
                     queued_as: r.queued_as.as_deref(),
                     continued_as: r.continued_as.as_ref().map(JsonLink::new),
+                    failure_reason: r.failure_reason.as_deref(),
+                    hard: r.hard,
+                    failure_rule: r.failure_rule.as_deref(),
                 })
                 .collect(),
         }
@@ -667,34 +674,38 @@ fn render_recipients(out: &mut String, m: &MessageRecord, address: Option<&str>,
     } else {
         m.recipients.iter().collect()
     };
-    let header = [
-        "RECIPIENT",
-        "STATUS",
-        "ATTEMPTS",
-        "FIRST ATTEMPT",
-        "LAST ATTEMPT",
-        "DSN",
-        "RELAY",
-    ];
-    let rows: Vec<[String; 7]> = shown
+    // The failure reason next to the status, when any shown recipient has one (a
+    // message without failures keeps the columns it always had).
+    let with_reason = shown.iter().any(|r| r.failure_reason.is_some());
+    let mut header = vec!["RECIPIENT", "STATUS"];
+    if with_reason {
+        header.push("REASON");
+    }
+    header.extend(["ATTEMPTS", "FIRST ATTEMPT", "LAST ATTEMPT", "DSN", "RELAY"]);
+    // Numbers right-aligned.
+    let attempts_column = header.iter().position(|h| *h == "ATTEMPTS");
+    let rows: Vec<Vec<String>> = shown
         .iter()
         .map(|r| {
             let who = match &r.orig_recipient {
                 Some(o) if o != &r.recipient => format!("{} (to {o})", r.recipient),
                 _ => r.recipient.clone(),
             };
-            [
-                who,
-                r.status.clone(),
+            let mut row = vec![who, r.status.clone()];
+            if with_reason {
+                row.push(reason_text(r));
+            }
+            row.extend([
                 r.attempts.to_string(),
                 local_opt(r.first_attempt_at),
                 local_opt(r.last_attempt_at),
                 r.dsn.clone().unwrap_or_else(|| "-".to_owned()),
                 r.relay.clone().unwrap_or_else(|| "-".to_owned()),
-            ]
+            ]);
+            row
         })
         .collect();
-    let mut widths = header.map(str::len);
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -702,7 +713,7 @@ fn render_recipients(out: &mut String, m: &MessageRecord, address: Option<&str>,
     }
     out.push('\n');
     let mut line = String::from("  ");
-    for (i, (h, w)) in header.iter().zip(widths).enumerate() {
+    for (i, (h, w)) in header.iter().zip(&widths).enumerate() {
         if i == header.len() - 1 {
             line.push_str(h);
         } else {
@@ -712,7 +723,7 @@ fn render_recipients(out: &mut String, m: &MessageRecord, address: Option<&str>,
     let _ = writeln!(out, "{}", style.dim(line.trim_end()));
     for (r, row) in shown.iter().zip(&rows) {
         let mut line = String::from("  ");
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
             let pad = w.saturating_sub(cell.chars().count());
             let text = if i == 1 {
                 style.status(cell)
@@ -721,8 +732,7 @@ fn render_recipients(out: &mut String, m: &MessageRecord, address: Option<&str>,
             };
             if i == row.len() - 1 {
                 line.push_str(&text);
-            } else if i == 2 {
-                // Numbers right-aligned.
+            } else if Some(i) == attempts_column {
                 let _ = write!(line, "{}{text}  ", " ".repeat(pad));
             } else {
                 let _ = write!(line, "{text}{}  ", " ".repeat(pad));
@@ -749,6 +759,17 @@ fn render_recipients(out: &mut String, m: &MessageRecord, address: Option<&str>,
             "  … {} more recipients (--json lists them all)",
             m.recipients.len() - shown.len()
         );
+    }
+}
+
+/// A recipient's failure reason and whether it is hard or soft (`userunknown, hard`);
+/// `-` when it did not fail.
+fn reason_text(r: &RecipientRecord) -> String {
+    match (&r.failure_reason, r.hard) {
+        (Some(reason), Some(true)) => format!("{reason}, hard"),
+        (Some(reason), Some(false)) => format!("{reason}, soft"),
+        (Some(reason), None) => reason.clone(),
+        (None, _) => "-".to_owned(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Read queries behind `pftrack status`: find the messages an address, a Message-ID or
 //! a queue id refers to, then read their rows from the `message_status` and
-//! `delivery_status` views (migration V2) in three prepared statements.
+//! `delivery_status` views (migration V2; V5 adds each recipient's failure reason) in
+//! three prepared statements.
 //!
 //! Every lookup starts from an index: `lower(recipient)`, `lower(orig_recipient)`,
 //! `lower(sender)`, `message_id`, or the primary keys (which start with `queue_id`).
@@ -94,6 +95,14 @@ pub struct RecipientRecord {
     pub queued_as: Option<String>,
     /// The message continuing this one on the same host (content filter, forwarding).
     pub continued_as: Option<MessageLink>,
+    /// Why the latest attempt failed (a reason of `docs/classification.md`); `None`
+    /// when it did not fail. A recipient whose message expired is `expired`.
+    pub failure_reason: Option<String>,
+    /// Whether that failure is permanent (`Some(true)`) or transient; `None` when not
+    /// a failure or nothing tells.
+    pub hard: Option<bool>,
+    /// The rule that decided the reason, to explain or override it.
+    pub failure_rule: Option<String>,
 }
 
 /// One found message with its recipients and links.
@@ -237,7 +246,8 @@ ORDER BY m.arrived_at, m.host, m.queue_id";
 const RECIPIENTS_SQL: &str = "\
 SELECT d.host, d.queue_id, d.arrived_at, d.recipient, d.orig_recipient, d.status, d.status_at,
        d.dsn, d.relay, d.response, d.attempts, d.delay, d.first_attempt_at, d.last_attempt_at,
-       d.queued_as, d.continued_as_queue_id, d.continued_as_arrived_at
+       d.queued_as, d.continued_as_queue_id, d.continued_as_arrived_at, d.failure_reason, d.hard,
+       d.failure_rule
 FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS k(host, queue_id, arrived_at)
 JOIN delivery_status d
   ON d.queue_id = k.queue_id AND d.host = k.host AND d.arrived_at = k.arrived_at
@@ -496,6 +506,9 @@ fn recipient_from_row(r: &tokio_postgres::Row) -> RecipientRecord {
             }),
             _ => None,
         },
+        failure_reason: r.get(17),
+        hard: r.get(18),
+        failure_rule: r.get(19),
     }
 }
 
