@@ -266,6 +266,49 @@ fn since_bounds_the_walk() {
         "{later:#}"
     );
     assert_eq!(db.query(ALL_ROWS), before);
+    // A time within the fixtures, one row per page: exactly the failures since then.
+    let since = "2025-03-14T07:00:03Z";
+    let within = reclassify(
+        &db,
+        &[
+            "--rules",
+            rules,
+            "--since",
+            since,
+            "--dry-run",
+            "--batch",
+            "1",
+        ],
+    );
+    let count = |sql: &str| -> u64 {
+        db.query(&sql.replace("$since", since))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let failures = "status IN ('deferred', 'bounced', 'expired', 'rejected')";
+    let expected: BTreeMap<String, u64> = [
+        (
+            "delivery_attempt".to_owned(),
+            count(&format!(
+                "SELECT count(*) FROM delivery_attempt WHERE {failures} AND attempt_at >= '$since'"
+            )),
+        ),
+        (
+            "delivery_to".to_owned(),
+            count(&format!(
+                "SELECT count(*) FROM delivery_to WHERE {failures} AND status_at >= '$since'"
+            )),
+        ),
+        (
+            "noqueue".to_owned(),
+            count("SELECT count(*) FROM noqueue WHERE logged_at >= '$since'"),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    assert!(expected.values().all(|&n| n > 0), "{expected:?}");
+    assert_eq!(per_table(&within, "examined"), expected, "{within:#}");
     let all = reclassify(&db, &["--rules", rules, "--since", "2000-01-01T00:00:00Z"]);
     assert!(
         per_table(&all, "changed").values().all(|&n| n > 0),

@@ -180,11 +180,17 @@ struct Event {
     response: Option<String>,
 }
 
+/// The first page of failed attempts. With `--since`, the walk starts at the earliest
+/// arrival among the rows wanted (found through the BRIN index on `attempt_at`), not
+/// at the start of the key: the later pages follow from there.
 const ATTEMPTS_FIRST: &str = "\
 SELECT arrived_at, host, queue_id, recipient, orig_recipient, attempt_at, status, dsn, relay,
     response, failure_reason, hard, failure_rule
 FROM delivery_attempt
 WHERE status = ANY($1::text[]) AND ($2::timestamptz IS NULL OR attempt_at >= $2)
+  AND ($2::timestamptz IS NULL OR arrived_at >= (
+    SELECT min(arrived_at) FROM delivery_attempt
+    WHERE status = ANY($1::text[]) AND attempt_at >= $2))
 ORDER BY arrived_at, host, queue_id, recipient, orig_recipient, attempt_at, status
 LIMIT $3";
 
@@ -198,11 +204,16 @@ WHERE status = ANY($1::text[]) AND ($2::timestamptz IS NULL OR attempt_at >= $2)
 ORDER BY arrived_at, host, queue_id, recipient, orig_recipient, attempt_at, status
 LIMIT $3";
 
+/// The first page of failed recipients; with `--since`, from the earliest arrival among
+/// the rows wanted, like [`ATTEMPTS_FIRST`].
 const RECIPIENTS_FIRST: &str = "\
 SELECT arrived_at, host, queue_id, recipient, orig_recipient, status, status_at, dsn, relay,
     response, failure_reason, hard, failure_rule
 FROM delivery_to
 WHERE status = ANY($1::text[]) AND ($2::timestamptz IS NULL OR status_at >= $2)
+  AND ($2::timestamptz IS NULL OR arrived_at >= (
+    SELECT min(arrived_at) FROM delivery_to
+    WHERE status = ANY($1::text[]) AND status_at >= $2))
 ORDER BY arrived_at, host, queue_id, recipient, orig_recipient
 LIMIT $3";
 
