@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Deployment test: lints the Ansible role, applies it for real to this
 # machine (connection: local) and checks what it did, then scores the
-# systemd unit.
+# systemd unit. The role installs pftrack from its Debian package, which
+# scripts/package builds from the binary under test; the deprecated way
+# (building with cargo on the target) is checked once as well.
 #
 # Usage (as root, from anywhere):   tests/deploy/run.sh
 #   PFTRACK_BIN=path   the pftrack binary to deploy (default: the newest of
 #                      target/release/pftrack and target/debug/pftrack, also
-#                      under $CARGO_TARGET_DIR). It must support `migrate`.
+#                      under $CARGO_TARGET_DIR). It must support `migrate`
+#                      and `generate` (scripts/package packages it).
+#   PFTRACK_DEB=path   deploy this .deb instead of packaging PFTRACK_BIN.
 #   PFTRACK_DEPLOY_TLS=0  skip part (h), the remote database over TLS, and
 #                      count its checks as skipped (for a pftrack without TLS).
 #   PFTRACK_DEPLOY_BUILD=0  skip the check that builds pftrack with cargo
@@ -19,7 +23,8 @@
 #   - a Python venv with pinned ansible and ansible-lint in $VENV;
 #   - a dedicated PostgreSQL 15 cluster "pftrack_deploy" on port $PG_PORT,
 #     dropped and created anew at every run (the main cluster is untouched);
-#   - the system user pftrack, /etc/pftrack, /usr/local/bin/pftrack and
+#   - the package pftrack (purged first), the system user pftrack,
+#     /etc/pftrack, /usr/local/bin/pftrack and
 #     /etc/systemd/system/pftrack.service, removed first so that the first
 #     run really creates them.
 # systemd need not be PID 1: the role runs with pftrack_manage_service=false.
@@ -183,6 +188,19 @@ echo "# binary under test: $BIN"
 if ! grep -q -- '--config' <<<"$("$BIN" migrate --help 2>&1)"; then
     fatal "$BIN does not support 'pftrack migrate --config FILE', which the role runs"
 fi
+# Where the package installs the binary; the role's unit and migrations run it.
+INSTALLED_BIN=/usr/bin/pftrack
+package() {
+    if [ -n "${PFTRACK_DEB:-}" ]; then
+        DEB=$(readlink -f "$PFTRACK_DEB")
+    else
+        DEB=$(PFTRACK_BIN="$BIN" "$REPO/scripts/package" 2>"$WORK/package.log" | tail -1) ||
+            { tail -20 "$WORK/package.log"; return 1; }
+    fi
+    [ -f "$DEB" ] && echo "#   package under test: $DEB"
+}
+check "scripts/package builds the Debian package of the binary under test" package ||
+    fatal "no package to deploy"
 
 
 
@@ -233,17 +251,20 @@ fresh_cluster() {
 }
 check "fresh PostgreSQL $PG_VERSION cluster $PG_CLUSTER on port $PG_PORT, TLS with a test CA" fresh_cluster
 clean_host() {
+    if dpkg-query -W -f='${Status}' pftrack 2>/dev/null | grep -Eq 'installed|config-files'; then
+        dpkg --purge pftrack >/dev/null || return 1
+    fi
     rm -rf /etc/pftrack /usr/local/bin/pftrack /etc/systemd/system/pftrack.service
     if getent passwd pftrack >/dev/null; then userdel pftrack || return 1; fi
     if getent group pftrack >/dev/null; then groupdel pftrack || return 1; fi
     return 0
 }
-check "no pftrack user, config, binary or unit left from an earlier run" clean_host
+check "no pftrack package, user, config, binary or unit left from an earlier run" clean_host
 
 READER_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 OWNER_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 cat >"$WORK/vars.yml" <<EOF
-pftrack_binary_src: "$BIN"
+pftrack_package_src: "$DEB"
 pftrack_manage_service: false
 pftrack_install_postgresql: true
 pftrack_postgresql_port: $PG_PORT
@@ -290,10 +311,16 @@ user_ok() {
 check "system user pftrack: own group, in systemd-journal, no login shell" user_ok
 
 binary_ok() {
-    cmp -s "$BIN" /usr/local/bin/pftrack &&
-        [ "$(stat -c '%a %U %G' /usr/local/bin/pftrack)" = "755 root root" ]
+    # The package's version is installed, its binary unaltered (dpkg -V checks
+    # the md5sums), and it is the binary under test.
+    [ "$(dpkg-query -W -f='${Status} ${Version}' pftrack)" = \
+        "install ok installed $(dpkg-deb -f "$DEB" Version)" ] &&
+        [ -z "$(dpkg -V pftrack | grep " $INSTALLED_BIN\$")" ] &&
+        [ "$(stat -c '%a %U %G' "$INSTALLED_BIN")" = "755 root root" ] &&
+        [ "$("$INSTALLED_BIN" --version)" = "$("$BIN" --version)" ] &&
+        [ ! -e /usr/local/bin/pftrack ]
 }
-check "binary installed to /usr/local/bin/pftrack (0755 root:root)" binary_ok
+check "package installed with apt; binary $INSTALLED_BIN (0755 root:root) from it" binary_ok
 
 config_ok() {
     [ "$(stat -c '%a %U %G' /etc/pftrack/pftrack.yaml)" = "640 root pftrack" ] &&
@@ -317,10 +344,14 @@ PY
 check "/etc/pftrack/pftrack.yaml: mode 0640 root:pftrack, expected content" config_ok
 
 unit_ok() {
-    cmp "$REPO/config/pftrack.service" /etc/systemd/system/pftrack.service &&
+    # config/pftrack.service runs /usr/local/bin/pftrack; the package's copy
+    # and the role's run the package's binary.
+    sed "s#/usr/local/bin/pftrack#$INSTALLED_BIN#" "$REPO/config/pftrack.service" >"$WORK/unit.want" &&
+        cmp "$WORK/unit.want" /usr/lib/systemd/system/pftrack.service &&
+        cmp "$WORK/unit.want" /etc/systemd/system/pftrack.service &&
         [ "$(stat -c '%a %U' /etc/systemd/system/pftrack.service)" = "644 root" ]
 }
-check "unit installed to /etc/systemd/system, identical to config/pftrack.service" unit_ok
+check "unit installed to /etc/systemd/system, identical to config/pftrack.service (binary $INSTALLED_BIN)" unit_ok
 
 db_ok() {
     [ "$(psql_admin -c "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'pftrack'")" = pftrack ]
@@ -400,6 +431,7 @@ build_from_source() {
     if [ "$profile_dir" = debug ]; then profile=dev; else profile=release; fi
     echo "#   building $src (profile $profile) into $tdir"
     cat >"$WORK/vars-build.yml" <<VARS
+pftrack_package_src: ""
 pftrack_build_from_source: true
 pftrack_source_dir: "$src"
 pftrack_cargo: "$cargo_bin"
@@ -492,7 +524,7 @@ check "pftrack_reader cannot INSERT, UPDATE, DELETE, TRUNCATE or CREATE" reader_
 PG_LOG="/var/log/postgresql/postgresql-$PG_VERSION-$PG_CLUSTER.log"
 REMOTE_URL="host=localhost port=$PG_PORT dbname=pftrack user=pftrack password=$OWNER_PASSWORD"
 cat >"$WORK/vars-remote.yml" <<VARS
-pftrack_binary_src: "$BIN"
+pftrack_package_src: "$DEB"
 pftrack_manage_service: false
 pftrack_manage_database: false
 pftrack_database_url: "$REMOTE_URL sslmode=verify-full"
@@ -548,7 +580,7 @@ migrate_with() {
             "  max_records: 2000" "  max_delay_ms: 250" "log_level: info"
     } >"$dir/pftrack.yaml"
     chgrp pftrack "$dir/pftrack.yaml" && chmod 0640 "$dir/pftrack.yaml"
-    runuser -u pftrack -- /usr/local/bin/pftrack migrate --config "$dir/pftrack.yaml" >"$WORK/migrate.log" 2>&1
+    runuser -u pftrack -- "$INSTALLED_BIN" migrate --config "$dir/pftrack.yaml" >"$WORK/migrate.log" 2>&1
     rc=$?
     rm -rf "$dir"
     return $rc
@@ -647,7 +679,7 @@ boot_prepare() {
             --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin pftrack" || return 1
     rm -rf "$BOOT_ROOT/etc/pftrack" &&
         cp -a /etc/pftrack "$BOOT_ROOT/etc/pftrack" &&
-        cp -a /usr/local/bin/pftrack "$BOOT_ROOT/usr/local/bin/pftrack" &&
+        cp -a "$INSTALLED_BIN" "$BOOT_ROOT$INSTALLED_BIN" &&
         cp -a /etc/systemd/system/pftrack.service "$BOOT_ROOT/etc/systemd/system/pftrack.service" &&
         chroot "$BOOT_ROOT" systemctl enable pftrack.service >/dev/null 2>&1
 }
