@@ -214,14 +214,23 @@ else
     skip "systemd-analyze verify (systemd-analyze is not installed)"
 fi
 
-# Reinstalling the same version keeps an edited conffile (upgrade path of dpkg).
-reinstall_keeps_config() {
+# An upgrade (the same binary, Debian revision + 1) keeps an edited conffile
+# and its mode, as dpkg does for conffiles.
+upgrade_keeps_config() {
+    local rev deb2
+    rev=$(dpkg-query -W -f='${Version}' pftrack | sed 's/.*-//')
     echo "# edited by the package test" >>/etc/pftrack/pftrack.yaml
-    dpkg -i --force-confold "$DEB" >"$WORK/dpkg-i2.log" 2>&1 || { cat "$WORK/dpkg-i2.log"; return 1; }
+    deb2=$(PFTRACK_BIN=/usr/bin/pftrack PFTRACK_DEB_REVISION=$((rev + 1)) "$REPO/scripts/package" \
+        2>"$WORK/package2.log" | tail -1) || { tail -20 "$WORK/package2.log"; return 1; }
+    dpkg -i --force-confold "$deb2" >"$WORK/dpkg-i2.log" 2>&1 || { cat "$WORK/dpkg-i2.log"; return 1; }
+    rm -f "$deb2"
+    echo "#   upgraded to $(dpkg-query -W -f='${Version}' pftrack)"
+    grep -q -- "-$((rev + 1))\$" <<<"$(dpkg-query -W -f='${Version}' pftrack)" || return 1
     grep -q '^# edited by the package test' /etc/pftrack/pftrack.yaml &&
-        [ "$(stat -c '%a %G' /etc/pftrack/pftrack.yaml)" = "640 pftrack" ]
+        [ "$(stat -c '%a %G' /etc/pftrack/pftrack.yaml)" = "640 pftrack" ] &&
+        /usr/bin/pftrack --version >/dev/null
 }
-check "reinstalling keeps the edited conffile and its mode" reinstall_keeps_config
+check "upgrading to the next Debian revision keeps the edited conffile and its mode" upgrade_keeps_config
 
 # --- purge ------------------------------------------------------------------
 purge_ok() {
