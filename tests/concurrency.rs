@@ -22,7 +22,6 @@ use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{ALL_ROWS, TestDb, pftrack, run_ok};
-use pftrack_loggen::{GenConfig, StampFormat, generate};
 
 /// Lines of the generated log: many small transactions in a debug build.
 const LINES: u64 = 40_000;
@@ -38,20 +37,7 @@ const POSITIONS: &str =
     "SELECT source, byte_offset, line, complete FROM input_position ORDER BY source";
 
 fn generated_log(dir: &Path) -> PathBuf {
-    let path = dir.join("mail.log");
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    let config = GenConfig {
-        seed: 21,
-        lines: LINES,
-        format: StampFormat::Classic,
-        hosts: vec!["mx1".into(), "mx2".into()],
-        messages_per_second: 20.0,
-        queue_id_space: 4096,
-        ..GenConfig::default()
-    };
-    generate(&config, &mut file).unwrap();
-    file.flush().unwrap();
-    path
+    common::generated_log(dir, 21, LINES)
 }
 
 /// The log split in three, as logrotate leaves it: `mail.log.2.gz`, `mail.log.1`,

@@ -10,11 +10,10 @@
 mod common;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use common::{ALL_ROWS, TestDb, pftrack, run_ok};
-use pftrack_loggen::{GenConfig, StampFormat, generate};
 
 /// Lines in the generated log: enough for dozens of transactions at the batch size
 /// below, small enough for a debug build.
@@ -24,21 +23,8 @@ const BATCH_LINES: &str = "500";
 /// Kills per run of the test.
 const KILLS: usize = 6;
 
-fn generated_log(dir: &Path) -> std::path::PathBuf {
-    let path = dir.join("mail.log");
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    let config = GenConfig {
-        seed: 7,
-        lines: LINES,
-        format: StampFormat::Classic,
-        hosts: vec!["mx1".into(), "mx2".into()],
-        messages_per_second: 20.0,
-        queue_id_space: 4096,
-        ..GenConfig::default()
-    };
-    generate(&config, &mut file).unwrap();
-    file.flush().unwrap();
-    path
+fn generated_log(dir: &Path) -> PathBuf {
+    common::generated_log(dir, 7, LINES)
 }
 
 fn backfill_args<'a>(db: &'a TestDb, path: &'a str) -> Vec<&'a str> {

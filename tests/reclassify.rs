@@ -373,34 +373,12 @@ fn a_locked_row_is_skipped_not_waited_for() {
     assert!(per_table(&third, "differing").values().all(|&n| n == 0));
 }
 
-/// The ```postgresql blocks of docs/queries.md's "Why it failed" section.
-fn doc_queries() -> Vec<String> {
-    let text = std::fs::read_to_string(common::repo().join("docs/queries.md")).unwrap();
-    let start = text.find("## Why it failed").expect("section");
-    let section = &text[start..];
-    let end = section[2..].find("\n## ").map_or(section.len(), |e| e + 2);
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in section[..end].lines() {
-        match (&mut current, line.trim_end()) {
-            (None, "```postgresql") => current = Some(String::new()),
-            (Some(_), "```") => blocks.push(current.take().unwrap()),
-            (Some(block), l) => {
-                block.push_str(l);
-                block.push('\n');
-            }
-            (None, _) => {}
-        }
-    }
-    blocks
-}
-
 /// The failure queries of docs/queries.md run and, but for the unclassified list (the
 /// fixtures have no unknown wording), find rows: a rule makes the greylisting deferral
 /// `ratelimited` (applied by reclassify), and times are moved so that it happened today.
 #[test]
 fn the_failure_queries_in_the_docs_find_rows() {
-    let queries = doc_queries();
+    let queries = common::doc_queries("postgresql", Some("## Why it failed"));
     assert_eq!(queries.len(), 6, "{queries:#?}");
     let db = loaded("reclassify_docs");
     let dir = tempfile::tempdir().unwrap();

@@ -137,29 +137,9 @@ fn tags_merge_per_name_later_wins() {
     }
 }
 
-/// The ```postgresql blocks of docs/queries.md's "Per client application" section.
-fn doc_queries() -> Vec<String> {
-    let text = std::fs::read_to_string(common::repo().join("docs/queries.md")).unwrap();
-    let section = &text[text.find("## Per client application").expect("section")..];
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in section.lines() {
-        match (&mut current, line.trim_end()) {
-            (None, "```postgresql") => current = Some(String::new()),
-            (Some(_), "```") => blocks.push(current.take().unwrap()),
-            (Some(block), l) => {
-                block.push_str(l);
-                block.push('\n');
-            }
-            (None, _) => {}
-        }
-    }
-    blocks
-}
-
 #[test]
 fn the_per_client_queries_in_the_docs_find_rows() {
-    let queries = doc_queries();
+    let queries = common::doc_queries("postgresql", Some("## Per client application"));
     assert_eq!(queries.len(), 3);
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), "client-id");

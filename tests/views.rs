@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use std::process::Command;
 
-use common::{SCENARIOS, TestDb, assert_rows, expected_lines, fixture, repo};
+use common::{SCENARIOS, TestDb, assert_rows, expected_lines, fixture};
 
 /// The role migration V2 grants the views to.
 const READER: &str = "pftrack_reader";
@@ -282,29 +282,10 @@ fn reader_role_reads_the_views() {
     assert!(write.is_err(), "{READER} could delete");
 }
 
-/// The ```sql blocks of docs/queries.md.
-fn doc_queries() -> Vec<String> {
-    let text = std::fs::read_to_string(repo().join("docs/queries.md")).unwrap();
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in text.lines() {
-        match (&mut current, line.trim_end()) {
-            (None, "```sql") => current = Some(String::new()),
-            (Some(_), "```") => blocks.push(current.take().unwrap()),
-            (Some(block), l) => {
-                block.push_str(l);
-                block.push('\n');
-            }
-            (None, _) => {}
-        }
-    }
-    blocks
-}
-
 #[test]
 fn every_query_in_the_docs_runs_and_finds_rows() {
     ensure_reader_role();
-    let queries = doc_queries();
+    let queries = common::doc_queries("sql", None);
     assert!(queries.len() >= 10, "only {} queries", queries.len());
     let db = TestDb::new("views_docs");
     let recent: Vec<&str> = SCENARIOS

@@ -189,3 +189,58 @@ pub fn assert_rows(what: &str, got: &str, expected: &[String]) {
         );
     }
 }
+
+/// The fenced blocks of `language` (`sql`, `postgresql`) in `docs/queries.md`, in the
+/// section headed `section` (to the next `## ` heading) or in the whole file.
+pub fn doc_queries(language: &str, section: Option<&str>) -> Vec<String> {
+    let text = std::fs::read_to_string(repo().join("docs/queries.md"))
+        .unwrap_or_else(|e| panic!("cannot read docs/queries.md: {e}"));
+    let text = match section {
+        Some(heading) => {
+            let start = text
+                .find(heading)
+                .unwrap_or_else(|| panic!("docs/queries.md has no {heading:?}"));
+            let rest = &text[start..];
+            let end = rest[2..].find("\n## ").map_or(rest.len(), |e| e + 2);
+            rest[..end].to_owned()
+        }
+        None => text,
+    };
+    let fence = format!("```{language}");
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        match (&mut current, line.trim_end()) {
+            (None, l) if l == fence => current = Some(String::new()),
+            (Some(_), "```") => blocks.extend(current.take()),
+            (Some(block), l) => {
+                block.push_str(l);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+/// A generated log of `lines` lines (seed `seed`, classic stamps, hosts mx1 and mx2,
+/// queue ids drawn from a small space so that they are reused), written to
+/// `dir/mail.log`.
+pub fn generated_log(dir: &Path, seed: u64, lines: u64) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("mail.log");
+    let file = std::fs::File::create(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut file = std::io::BufWriter::new(file);
+    let config = pftrack_loggen::GenConfig {
+        seed,
+        lines,
+        format: pftrack_loggen::StampFormat::Classic,
+        hosts: vec!["mx1".into(), "mx2".into()],
+        messages_per_second: 20.0,
+        queue_id_space: 4096,
+        ..pftrack_loggen::GenConfig::default()
+    };
+    pftrack_loggen::generate(&config, &mut file).expect("the generator writes");
+    file.flush().expect("the log is written");
+    path
+}
