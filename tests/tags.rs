@@ -186,3 +186,54 @@ fn the_per_client_queries_in_the_docs_find_rows() {
         assert!(!db.query(q).trim().is_empty(), "no rows:\n{q}");
     }
 }
+
+#[test]
+fn status_filters_by_tag() {
+    let log = fixture("tags/client_id.log");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "client-id");
+    let db = TestDb::new("tags_status");
+    backfill(&db, &log, &["-c", cfg.to_str().unwrap()]);
+    let status = |query: &str, tag: &str| {
+        common::pftrack()
+            .args(["status", "--database-url", &db.url, "--json", query])
+            .args(["--since", "2025-01-01", "--tag", tag])
+            .output()
+            .unwrap()
+    };
+    // The sender's message is acme's; the name is matched whatever its case.
+    let acme = status("orders@acme.example.org", "Client-ID=acme");
+    assert!(acme.status.success(), "{acme:?}");
+    let json: serde_json::Value = serde_json::from_slice(&acme.stdout).unwrap();
+    let queue_ids: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["queue_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(queue_ids, ["4A1B2C3D4E"]);
+    // Not the newsletter's: no match, exit 1.
+    let other = status("orders@acme.example.org", "client-id=newsletter");
+    assert_eq!(other.status.code(), Some(1), "{other:?}");
+    // A recipient of the newsletter, by queue id and by address.
+    assert!(
+        status("6C3D4E5F6A", "client-id=newsletter")
+            .status
+            .success()
+    );
+    assert!(
+        status("carol@slow.example.net", "client-id=newsletter")
+            .status
+            .success()
+    );
+    assert_eq!(
+        status("carol@slow.example.net", "client-id=acme")
+            .status
+            .code(),
+        Some(1)
+    );
+    // A malformed filter is refused with a hint.
+    let bad = status("carol@slow.example.net", "client-id");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("NAME=VALUE"));
+}

@@ -55,6 +55,22 @@ pub struct StatusArgs {
     /// Print the query plans (EXPLAIN ANALYZE) instead of the messages.
     #[arg(long)]
     explain: bool,
+    /// Only messages with this tag, `NAME=VALUE` (a header named in `tags.headers`,
+    /// e.g. `client-id=acme`).
+    #[arg(long, value_name = "NAME=VALUE", value_parser = parse_tag)]
+    tag: Option<(String, String)>,
+}
+
+/// `--tag NAME=VALUE`; names are stored in lower case.
+fn parse_tag(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_ascii_lowercase(), value.to_owned()))
+        }
+        _ => Err(format!(
+            "{s:?} is not NAME=VALUE (for example client-id=acme)"
+        )),
+    }
 }
 
 /// What a `status` argument is.
@@ -189,6 +205,7 @@ pub async fn run(args: &StatusArgs, config: &Config, url: &str) -> anyhow::Resul
             .map(|s| parse_time(s, now))
             .transpose()
             .context("--until")?,
+        tag: args.tag.clone(),
     };
     if let (Some(s), Some(u)) = (window.since, window.until)
         && s >= u

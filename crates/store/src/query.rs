@@ -26,12 +26,15 @@ pub enum Lookup {
 }
 
 /// Limits on the arrival time of the messages looked for.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Window {
     /// Arrived at or after this time.
     pub since: Option<DateTime<Utc>>,
     /// Arrived before this time.
     pub until: Option<DateTime<Utc>>,
+    /// Only messages with this tag (name, value): `delivery_from.tags`, e.g. the
+    /// client application a sender's header names.
+    pub tag: Option<(String, String)>,
 }
 
 /// A link between two messages of the same host.
@@ -197,6 +200,9 @@ SELECT host, queue_id, arrived_at FROM (
      FROM delivery_to
      WHERE lower(recipient) = lower($1::text COLLATE \"C\")
        AND arrived_at >= $2 AND arrived_at < $3
+       AND ($6::text IS NULL OR EXISTS (SELECT 1 FROM delivery_from g
+            WHERE g.queue_id = delivery_to.queue_id AND g.host = delivery_to.host
+              AND g.arrived_at = delivery_to.arrived_at AND g.tags ->> $6 = $7))
      ORDER BY arrived_at DESC
      LIMIT $5)
     UNION
@@ -204,6 +210,9 @@ SELECT host, queue_id, arrived_at FROM (
      FROM delivery_to
      WHERE lower(orig_recipient) = lower($1::text COLLATE \"C\") AND orig_recipient <> ''
        AND arrived_at >= $2 AND arrived_at < $3
+       AND ($6::text IS NULL OR EXISTS (SELECT 1 FROM delivery_from g
+            WHERE g.queue_id = delivery_to.queue_id AND g.host = delivery_to.host
+              AND g.arrived_at = delivery_to.arrived_at AND g.tags ->> $6 = $7))
      ORDER BY arrived_at DESC
      LIMIT $5)
     UNION
@@ -211,6 +220,7 @@ SELECT host, queue_id, arrived_at FROM (
      FROM delivery_from
      WHERE lower(sender) = lower($1::text COLLATE \"C\")
        AND arrived_at >= $2 AND arrived_at < $3
+       AND ($6::text IS NULL OR tags ->> $6 = $7)
      ORDER BY arrived_at DESC
      LIMIT $4)
 ) k
@@ -221,6 +231,7 @@ LIMIT $4";
 pub const MESSAGE_ID_KEYS_SQL: &str = "\
 SELECT host, queue_id, arrived_at FROM delivery_from
 WHERE message_id = $1 AND arrived_at >= $2 AND arrived_at < $3
+  AND ($5::text IS NULL OR tags ->> $5 = $6)
 ORDER BY arrived_at DESC, host, queue_id
 LIMIT $4";
 
@@ -228,6 +239,7 @@ LIMIT $4";
 pub const QUEUE_ID_KEYS_SQL: &str = "\
 SELECT host, queue_id, arrived_at FROM delivery_from
 WHERE queue_id = ANY($1::text[]) AND arrived_at >= $2 AND arrived_at < $3
+  AND ($5::text IS NULL OR tags ->> $5 = $6)
 ORDER BY arrived_at DESC, host, queue_id
 LIMIT $4";
 
@@ -290,15 +302,27 @@ impl Store {
             .prepare_cached(lookup.keys_sql())
             .await
             .map_err(|e| StoreError::query("preparing the message lookup", e))?;
+        let (tag_name, tag_value) = tag_params(window);
         let rows = match lookup {
             Lookup::Address(a) => {
                 let rows = fetch.saturating_mul(ROWS_PER_MESSAGE);
                 client
-                    .query(&stmt, &[a, &since, &until, &fetch, &rows])
+                    .query(
+                        &stmt,
+                        &[a, &since, &until, &fetch, &rows, &tag_name, &tag_value],
+                    )
                     .await
             }
-            Lookup::MessageId(a) => client.query(&stmt, &[a, &since, &until, &fetch]).await,
-            Lookup::QueueId(ids) => client.query(&stmt, &[ids, &since, &until, &fetch]).await,
+            Lookup::MessageId(a) => {
+                client
+                    .query(&stmt, &[a, &since, &until, &fetch, &tag_name, &tag_value])
+                    .await
+            }
+            Lookup::QueueId(ids) => {
+                client
+                    .query(&stmt, &[ids, &since, &until, &fetch, &tag_name, &tag_value])
+                    .await
+            }
         }
         .map_err(|e| StoreError::query("looking up messages", e))?;
         let mut keys: Vec<Key> = rows
@@ -385,15 +409,27 @@ impl Store {
             "EXPLAIN "
         };
         let sql = format!("{verb}{}", lookup.keys_sql());
+        let (tag_name, tag_value) = tag_params(window);
         let rows = match lookup {
             Lookup::Address(a) => {
                 let rows = fetch.saturating_mul(ROWS_PER_MESSAGE);
                 client
-                    .query(&sql, &[a, &since, &until, &fetch, &rows])
+                    .query(
+                        &sql,
+                        &[a, &since, &until, &fetch, &rows, &tag_name, &tag_value],
+                    )
                     .await
             }
-            Lookup::MessageId(a) => client.query(&sql, &[a, &since, &until, &fetch]).await,
-            Lookup::QueueId(ids) => client.query(&sql, &[ids, &since, &until, &fetch]).await,
+            Lookup::MessageId(a) => {
+                client
+                    .query(&sql, &[a, &since, &until, &fetch, &tag_name, &tag_value])
+                    .await
+            }
+            Lookup::QueueId(ids) => {
+                client
+                    .query(&sql, &[ids, &since, &until, &fetch, &tag_name, &tag_value])
+                    .await
+            }
         }
         .map_err(|e| StoreError::query("explaining the message lookup", e))?;
         let mut text = String::from("-- key lookup\n");
@@ -423,6 +459,14 @@ impl Store {
             }
         }
         Ok(text)
+    }
+}
+
+/// The tag filter as two bound parameters (both NULL: no filter).
+fn tag_params(window: &Window) -> (Option<&str>, Option<&str>) {
+    match &window.tag {
+        Some((name, value)) => (Some(name.as_str()), Some(value.as_str())),
+        None => (None, None),
     }
 }
 
