@@ -1398,3 +1398,113 @@ fn two_daemons_on_one_journal_store_it_once() {
     let reference = reference(dir.path(), &config, &stored);
     assert_same_rows("two daemons, the first killed", &db.url, &reference);
 }
+
+/// SIGHUP reloads the classification rules: failures logged after it are classified
+/// with the new rules, those stored before keep their verdict (`pftrack reclassify`
+/// is for those); a rules file that does not load leaves the rules in use as they are.
+#[test]
+fn sighup_reloads_the_classification_rules() {
+    if !journal_available("sighup_reloads_the_classification_rules") {
+        return;
+    }
+    let feed = Feed::new("sighup", 37, 10);
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new("follow_sighup");
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, "rules: []\n").unwrap();
+    let config = feed.config(dir.path(), since_now(), Some((1, 50)));
+    let mut yaml = std::fs::read_to_string(&config).unwrap();
+    yaml.push_str(&format!("classify:\n  rules: {}\n", rules.display()));
+    std::fs::write(&config, yaml).unwrap();
+    let mut daemon = Daemon::start(&config, &db.url, &[]);
+    daemon.wait_ready();
+
+    // One deferral of message `qid` with a wording no built-in rule knows.
+    let defer = |qid: &str| {
+        let ident = format!("{}qmgr", feed.prefix);
+        let smtp = format!("{}smtp", feed.prefix);
+        for (ident, text) in [
+            (
+                &ident,
+                format!("{qid}: from=<a@example.org>, size=100, nrcpt=1 (queue active)"),
+            ),
+            (
+                &smtp,
+                format!(
+                    "{qid}: to=<b@example.net>, relay=mx.example.net[192.0.2.9]:25, delay=1, \
+                     delays=0/0/0.5/0.5, dsn=4.0.0, status=deferred (host \
+                     mx.example.net[192.0.2.9] said: 451 Frobnicator overheated (in reply \
+                     to RCPT TO command))"
+                ),
+            ),
+        ] {
+            send_datagram(
+                &feed.socket,
+                format!("<22>{ident}[4242]: {text}").as_bytes(),
+            );
+        }
+    };
+    let reason_of = |qid: &str, daemon: &mut Daemon| -> String {
+        let deadline = Instant::now() + CATCH_UP;
+        loop {
+            let got = psql(
+                &db.url,
+                &format!("SELECT failure_reason FROM delivery_attempt WHERE queue_id = '{qid}'"),
+            );
+            if !got.trim().is_empty() {
+                return got.trim().to_owned();
+            }
+            assert!(
+                Instant::now() < deadline && daemon.child.try_wait().unwrap().is_none(),
+                "{qid} was not stored\n{}",
+                daemon.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let wait_log = |daemon: &mut Daemon, text: &str, count: usize| {
+        let deadline = Instant::now() + READY_WITHIN;
+        while daemon.log().matches(text).count() < count {
+            assert!(Instant::now() < deadline, "no {text:?}\n{}", daemon.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let hangup = |daemon: &Daemon| {
+        let ok = Command::new("kill")
+            .args(["-HUP", &daemon.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+
+    defer("1A0000000A");
+    let built_in = reason_of("1A0000000A", &mut daemon);
+    assert_ne!(built_in, "contenterror");
+
+    std::fs::write(
+        &rules,
+        "rules:\n  - name: frobnicator\n    reason: contenterror\n    text: 'frobnicator overheated'\n",
+    )
+    .unwrap();
+    hangup(&daemon);
+    wait_log(&mut daemon, "classification rules reloaded", 1);
+    defer("1A0000000B");
+    assert_eq!(reason_of("1A0000000B", &mut daemon), "contenterror");
+    // Stored before the reload: unchanged.
+    assert_eq!(reason_of("1A0000000A", &mut daemon), built_in);
+
+    std::fs::write(
+        &rules,
+        "rules:\n  - name: broken\n    reason: nosuchreason\n",
+    )
+    .unwrap();
+    hangup(&daemon);
+    wait_log(
+        &mut daemon,
+        "were not reloaded, the previous ones stay in use",
+        1,
+    );
+    defer("1A0000000C");
+    assert_eq!(reason_of("1A0000000C", &mut daemon), "contenterror");
+    assert!(daemon.terminate().success(), "{}", daemon.log());
+}
