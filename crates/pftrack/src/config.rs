@@ -33,7 +33,28 @@ pub struct Config {
     /// Message tags (per-client attribution).
     #[serde(default)]
     pub tags: TagsConfig,
+    // BEGIN metrics (issue 15)
+    /// Prometheus `/metrics` of `pftrack run`; off when absent.
+    pub metrics: Option<MetricsConfig>,
+    // END metrics
 }
+
+// BEGIN metrics (issue 15)
+/// `metrics:` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address `pftrack run` serves `/metrics` on (`127.0.0.1:9154`).
+    pub listen: std::net::SocketAddr,
+    /// How often the database gauges are refreshed (`60s`; `0s` turns them off).
+    #[serde(default = "default_database_interval")]
+    pub database_interval: String,
+}
+
+fn default_database_interval() -> String {
+    "60s".to_owned()
+}
+// END metrics
 
 /// `tags:` section.
 #[derive(Debug, Default, Deserialize)]
@@ -180,6 +201,12 @@ impl Config {
         if let Some(r) = &self.retention {
             crate::duration::parse(r).with_context(|| format!("retention: {r:?}"))?;
         }
+        // BEGIN metrics (issue 15)
+        if let Some(m) = &self.metrics {
+            crate::duration::parse(&m.database_interval)
+                .with_context(|| format!("metrics.database_interval: {:?}", m.database_interval))?;
+        }
+        // END metrics
         if let Some(tz) = &self.timezone {
             tz.parse::<pftrack_input::Zone>()
                 .map_err(|e| anyhow::anyhow!("timezone: {e}"))?;

@@ -263,6 +263,12 @@ pub async fn run(
     // is: the new key starts absent).
     let base = positions_base(&stored, &source_key);
 
+    // BEGIN metrics (issue 15): served by the daemon only, once it owns the journal.
+    let metrics = match (&mode, &config.metrics) {
+        (Mode::Daemon, Some(m)) => Some(crate::serve_metrics::start(m, store.clone()).await?),
+        _ => None,
+    };
+    // END metrics
     let options = JournalOptions {
         source,
         identifier_prefixes: config.journal.identifiers.clone(),
@@ -284,6 +290,7 @@ pub async fn run(
         max_delay: Duration::from_millis(config.batch.max_delay_ms),
         mode,
         tag_headers: config.tags.headers.clone(),
+        metrics: metrics.clone(),
     };
     let reader_shutdown = Arc::clone(&shutdown);
     std::thread::Builder::new()
@@ -305,7 +312,11 @@ pub async fn run(
         Mode::Once { .. } => Some(crate::backfill::BACKFILL_RETRY_LIMIT),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
-    let observer = StatusReporter { daemon, records: 0 };
+    let observer = StatusReporter {
+        daemon,
+        records: 0,
+        metrics,
+    };
     let mut writer = tokio::spawn(writer::run_with(
         store.clone(),
         rx,
@@ -547,10 +558,15 @@ fn reload_rules(shared: &SharedClassifier, config: &Config) {
 struct StatusReporter {
     daemon: bool,
     records: u64,
+    /// `metrics:` configured (issue 15).
+    metrics: Option<Arc<pftrack_metrics::Metrics>>,
 }
 
 impl writer::Observer for StatusReporter {
-    fn committed(&mut self, item: &WorkItem, _stats: &WriteStats) {
+    fn committed(&mut self, item: &WorkItem, stats: &WriteStats) {
+        if let Some(m) = &self.metrics {
+            crate::serve_metrics::committed(m, item, stats);
+        }
         self.records += item.lines;
         if !self.daemon {
             return;
@@ -572,7 +588,16 @@ impl writer::Observer for StatusReporter {
         notify(&[sd_notify::NotifyState::Status(&status)]);
     }
 
+    fn commit_took(&mut self, took: Duration) {
+        if let Some(m) = &self.metrics {
+            crate::serve_metrics::commit_took(m, took);
+        }
+    }
+
     fn retrying(&mut self, error: &StoreError, retry_in: Duration, attempt: u32) {
+        if let Some(m) = &self.metrics {
+            crate::serve_metrics::retrying(m);
+        }
         if !self.daemon {
             return;
         }
@@ -701,6 +726,8 @@ struct ReaderSettings {
     mode: Mode,
     /// Headers whose header_checks lines tag messages (`tags.headers`).
     tag_headers: Vec<String>,
+    /// `metrics:` of the daemon (issue 15): every record read is counted here.
+    metrics: Option<Arc<pftrack_metrics::Metrics>>,
 }
 
 /// Why the reader thread ended.
@@ -836,6 +863,9 @@ fn follow_journal(
                     break ReaderEnd::JournalEnded;
                 }
                 counts.records += 1;
+                if let Some(m) = &s.metrics {
+                    m.pipeline.records_read.inc();
+                }
                 spans.add(&record.host, record.timestamp);
                 let cursor = match &record.position {
                     Position::Journal { cursor } => cursor.clone(),
@@ -847,6 +877,10 @@ fn follow_journal(
                     let daemon = record.daemon();
                     let event = pftrack_parse::parse(daemon, &text);
                     count_event(&mut counts, &event);
+                    if let Some(m) = &s.metrics {
+                        m.pipeline.records_postfix.inc();
+                        pftrack_metrics::observe(m, daemon, &event);
+                    }
                     extractor.process(&record.host, record.timestamp, daemon, &event, &mut |f| {
                         batch.add(f)
                     });

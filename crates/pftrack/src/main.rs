@@ -27,6 +27,8 @@ mod parse_cmd;
 mod purge;
 /// `pftrack reclassify`: the current failure rules re-applied to stored rows.
 mod reclassify_cmd;
+/// `metrics:`: Prometheus `/metrics` of `pftrack run` (issue 15).
+mod serve_metrics;
 /// `pftrack status`: what happened to a message.
 mod status;
 /// The writer task: batches into the store, with retries.

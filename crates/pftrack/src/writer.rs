@@ -77,6 +77,8 @@ pub trait Observer: Send {
     /// A commit failed transiently; the next attempt follows after `retry_in`.
     /// `attempt` counts the failures of this batch (1 for the first).
     fn retrying(&mut self, _error: &StoreError, _retry_in: Duration, _attempt: u32) {}
+    /// A commit attempt succeeded after `took` (metrics, issue 15).
+    fn commit_took(&mut self, _took: Duration) {}
 }
 
 impl Observer for () {}
@@ -212,8 +214,10 @@ async fn write_with_retry(
             );
             return Ok(WriteStats::default());
         }
+        let attempt_started = std::time::Instant::now();
         let error = match store.write_batch(&item.rows, &item.checkpoints).await {
             Ok(stats) => {
+                observer.commit_took(attempt_started.elapsed());
                 if attempt > 0 {
                     tracing::info!(
                         database = store.target(),

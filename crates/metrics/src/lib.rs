@@ -1,0 +1,749 @@
+//! pftrack's Prometheus metrics.
+//!
+//! What it is: one [`Registry`] built at start-up by [`Metrics::register`], holding
+//! - [`PostfixMetrics`]: counters and histograms of what Postfix logged, under the names
+//!   and labels of kumina's `postfix_exporter` where the semantics match (so existing
+//!   dashboards work), filled by the pure function [`observe`] from parsed events;
+//! - [`PipelineMetrics`]: pftrack's own (records read, rows written, commit latency,
+//!   journal lag, database errors);
+//! - [`DbGauges`]: values only the database knows (deferred backlog, messages in flight,
+//!   failures by reason over the last hour), set by a refresher task of the binary;
+//!
+//! and [`serve`], a deliberately tiny HTTP/1.1 responder for `GET /metrics`.
+//!
+//! What it is not: no global registry, no I/O in [`observe`], no label value taken from
+//! a log line's free text (addresses, domains, queue ids, paths): every label is a closed
+//! enum of [`labels`], or, for pipe transports, a configured name with a hard cap
+//! ([`PIPE_RELAYS_MAX`]). It knows nothing of PostgreSQL; the binary runs the gauge
+//! queries. Counters start at zero with the process (Prometheus conventions) and count
+//! what this process read.
+
+pub mod labels;
+mod serve;
+
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+use labels::*;
+use pftrack_parse::{Event, NotificationKind, RejectAction, SessionEnd};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+pub use prometheus_client;
+pub use serve::{CONTENT_TYPE, serve};
+
+/// At most this many pipe transport names become `relay` label values; later ones are
+/// counted as `other`.
+pub const PIPE_RELAYS_MAX: usize = 32;
+
+/// kumina's delay buckets (seconds): 1 ms to two days.
+const DELAY_BUCKETS: [f64; 9] = [1e-3, 1e-2, 1e-1, 1.0, 10.0, 60.0, 3600.0, 86400.0, 172800.0];
+
+type Hist = Family<StageLabels, Histogram, fn() -> Histogram>;
+type PipeHist = Family<PipeStageLabels, Histogram, fn() -> Histogram>;
+type F64Gauge = Gauge<f64, AtomicU64>;
+
+fn delay_histogram() -> Histogram {
+    Histogram::new(DELAY_BUCKETS)
+}
+
+/// Everything pftrack serves: register once, then share (`Arc<Metrics>`).
+#[derive(Debug)]
+pub struct Metrics {
+    /// What Postfix logged.
+    pub postfix: PostfixMetrics,
+    /// pftrack's own pipeline.
+    pub pipeline: PipelineMetrics,
+    /// Values from the database.
+    pub db: DbGauges,
+}
+
+impl Metrics {
+    /// Register every family in `registry` (`postfix_…` and `pftrack_…`), counting
+    /// records of `input`.
+    pub fn register(registry: &mut Registry, input: Input) -> Metrics {
+        let postfix = PostfixMetrics::register(registry.sub_registry_with_prefix("postfix"));
+        let pftrack = registry.sub_registry_with_prefix("pftrack");
+        let pipeline = PipelineMetrics::register(pftrack, input);
+        let db = DbGauges::register(pftrack);
+        Metrics {
+            postfix,
+            pipeline,
+            db,
+        }
+    }
+
+    /// A fresh registry with every metric registered.
+    pub fn new(input: Input) -> (Metrics, Registry) {
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry, input);
+        (metrics, registry)
+    }
+}
+
+/// Render `registry` as OpenMetrics text (ends with `# EOF`).
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    // Writing to a String cannot fail; an encoder error would be a bug in a metric.
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, registry) {
+        tracing::error!("encoding the metrics failed: {e}");
+    }
+    out
+}
+
+/// Counters of one label value per variant, resolved at registration.
+fn resolve<L: Copy, S, M: Clone>(
+    family: &Family<S, M, impl prometheus_client::metrics::family::MetricConstructor<M>>,
+    all: &[L],
+    labels: impl Fn(L) -> S,
+) -> Vec<M>
+where
+    S: Clone + std::hash::Hash + Eq,
+{
+    all.iter()
+        .map(|&l| family.get_or_create_owned(&labels(l)))
+        .collect()
+}
+
+/// Postfix's counters, with kumina's names (the `postfix_` prefix comes from the
+/// sub-registry, `_total` and units from the library).
+#[derive(Debug)]
+pub struct PostfixMetrics {
+    smtpd_connects: Counter,
+    smtpd_disconnects: Counter,
+    smtpd_fcrdns_errors: Counter,
+    smtpd_lost: Vec<Counter>,
+    smtpd_processed: Vec<Counter>,
+    smtpd_rejected: Family<CodeLabels, Counter>,
+    smtpd_sasl_failures: Counter,
+    /// `[agent][status]`
+    processed: Vec<Vec<Counter>>,
+    smtp_deferred: Counter,
+    smtp_timed_out: Counter,
+    smtp_connect_failures: Vec<Counter>,
+    smtp_delays: Vec<Histogram>,
+    lmtp_delays: Vec<Histogram>,
+    pipe_delays: PipeHist,
+    pipe_relays: Mutex<Vec<String>>,
+    virtual_delivered: Counter,
+    cleanup_processed: Counter,
+    cleanup_rejected: Counter,
+    qmgr_nrcpt: Histogram,
+    qmgr_nrcpt_legacy: Histogram,
+    qmgr_size: Histogram,
+    qmgr_removed: Counter,
+    qmgr_expired: Counter,
+    bounce_non_delivery: Counter,
+    postscreen: Vec<Counter>,
+    unsupported: Vec<Counter>,
+}
+
+impl PostfixMetrics {
+    /// Register in `r` (prefix `postfix` expected).
+    pub fn register(r: &mut Registry) -> PostfixMetrics {
+        let counter = |r: &mut Registry, name: &str, help: &str| {
+            let c = Counter::default();
+            r.register(name, help, c.clone());
+            c
+        };
+        let smtpd_connects = counter(r, "smtpd_connects", "Total number of incoming connections.");
+        let smtpd_disconnects = counter(
+            r,
+            "smtpd_disconnects",
+            "Total number of incoming disconnections.",
+        );
+        let smtpd_fcrdns_errors = counter(
+            r,
+            "smtpd_forward_confirmed_reverse_dns_errors",
+            "Total number of connections for which forward-confirmed DNS cannot be resolved.",
+        );
+        let lost = Family::<AfterStageLabels, Counter>::default();
+        r.register(
+            "smtpd_connections_lost",
+            "Total number of connections lost.",
+            lost.clone(),
+        );
+        let processed_sasl = Family::<SaslLabels, Counter>::default();
+        r.register(
+            "smtpd_messages_processed",
+            "Total number of messages processed.",
+            processed_sasl.clone(),
+        );
+        let smtpd_rejected = Family::<CodeLabels, Counter>::default();
+        r.register(
+            "smtpd_messages_rejected",
+            "Total number of NOQUEUE rejects.",
+            smtpd_rejected.clone(),
+        );
+        let smtpd_sasl_failures = counter(
+            r,
+            "smtpd_sasl_authentication_failures",
+            "Total number of SASL authentication failures.",
+        );
+        let processed = Agent::ALL
+            .iter()
+            .map(|agent| {
+                let family = Family::<StatusLabels, Counter>::default();
+                r.register(
+                    format!("{}_messages_processed", agent.as_str()),
+                    format!(
+                        "Total number of messages that have been processed by the {} process.",
+                        agent.as_str()
+                    ),
+                    family.clone(),
+                );
+                resolve(&family, Status::ALL, |status| StatusLabels { status })
+            })
+            .collect();
+        let smtp_deferred = counter(
+            r,
+            "smtp_deferred_messages",
+            "Total number of messages that have been deferred on SMTP.",
+        );
+        let smtp_timed_out = counter(
+            r,
+            "smtp_connection_timed_out",
+            "Total number of SMTP connection attempts that timed out.",
+        );
+        let failures = Family::<ConnectFailureLabels, Counter>::default();
+        r.register(
+            "smtp_connection_failures",
+            "Total number of SMTP connection attempts that failed, by reason.",
+            failures.clone(),
+        );
+        let hist = |r: &mut Registry, name: &str, help: &str| {
+            let family: Hist = Family::new_with_constructor(delay_histogram);
+            r.register_with_unit(name, help, Unit::Seconds, family.clone());
+            resolve(&family, Stage::ALL, |stage| StageLabels { stage })
+        };
+        let smtp_delays = hist(
+            r,
+            "smtp_delivery_delay",
+            "SMTP message processing time in seconds.",
+        );
+        let lmtp_delays = hist(
+            r,
+            "lmtp_delivery_delay",
+            "LMTP message processing time in seconds.",
+        );
+        let pipe_delays: PipeHist = Family::new_with_constructor(delay_histogram);
+        r.register_with_unit(
+            "pipe_delivery_delay",
+            "Pipe message processing time in seconds.",
+            Unit::Seconds,
+            pipe_delays.clone(),
+        );
+        let virtual_delivered = counter(
+            r,
+            "virtual_delivered",
+            "Total number of mail delivered to a virtual mailbox.",
+        );
+        let cleanup_processed = counter(
+            r,
+            "cleanup_messages_processed",
+            "Total number of messages processed by cleanup.",
+        );
+        let cleanup_rejected = counter(
+            r,
+            "cleanup_messages_rejected",
+            "Total number of messages rejected by cleanup.",
+        );
+        let nrcpt_buckets = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
+        let qmgr_nrcpt = Histogram::new(nrcpt_buckets);
+        r.register(
+            "qmgr_messages_inserted_recipients",
+            "Number of recipients per message inserted into the mail queues.",
+            qmgr_nrcpt.clone(),
+        );
+        let qmgr_nrcpt_legacy = Histogram::new(nrcpt_buckets);
+        r.register(
+            "qmgr_messages_inserted_receipients",
+            "Legacy name (kumina's spelling) of postfix_qmgr_messages_inserted_recipients.",
+            qmgr_nrcpt_legacy.clone(),
+        );
+        let qmgr_size = Histogram::new([1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9]);
+        r.register_with_unit(
+            "qmgr_messages_inserted_size",
+            "Size of messages inserted into the mail queues in bytes.",
+            Unit::Bytes,
+            qmgr_size.clone(),
+        );
+        let qmgr_removed = counter(
+            r,
+            "qmgr_messages_removed",
+            "Total number of messages removed from mail queues.",
+        );
+        let qmgr_expired = counter(
+            r,
+            "qmgr_messages_expired",
+            "Total number of messages expired from mail queues.",
+        );
+        let bounce_non_delivery = counter(
+            r,
+            "bounce_non_delivery_notification",
+            "Total number of non delivery notification sent by bounce.",
+        );
+        let postscreen = Family::<PostscreenLabels, Counter>::default();
+        r.register(
+            "postscreen_events",
+            "Total number of postscreen steps and verdicts, by kind.",
+            postscreen.clone(),
+        );
+        let unsupported = Family::<ServiceLabels, Counter>::default();
+        r.register(
+            "unsupported_log_entries",
+            "Log entries that could not be processed.",
+            unsupported.clone(),
+        );
+        PostfixMetrics {
+            smtpd_connects,
+            smtpd_disconnects,
+            smtpd_fcrdns_errors,
+            smtpd_lost: resolve(&lost, AfterStage::ALL, |after_stage| AfterStageLabels {
+                after_stage,
+            }),
+            smtpd_processed: resolve(&processed_sasl, SaslMethod::ALL, |sasl_method| SaslLabels {
+                sasl_method,
+            }),
+            smtpd_rejected,
+            smtpd_sasl_failures,
+            processed,
+            smtp_deferred,
+            smtp_timed_out,
+            smtp_connect_failures: resolve(&failures, ConnectFailure::ALL, |reason| {
+                ConnectFailureLabels { reason }
+            }),
+            smtp_delays,
+            lmtp_delays,
+            pipe_delays,
+            pipe_relays: Mutex::new(Vec::new()),
+            virtual_delivered,
+            cleanup_processed,
+            cleanup_rejected,
+            qmgr_nrcpt,
+            qmgr_nrcpt_legacy,
+            qmgr_size,
+            qmgr_removed,
+            qmgr_expired,
+            bounce_non_delivery,
+            postscreen: resolve(&postscreen, PostscreenEvent::ALL, |event| {
+                PostscreenLabels { event }
+            }),
+            unsupported: resolve(&unsupported, Daemon::ALL, |service| ServiceLabels {
+                service,
+            }),
+        }
+    }
+
+    fn postscreen(&self, e: PostscreenEvent) {
+        self.postscreen[e as usize].inc();
+    }
+
+    /// The `relay` label of a pipe transport: its name while fewer than
+    /// [`PIPE_RELAYS_MAX`] were seen, else `other` (names that look like addresses too).
+    fn pipe_relay(&self, relay: Option<&str>) -> String {
+        let Some(name) = relay else {
+            return "other".to_owned();
+        };
+        let plausible = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !plausible {
+            return "other".to_owned();
+        }
+        let mut seen = match self.pipe_relays.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if seen.iter().any(|s| s == name) {
+            return name.to_owned();
+        }
+        if seen.len() < PIPE_RELAYS_MAX {
+            seen.push(name.to_owned());
+            return name.to_owned();
+        }
+        "other".to_owned()
+    }
+}
+
+/// Count one parsed Postfix record of daemon `daemon` (the syslog identifier's last
+/// part). Pure apart from the atomic increments: no I/O, no allocation except for the
+/// rare pipe delivery.
+pub fn observe(metrics: &Metrics, daemon: &str, event: &Event<'_>) {
+    let m = &metrics.postfix;
+    let p = &metrics.pipeline;
+    if event.is_recognized() {
+        p.records_recognized.inc();
+    } else {
+        p.records_unknown.inc();
+    }
+    match event {
+        Event::Connect { .. } if daemon == "smtpd" => {
+            m.smtpd_connects.inc();
+        }
+        Event::Disconnect { .. } if daemon == "smtpd" => {
+            m.smtpd_disconnects.inc();
+        }
+        Event::SmtpdClient { sasl_method, .. } if daemon == "smtpd" => {
+            m.smtpd_processed[SaslMethod::from_name(*sasl_method) as usize].inc();
+        }
+        Event::Reject(r) => {
+            if daemon == "cleanup" {
+                m.cleanup_rejected.inc();
+            } else if daemon == "smtpd"
+                && r.queue_id.is_none()
+                && matches!(r.action, RejectAction::Reject)
+            {
+                m.smtpd_rejected
+                    .get_or_create(&CodeLabels {
+                        code: ReplyCode::new(r.code),
+                    })
+                    .inc();
+            }
+        }
+        Event::ContentCheck(c) if daemon == "cleanup" => {
+            if matches!(c.action, RejectAction::Reject | RejectAction::MilterReject) {
+                m.cleanup_rejected.inc();
+            }
+        }
+        Event::SessionEnded {
+            how: SessionEnd::LostConnection,
+            stage,
+            ..
+        } if daemon == "smtpd" => {
+            m.smtpd_lost[AfterStage::from_word(stage) as usize].inc();
+        }
+        Event::SaslFailed { .. } => {
+            m.smtpd_sasl_failures.inc();
+        }
+        Event::Warning { text, .. }
+            if daemon == "smtpd"
+                && text.starts_with("hostname ")
+                && text.contains(" does not resolve to address ") =>
+        {
+            m.smtpd_fcrdns_errors.inc();
+        }
+        Event::PostscreenConnect { .. } => m.postscreen(PostscreenEvent::Connect),
+        Event::PostscreenPass { new, .. } => m.postscreen(if *new {
+            PostscreenEvent::PassNew
+        } else {
+            PostscreenEvent::PassOld
+        }),
+        Event::PostscreenDnsblRank { .. } => m.postscreen(PostscreenEvent::DnsblRank),
+        Event::PostscreenPregreet { .. } => m.postscreen(PostscreenEvent::Pregreet),
+        Event::PostscreenHangup { .. } => m.postscreen(PostscreenEvent::Hangup),
+        Event::PostscreenDisconnect { .. } => m.postscreen(PostscreenEvent::Disconnect),
+        Event::PostscreenListed { .. } => m.postscreen(PostscreenEvent::Listed),
+        Event::PostscreenViolation { .. } => m.postscreen(PostscreenEvent::Violation),
+        Event::MessageId { .. } if daemon == "cleanup" => {
+            m.cleanup_processed.inc();
+        }
+        Event::QueueActive { size, nrcpt, .. } => {
+            if let (Some(size), Some(nrcpt)) = (size, nrcpt) {
+                m.qmgr_size.observe(*size as f64);
+                m.qmgr_nrcpt.observe(f64::from(*nrcpt));
+                m.qmgr_nrcpt_legacy.observe(f64::from(*nrcpt));
+            }
+        }
+        Event::Removed { .. } => {
+            m.qmgr_removed.inc();
+        }
+        Event::Expired { .. } => {
+            m.qmgr_expired.inc();
+        }
+        Event::Delivery(d) => {
+            let Some(agent) = Agent::from_name(daemon) else {
+                return;
+            };
+            let status = Status::from(d.status);
+            m.processed[agent as usize][status as usize].inc();
+            if agent == Agent::Smtp && status == Status::Deferred {
+                m.smtp_deferred.inc();
+            }
+            if agent == Agent::Virtual && status == Status::Sent {
+                m.virtual_delivered.inc();
+            }
+            if let Some(delays) = d.delays {
+                let values = [
+                    delays.before_qmgr,
+                    delays.in_qmgr,
+                    delays.conn_setup,
+                    delays.transmission,
+                ];
+                match agent {
+                    Agent::Smtp => {
+                        for (h, v) in m.smtp_delays.iter().zip(values) {
+                            h.observe(f64::from(v));
+                        }
+                    }
+                    Agent::Lmtp => {
+                        for (h, v) in m.lmtp_delays.iter().zip(values) {
+                            h.observe(f64::from(v));
+                        }
+                    }
+                    Agent::Pipe => {
+                        let relay = m.pipe_relay(d.relay);
+                        for (&stage, v) in Stage::ALL.iter().zip(values) {
+                            m.pipe_delays
+                                .get_or_create(&PipeStageLabels {
+                                    relay: relay.clone(),
+                                    stage,
+                                })
+                                .observe(f64::from(v));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Event::ConnectFailed { reason, .. } if daemon == "smtp" => {
+            let failure = ConnectFailure::from_text(reason);
+            m.smtp_connect_failures[failure as usize].inc();
+            if failure == ConnectFailure::TimedOut {
+                m.smtp_timed_out.inc();
+            }
+        }
+        Event::Notification {
+            notification: NotificationKind::NonDelivery,
+            ..
+        } => {
+            m.bounce_non_delivery.inc();
+        }
+        Event::Unknown { .. } => {
+            m.unsupported[Daemon::from_name(daemon) as usize].inc();
+        }
+        _ => {}
+    }
+}
+
+/// pftrack's own counters (prefix `pftrack`).
+#[derive(Debug)]
+pub struct PipelineMetrics {
+    /// Records read from the input.
+    pub records_read: Counter,
+    /// Records whose identifier is Postfix's.
+    pub records_postfix: Counter,
+    /// Postfix records the parser recognised.
+    pub records_recognized: Counter,
+    /// Postfix records the parser did not recognise.
+    pub records_unknown: Counter,
+    /// Lines that were not syslog records.
+    pub records_malformed: Counter,
+    rows: Vec<Counter>,
+    /// Batches committed.
+    pub batches: Counter,
+    /// Commit latency of a batch.
+    pub commit_seconds: Histogram,
+    /// Now − the newest committed entry's time, at the last commit.
+    pub journal_lag_seconds: F64Gauge,
+    /// Time of the newest committed entry (Unix seconds).
+    pub last_committed_entry: F64Gauge,
+    db_errors: Vec<Counter>,
+    /// Failed commits retried.
+    pub commit_retries: Counter,
+}
+
+impl PipelineMetrics {
+    /// Register in `r` (prefix `pftrack` expected), for records of `input`.
+    pub fn register(r: &mut Registry, input: Input) -> PipelineMetrics {
+        let per_input = |r: &mut Registry, name: &str, help: &str| {
+            let family = Family::<InputLabels, Counter>::default();
+            r.register(name, help, family.clone());
+            family.get_or_create_owned(&InputLabels { input })
+        };
+        let records_read = per_input(r, "records_read", "Syslog records read, per input.");
+        let records_postfix = per_input(
+            r,
+            "records_postfix",
+            "Records whose syslog identifier is Postfix's, per input.",
+        );
+        let records_recognized = per_input(
+            r,
+            "records_recognized",
+            "Postfix records the parser recognised, per input.",
+        );
+        let records_unknown = per_input(
+            r,
+            "records_unknown",
+            "Postfix records the parser did not recognise, per input.",
+        );
+        let records_malformed = per_input(
+            r,
+            "records_malformed",
+            "Lines that are not syslog records, per input.",
+        );
+        let rows = Family::<TableLabels, Counter>::default();
+        r.register(
+            "rows_written",
+            "Rows upserted by committed batches, per table.",
+            rows.clone(),
+        );
+        let batches = Counter::default();
+        r.register("batches_committed", "Batches committed.", batches.clone());
+        let commit_seconds = Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(0.005, 2.0, 14),
+        );
+        r.register_with_unit(
+            "batch_commit_duration",
+            "Time to commit one batch (a successful attempt).",
+            Unit::Seconds,
+            commit_seconds.clone(),
+        );
+        let journal_lag_seconds = F64Gauge::default();
+        r.register_with_unit(
+            "journal_lag",
+            "How long after it was logged the newest record of the last batch was committed.",
+            Unit::Seconds,
+            journal_lag_seconds.clone(),
+        );
+        let last_committed_entry = F64Gauge::default();
+        r.register_with_unit(
+            "last_committed_entry_timestamp",
+            "When the newest committed record was logged (Unix time).",
+            Unit::Seconds,
+            last_committed_entry.clone(),
+        );
+        let db_errors = Family::<OperationLabels, Counter>::default();
+        r.register(
+            "database_errors",
+            "Failed database operations, per operation.",
+            db_errors.clone(),
+        );
+        let commit_retries = Counter::default();
+        r.register(
+            "database_commit_retries",
+            "Commits retried after a transient database failure.",
+            commit_retries.clone(),
+        );
+        PipelineMetrics {
+            records_read,
+            records_postfix,
+            records_recognized,
+            records_unknown,
+            records_malformed,
+            rows: resolve(&rows, Table::ALL, |table| TableLabels { table }),
+            batches,
+            commit_seconds,
+            journal_lag_seconds,
+            last_committed_entry,
+            db_errors: resolve(&db_errors, Operation::ALL, |operation| OperationLabels {
+                operation,
+            }),
+            commit_retries,
+        }
+    }
+
+    /// Count `n` rows written to `table`.
+    pub fn rows_written(&self, table: Table, n: u64) {
+        self.rows[table as usize].inc_by(n);
+    }
+
+    /// Count a failed database operation.
+    pub fn database_error(&self, operation: Operation) {
+        self.db_errors[operation as usize].inc();
+    }
+}
+
+/// Gauges from the database, set by the binary's refresher task.
+#[derive(Debug)]
+pub struct DbGauges {
+    /// Recipients whose latest status is deferred.
+    pub recipients_deferred: Gauge,
+    /// Age of the oldest deferred recipient's message.
+    pub oldest_deferred_age_seconds: F64Gauge,
+    /// Messages whose life has not ended.
+    pub messages_in_flight: Gauge,
+    failures: Vec<Gauge>,
+    failures_other: Gauge,
+    /// When the gauges were last refreshed (Unix time).
+    pub refreshed_at: F64Gauge,
+}
+
+impl DbGauges {
+    /// Register in `r` (prefix `pftrack` expected).
+    pub fn register(r: &mut Registry) -> DbGauges {
+        let recipients_deferred = Gauge::default();
+        r.register(
+            "recipients_deferred",
+            "Recipients whose latest status is deferred (messages arrived within 7 days).",
+            recipients_deferred.clone(),
+        );
+        let oldest_deferred_age_seconds = F64Gauge::default();
+        r.register_with_unit(
+            "oldest_deferred_recipient_age",
+            "Age of the message of the oldest deferred recipient (0 when none).",
+            Unit::Seconds,
+            oldest_deferred_age_seconds.clone(),
+        );
+        let messages_in_flight = Gauge::default();
+        r.register(
+            "messages_in_flight",
+            "Messages whose life has not ended (not removed, not rejected, seen within 7 days).",
+            messages_in_flight.clone(),
+        );
+        let family = Family::<ReasonLabels, Gauge>::default();
+        r.register(
+            "failures_last_hour",
+            "Failed delivery attempts of the last hour, by classified reason.",
+            family.clone(),
+        );
+        let failures = pftrack_classify::Reason::ALL
+            .iter()
+            .map(|&reason| {
+                family.get_or_create_owned(&ReasonLabels {
+                    reason: ReasonLabel(Some(reason)),
+                })
+            })
+            .collect();
+        let failures_other = family.get_or_create_owned(&ReasonLabels {
+            reason: ReasonLabel(None),
+        });
+        let refreshed_at = F64Gauge::default();
+        r.register_with_unit(
+            "database_gauges_refreshed_timestamp",
+            "When the database gauges were last refreshed (Unix time).",
+            Unit::Seconds,
+            refreshed_at.clone(),
+        );
+        DbGauges {
+            recipients_deferred,
+            oldest_deferred_age_seconds,
+            messages_in_flight,
+            failures,
+            failures_other,
+            refreshed_at,
+        }
+    }
+
+    /// Set the failures of the last hour: `counts` by stored reason name; reasons
+    /// absent from it are set to 0, names this version does not know count as `other`.
+    pub fn set_failures<'a>(&self, counts: impl IntoIterator<Item = (&'a str, i64)>) {
+        let mut values = vec![0i64; self.failures.len()];
+        let mut other = 0;
+        for (name, n) in counts {
+            match name.parse::<pftrack_classify::Reason>() {
+                Ok(reason) => {
+                    if let Some(i) = pftrack_classify::Reason::ALL
+                        .iter()
+                        .position(|r| *r == reason)
+                    {
+                        values[i] += n;
+                    }
+                }
+                Err(_) => other += n,
+            }
+        }
+        for (gauge, v) in self.failures.iter().zip(values) {
+            gauge.set(v);
+        }
+        self.failures_other.set(other);
+    }
+}
+
+#[cfg(test)]
+mod tests;
