@@ -27,6 +27,8 @@ mod parse_cmd;
 mod purge;
 /// `pftrack reclassify`: the current failure rules re-applied to stored rows.
 mod reclassify_cmd;
+/// `pftrack report`: a pflogsumm-class summary of a period (text, JSON, HTML, mail).
+mod report_cmd;
 /// `metrics:`: Prometheus `/metrics` of `pftrack run` (issue 15).
 mod serve_metrics;
 /// `pftrack status`: what happened to a message.
@@ -79,6 +81,8 @@ enum Command {
     Classify(classify_cmd::ClassifyArgs),
     /// Re-apply the current failure rules to stored failures (in batches, idempotent).
     Reclassify(reclassify_cmd::ReclassifyArgs),
+    /// Summarise a period like pflogsumm: totals, traffic, domains, senders, failures.
+    Report(report_cmd::ReportArgs),
     /// Generate man pages or shell completions (for packaging).
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -143,6 +147,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Purge(args) => {
             let url = config.database_url(cli.database_url.as_deref())?;
             runtime()?.block_on(purge::run(&args, &config, &url))
+        }
+        Command::Report(args) => {
+            let url = config.database_url(cli.database_url.as_deref())?;
+            runtime()?.block_on(report_cmd::run(&args, &config, &url))
         }
         Command::Classify(args) => classify_cmd::run(&args, &config),
         Command::Reclassify(args) => {
