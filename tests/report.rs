@@ -556,3 +556,90 @@ fn bad_periods_are_refused() {
         );
     }
 }
+
+#[test]
+fn mail_to_hands_a_multipart_mail_to_sendmail() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::new("report_mail");
+    common::backfill(&db, &fixture("scenarios/single_delivery.log"), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("sendmail");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$@\" > {0}/args\ncat > {0}/mail\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = common::pftrack()
+        .args(["report", "--database-url", &db.url])
+        .args(ALL)
+        .args([
+            "--mail-to",
+            "ops@example.org",
+            "--mail-from",
+            "pftrack@example.org",
+        ])
+        .env("PFTRACK_SENDMAIL", &fake)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let args = std::fs::read_to_string(dir.path().join("args")).unwrap();
+    assert_eq!(args.trim(), "-t -oi -f pftrack@example.org");
+    let mail = std::fs::read_to_string(dir.path().join("mail")).unwrap();
+    let (head, body) = mail.split_once("\n\n").expect("headers end");
+    for h in [
+        "To: ops@example.org",
+        "From: pftrack@example.org",
+        "Subject: pftrack report ",
+        "Date: ",
+        "MIME-Version: 1.0",
+        "Content-Type: multipart/alternative;\n boundary=\"",
+    ] {
+        assert!(head.contains(h), "no {h:?} in\n{head}");
+    }
+    let boundary = head
+        .split("boundary=\"")
+        .nth(1)
+        .and_then(|b| b.split('"').next())
+        .unwrap();
+    let parts: Vec<&str> = body.split(&format!("--{boundary}")).collect();
+    // preamble, text, html, closing "--"
+    assert_eq!(parts.len(), 4, "{body}");
+    assert!(parts[3].starts_with("--"));
+    let decode = |part: &str| -> String {
+        let (h, b) = part.trim_start().split_once("\n\n").unwrap();
+        assert!(h.contains("Content-Transfer-Encoding: base64"));
+        let mut child = Command::new("base64")
+            .arg("-d")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b.as_bytes()).unwrap();
+        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+    };
+    assert!(parts[1].contains("text/plain"));
+    assert!(decode(parts[1]).contains("Grand Totals"));
+    assert!(parts[2].contains("text/html"));
+    assert!(decode(parts[2]).contains("<svg"));
+    assert!(
+        mail.lines().all(|l| l.len() <= 78),
+        "a line over 78 characters"
+    );
+
+    // No sendmail: a clear error, nothing sent.
+    let out = common::pftrack()
+        .args(["report", "--database-url", &db.url])
+        .args(ALL)
+        .args(["--mail-to", "ops@example.org"])
+        .env("PFTRACK_SENDMAIL", dir.path().join("absent"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is missing"), "{err}");
+}

@@ -50,6 +50,9 @@ pub struct ReportArgs {
     /// Sender address of the mail (default: sendmail's, the invoking user).
     #[arg(long = "mail-from", value_name = "ADDR", requires = "mail_to")]
     mail_from: Option<String>,
+    /// The sendmail program (tests point it elsewhere).
+    #[arg(long, hide = true, env = "PFTRACK_SENDMAIL", default_value = SENDMAIL)]
+    sendmail: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -81,8 +84,11 @@ pub async fn run(args: &ReportArgs, config: &Config, url: &str) -> anyhow::Resul
         tz,
         Utc::now(),
     )?;
-    if !args.mail_to.is_empty() && !Path::new(SENDMAIL).exists() {
-        bail!("--mail-to: {SENDMAIL} is missing (install Postfix or another MTA's sendmail)");
+    if !args.mail_to.is_empty() && !args.sendmail.exists() {
+        bail!(
+            "--mail-to: {} is missing (install Postfix or another MTA's sendmail)",
+            args.sendmail.display()
+        );
     }
     for a in args.mail_to.iter().chain(&args.mail_from) {
         if a.is_empty() || a.contains(['\r', '\n', ',', '<', '>']) {
@@ -105,7 +111,7 @@ pub async fn run(args: &ReportArgs, config: &Config, url: &str) -> anyhow::Resul
             &report.render(Format::Text),
             &report.render(Format::Html),
         );
-        send(&mail, args.mail_from.as_deref())?;
+        send(&args.sendmail, &mail, args.mail_from.as_deref())?;
         eprintln!("report mailed to {}", args.mail_to.join(", "));
         return Ok(ExitCode::SUCCESS);
     }
@@ -140,7 +146,8 @@ fn boundary() -> String {
 }
 
 /// A multipart/alternative message (text, then HTML), both parts base64 so no line is
-/// longer than 76 characters whatever the report holds.
+/// longer than 76 characters whatever the report holds. Lines end in LF, as the local
+/// sendmail expects (it writes CRLF on the wire).
 pub(crate) fn mime_message(
     subject: &str,
     from: Option<&str>,
@@ -151,24 +158,24 @@ pub(crate) fn mime_message(
     let b = boundary();
     let mut m = String::new();
     if let Some(f) = from {
-        m.push_str(&format!("From: {f}\r\n"));
+        m.push_str(&format!("From: {f}\n"));
     }
-    m.push_str(&format!("To: {}\r\n", to.join(", ")));
-    m.push_str(&format!("Subject: {}\r\n", encode_header(subject)));
-    m.push_str(&format!("Date: {}\r\n", Utc::now().to_rfc2822()));
-    m.push_str("MIME-Version: 1.0\r\n");
-    m.push_str("Auto-Submitted: auto-generated\r\n");
+    m.push_str(&format!("To: {}\n", to.join(", ")));
+    m.push_str(&format!("Subject: {}\n", encode_header(subject)));
+    m.push_str(&format!("Date: {}\n", Utc::now().to_rfc2822()));
+    m.push_str("MIME-Version: 1.0\n");
+    m.push_str("Auto-Submitted: auto-generated\n");
     m.push_str(&format!(
-        "Content-Type: multipart/alternative; boundary=\"{b}\"\r\n\r\n"
+        "Content-Type: multipart/alternative;\n boundary=\"{b}\"\n\n"
     ));
-    m.push_str("This is a multi-part message in MIME format.\r\n");
+    m.push_str("This is a multi-part message in MIME format.\n");
     for (ctype, body) in [("text/plain", text), ("text/html", html)] {
-        m.push_str(&format!("\r\n--{b}\r\n"));
-        m.push_str(&format!("Content-Type: {ctype}; charset=utf-8\r\n"));
-        m.push_str("Content-Transfer-Encoding: base64\r\n\r\n");
+        m.push_str(&format!("\n--{b}\n"));
+        m.push_str(&format!("Content-Type: {ctype}; charset=utf-8\n"));
+        m.push_str("Content-Transfer-Encoding: base64\n\n");
         m.push_str(&base64_lines(body.as_bytes()));
     }
-    m.push_str(&format!("\r\n--{b}--\r\n"));
+    m.push_str(&format!("\n--{b}--\n"));
     m
 }
 
@@ -179,7 +186,7 @@ fn encode_header(s: &str) -> String {
     } else {
         format!(
             "=?utf-8?B?{}?=",
-            base64_lines(s.as_bytes()).replace("\r\n", "")
+            base64_lines(s.as_bytes()).replace('\n', "")
         )
     }
 }
@@ -202,18 +209,19 @@ fn base64_lines(data: &[u8]) -> String {
         }
         col += 4;
         if col >= 76 {
-            out.push_str("\r\n");
+            out.push('\n');
             col = 0;
         }
     }
     if col > 0 {
-        out.push_str("\r\n");
+        out.push('\n');
     }
     out
 }
 
-fn send(mail: &str, from: Option<&str>) -> anyhow::Result<()> {
-    let mut cmd = Command::new(SENDMAIL);
+fn send(sendmail: &Path, mail: &str, from: Option<&str>) -> anyhow::Result<()> {
+    let shown = sendmail.display();
+    let mut cmd = Command::new(sendmail);
     cmd.args(["-t", "-oi"]);
     if let Some(f) = from {
         cmd.args(["-f", f]);
@@ -221,16 +229,16 @@ fn send(mail: &str, from: Option<&str>) -> anyhow::Result<()> {
     let mut child = cmd
         .stdin(Stdio::piped())
         .spawn()
-        .with_context(|| format!("--mail-to: running {SENDMAIL}"))?;
+        .with_context(|| format!("--mail-to: running {shown}"))?;
     child
         .stdin
         .take()
         .context("sendmail's standard input")?
         .write_all(mail.as_bytes())
-        .with_context(|| format!("--mail-to: writing to {SENDMAIL}"))?;
+        .with_context(|| format!("--mail-to: writing to {shown}"))?;
     let status = child.wait()?;
     if !status.success() {
-        bail!("--mail-to: {SENDMAIL} -t -oi failed ({status})");
+        bail!("--mail-to: {shown} -t -oi failed ({status})");
     }
     Ok(())
 }
@@ -241,18 +249,18 @@ mod tests {
 
     #[test]
     fn base64_known() {
-        assert_eq!(base64_lines(b"Man"), "TWFu\r\n");
-        assert_eq!(base64_lines(b"Ma"), "TWE=\r\n");
-        assert_eq!(base64_lines(b"M"), "TQ==\r\n");
+        assert_eq!(base64_lines(b"Man"), "TWFu\n");
+        assert_eq!(base64_lines(b"Ma"), "TWE=\n");
+        assert_eq!(base64_lines(b"M"), "TQ==\n");
         let long = base64_lines(&[0u8; 200]);
-        assert!(long.split("\r\n").all(|l| l.len() <= 76));
+        assert!(long.split("\n").all(|l| l.len() <= 76));
     }
 
     #[test]
     fn mime_shape() {
         let m = mime_message("r", None, &["a@example.org".into()], "t", "<p>h</p>");
-        assert!(m.contains("MIME-Version: 1.0\r\n"));
-        assert!(m.contains("Content-Type: multipart/alternative; boundary="));
+        assert!(m.contains("MIME-Version: 1.0\n"));
+        assert!(m.contains("Content-Type: multipart/alternative;\n boundary="));
         assert!(m.contains("Content-Type: text/plain; charset=utf-8"));
         assert!(m.contains("Content-Type: text/html; charset=utf-8"));
         assert!(m.contains("Date: "));
