@@ -33,7 +33,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 pub use prometheus_client;
-pub use serve::{CONTENT_TYPE, serve};
+pub use serve::{CLASSIC_CONTENT_TYPE, CONTENT_TYPE, serve};
 
 /// At most this many pipe transport names become `relay` label values; later ones are
 /// counted as `other`.
@@ -94,6 +94,38 @@ pub fn render(registry: &Registry) -> String {
     out
 }
 
+/// Render `registry` in the classic Prometheus text format 0.0.4, for clients that do
+/// not ask for OpenMetrics (curl, `promtool check metrics`, old servers): the same
+/// samples, counters' `# HELP`/`# TYPE` named with `_total`, no `# UNIT`, no `# EOF`.
+pub fn render_classic(registry: &Registry) -> String {
+    let open = render(registry);
+    let mut out = String::with_capacity(open.len());
+    let lines: Vec<&str> = open.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            i += 1;
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ")
+            && let Some(next) = lines.get(i + 1)
+            && let Some((name, help)) = rest.split_once(' ')
+            && *next == format!("# TYPE {name} counter")
+        {
+            out.push_str(&format!(
+                "# HELP {name}_total {help}\n# TYPE {name}_total counter\n"
+            ));
+            i += 2;
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+        i += 1;
+    }
+    out
+}
+
 /// Counters of one label value per variant, resolved at registration.
 fn resolve<L: Copy, S, M: Clone>(
     family: &Family<S, M, impl prometheus_client::metrics::family::MetricConstructor<M>>,
@@ -149,39 +181,39 @@ impl PostfixMetrics {
             r.register(name, help, c.clone());
             c
         };
-        let smtpd_connects = counter(r, "smtpd_connects", "Total number of incoming connections.");
+        let smtpd_connects = counter(r, "smtpd_connects", "Total number of incoming connections");
         let smtpd_disconnects = counter(
             r,
             "smtpd_disconnects",
-            "Total number of incoming disconnections.",
+            "Total number of incoming disconnections",
         );
         let smtpd_fcrdns_errors = counter(
             r,
             "smtpd_forward_confirmed_reverse_dns_errors",
-            "Total number of connections for which forward-confirmed DNS cannot be resolved.",
+            "Total number of connections for which forward-confirmed DNS cannot be resolved",
         );
         let lost = Family::<AfterStageLabels, Counter>::default();
         r.register(
             "smtpd_connections_lost",
-            "Total number of connections lost.",
+            "Total number of connections lost",
             lost.clone(),
         );
         let processed_sasl = Family::<SaslLabels, Counter>::default();
         r.register(
             "smtpd_messages_processed",
-            "Total number of messages processed.",
+            "Total number of messages processed",
             processed_sasl.clone(),
         );
         let smtpd_rejected = Family::<CodeLabels, Counter>::default();
         r.register(
             "smtpd_messages_rejected",
-            "Total number of NOQUEUE rejects.",
+            "Total number of NOQUEUE rejects",
             smtpd_rejected.clone(),
         );
         let smtpd_sasl_failures = counter(
             r,
             "smtpd_sasl_authentication_failures",
-            "Total number of SASL authentication failures.",
+            "Total number of SASL authentication failures",
         );
         let processed = Agent::ALL
             .iter()
@@ -190,7 +222,7 @@ impl PostfixMetrics {
                 r.register(
                     format!("{}_messages_processed", agent.as_str()),
                     format!(
-                        "Total number of messages that have been processed by the {} process.",
+                        "Total number of messages that have been processed by the {} process",
                         agent.as_str()
                     ),
                     family.clone(),
@@ -201,17 +233,17 @@ impl PostfixMetrics {
         let smtp_deferred = counter(
             r,
             "smtp_deferred_messages",
-            "Total number of messages that have been deferred on SMTP.",
+            "Total number of messages that have been deferred on SMTP",
         );
         let smtp_timed_out = counter(
             r,
             "smtp_connection_timed_out",
-            "Total number of SMTP connection attempts that timed out.",
+            "Total number of SMTP connection attempts that timed out",
         );
         let failures = Family::<ConnectFailureLabels, Counter>::default();
         r.register(
             "smtp_connection_failures",
-            "Total number of SMTP connection attempts that failed, by reason.",
+            "Total number of SMTP connection attempts that failed, by reason",
             failures.clone(),
         );
         let hist = |r: &mut Registry, name: &str, help: &str| {
@@ -222,80 +254,80 @@ impl PostfixMetrics {
         let smtp_delays = hist(
             r,
             "smtp_delivery_delay",
-            "SMTP message processing time in seconds.",
+            "SMTP message processing time in seconds",
         );
         let lmtp_delays = hist(
             r,
             "lmtp_delivery_delay",
-            "LMTP message processing time in seconds.",
+            "LMTP message processing time in seconds",
         );
         let pipe_delays: PipeHist = Family::new_with_constructor(delay_histogram);
         r.register_with_unit(
             "pipe_delivery_delay",
-            "Pipe message processing time in seconds.",
+            "Pipe message processing time in seconds",
             Unit::Seconds,
             pipe_delays.clone(),
         );
         let virtual_delivered = counter(
             r,
             "virtual_delivered",
-            "Total number of mail delivered to a virtual mailbox.",
+            "Total number of mail delivered to a virtual mailbox",
         );
         let cleanup_processed = counter(
             r,
             "cleanup_messages_processed",
-            "Total number of messages processed by cleanup.",
+            "Total number of messages processed by cleanup",
         );
         let cleanup_rejected = counter(
             r,
             "cleanup_messages_rejected",
-            "Total number of messages rejected by cleanup.",
+            "Total number of messages rejected by cleanup",
         );
         let nrcpt_buckets = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
         let qmgr_nrcpt = Histogram::new(nrcpt_buckets);
         r.register(
             "qmgr_messages_inserted_recipients",
-            "Number of recipients per message inserted into the mail queues.",
+            "Number of recipients per message inserted into the mail queues",
             qmgr_nrcpt.clone(),
         );
         let qmgr_nrcpt_legacy = Histogram::new(nrcpt_buckets);
         r.register(
             "qmgr_messages_inserted_receipients",
-            "Legacy name (kumina's spelling) of postfix_qmgr_messages_inserted_recipients.",
+            "Legacy name (kumina's spelling) of postfix_qmgr_messages_inserted_recipients",
             qmgr_nrcpt_legacy.clone(),
         );
         let qmgr_size = Histogram::new([1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9]);
         r.register_with_unit(
             "qmgr_messages_inserted_size",
-            "Size of messages inserted into the mail queues in bytes.",
+            "Size of messages inserted into the mail queues in bytes",
             Unit::Bytes,
             qmgr_size.clone(),
         );
         let qmgr_removed = counter(
             r,
             "qmgr_messages_removed",
-            "Total number of messages removed from mail queues.",
+            "Total number of messages removed from mail queues",
         );
         let qmgr_expired = counter(
             r,
             "qmgr_messages_expired",
-            "Total number of messages expired from mail queues.",
+            "Total number of messages expired from mail queues",
         );
         let bounce_non_delivery = counter(
             r,
             "bounce_non_delivery_notification",
-            "Total number of non delivery notification sent by bounce.",
+            "Total number of non delivery notification sent by bounce",
         );
         let postscreen = Family::<PostscreenLabels, Counter>::default();
         r.register(
             "postscreen_events",
-            "Total number of postscreen steps and verdicts, by kind.",
+            "Total number of postscreen steps and verdicts, by kind",
             postscreen.clone(),
         );
         let unsupported = Family::<ServiceLabels, Counter>::default();
         r.register(
             "unsupported_log_entries",
-            "Log entries that could not be processed.",
+            "Log entries that could not be processed",
             unsupported.clone(),
         );
         PostfixMetrics {
@@ -556,68 +588,68 @@ impl PipelineMetrics {
             r.register(name, help, family.clone());
             family.get_or_create_owned(&InputLabels { input })
         };
-        let records_read = per_input(r, "records_read", "Syslog records read, per input.");
+        let records_read = per_input(r, "records_read", "Syslog records read, per input");
         let records_postfix = per_input(
             r,
             "records_postfix",
-            "Records whose syslog identifier is Postfix's, per input.",
+            "Records whose syslog identifier is Postfix's, per input",
         );
         let records_recognized = per_input(
             r,
             "records_recognized",
-            "Postfix records the parser recognised, per input.",
+            "Postfix records the parser recognised, per input",
         );
         let records_unknown = per_input(
             r,
             "records_unknown",
-            "Postfix records the parser did not recognise, per input.",
+            "Postfix records the parser did not recognise, per input",
         );
         let records_malformed = per_input(
             r,
             "records_malformed",
-            "Lines that are not syslog records, per input.",
+            "Lines that are not syslog records, per input",
         );
         let rows = Family::<TableLabels, Counter>::default();
         r.register(
             "rows_written",
-            "Rows upserted by committed batches, per table.",
+            "Rows upserted by committed batches, per table",
             rows.clone(),
         );
         let batches = Counter::default();
-        r.register("batches_committed", "Batches committed.", batches.clone());
+        r.register("batches_committed", "Batches committed", batches.clone());
         let commit_seconds = Histogram::new(
             prometheus_client::metrics::histogram::exponential_buckets(0.005, 2.0, 14),
         );
         r.register_with_unit(
             "batch_commit_duration",
-            "Time to commit one batch (a successful attempt).",
+            "Time to commit one batch (a successful attempt)",
             Unit::Seconds,
             commit_seconds.clone(),
         );
         let journal_lag_seconds = F64Gauge::default();
         r.register_with_unit(
             "journal_lag",
-            "How long after it was logged the newest record of the last batch was committed.",
+            "How long after it was logged the newest record of the last batch was committed",
             Unit::Seconds,
             journal_lag_seconds.clone(),
         );
         let last_committed_entry = F64Gauge::default();
         r.register_with_unit(
             "last_committed_entry_timestamp",
-            "When the newest committed record was logged (Unix time).",
+            "When the newest committed record was logged (Unix time)",
             Unit::Seconds,
             last_committed_entry.clone(),
         );
         let db_errors = Family::<OperationLabels, Counter>::default();
         r.register(
             "database_errors",
-            "Failed database operations, per operation.",
+            "Failed database operations, per operation",
             db_errors.clone(),
         );
         let commit_retries = Counter::default();
         r.register(
             "database_commit_retries",
-            "Commits retried after a transient database failure.",
+            "Commits retried after a transient database failure",
             commit_retries.clone(),
         );
         PipelineMetrics {
@@ -670,26 +702,26 @@ impl DbGauges {
         let recipients_deferred = Gauge::default();
         r.register(
             "recipients_deferred",
-            "Recipients whose latest status is deferred (messages arrived within 7 days).",
+            "Recipients whose latest status is deferred (messages arrived within 7 days)",
             recipients_deferred.clone(),
         );
         let oldest_deferred_age_seconds = F64Gauge::default();
         r.register_with_unit(
             "oldest_deferred_recipient_age",
-            "Age of the message of the oldest deferred recipient (0 when none).",
+            "Age of the message of the oldest deferred recipient (0 when none)",
             Unit::Seconds,
             oldest_deferred_age_seconds.clone(),
         );
         let messages_in_flight = Gauge::default();
         r.register(
             "messages_in_flight",
-            "Messages whose life has not ended (not removed, not rejected, seen within 7 days).",
+            "Messages whose life has not ended (not removed, not rejected, seen within 7 days)",
             messages_in_flight.clone(),
         );
         let family = Family::<ReasonLabels, Gauge>::default();
         r.register(
             "failures_last_hour",
-            "Failed delivery attempts of the last hour, by classified reason.",
+            "Failed delivery attempts of the last hour, by classified reason",
             family.clone(),
         );
         let failures = pftrack_classify::Reason::ALL
@@ -706,7 +738,7 @@ impl DbGauges {
         let refreshed_at = F64Gauge::default();
         r.register_with_unit(
             "database_gauges_refreshed_timestamp",
-            "When the database gauges were last refreshed (Unix time).",
+            "When the database gauges were last refreshed (Unix time)",
             Unit::Seconds,
             refreshed_at.clone(),
         );

@@ -1,5 +1,6 @@
 //! A minimal HTTP/1.1 responder: `GET /metrics` (and `HEAD`) answer the registry as
-//! OpenMetrics text, anything else 404/405/400; one request per connection
+//! OpenMetrics text when the client accepts it (Prometheus does), else in the classic
+//! text format 0.0.4; anything else 404/405/400; one request per connection
 //! (`Connection: close`). A scrape endpoint needs no more, and this keeps an HTTP
 //! framework (hyper/axum and their trees) out of the daemon. Bounded: request heads of
 //! at most [`MAX_REQUEST`] bytes, read within [`READ_TIMEOUT`], written within
@@ -16,6 +17,8 @@ use tokio::sync::Semaphore;
 
 /// The OpenMetrics content type.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The classic Prometheus text format's content type.
+pub const CLASSIC_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Largest request head read.
 const MAX_REQUEST: usize = 8 * 1024;
 /// Time allowed for the request head.
@@ -116,10 +119,18 @@ fn respond(head: &[u8], registry: &Registry) -> Vec<u8> {
     }
     match method {
         "GET" | "HEAD" => {
-            let body = crate::render(registry);
+            let open_metrics = String::from_utf8_lossy(head)
+                .to_ascii_lowercase()
+                .lines()
+                .any(|l| l.starts_with("accept:") && l.contains("application/openmetrics-text"));
+            let (body, content_type) = if open_metrics {
+                (crate::render(registry), CONTENT_TYPE)
+            } else {
+                (crate::render_classic(registry), CLASSIC_CONTENT_TYPE)
+            };
             let mut out = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {}\r\n\
-                 Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+                 Cache-Control: no-store\r\nVary: Accept\r\nConnection: close\r\n\r\n",
                 body.len()
             )
             .into_bytes();

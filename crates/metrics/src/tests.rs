@@ -299,11 +299,22 @@ async fn serves_get_metrics_and_nothing_else() {
         s.read_to_string(&mut out).await.unwrap();
         out
     };
-    let ok = ask("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let ok = ask(
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\n\r\n",
+    )
+    .await;
     assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
     assert!(ok.contains(CONTENT_TYPE));
     assert!(ok.contains("postfix_smtpd_connects_total 1"));
     assert!(ok.ends_with("# EOF\n"));
+    let classic = ask("GET /metrics?x=1 HTTP/1.0\r\n\r\n").await;
+    assert!(classic.contains(CLASSIC_CONTENT_TYPE), "{classic}");
+    assert!(
+        classic.contains(
+            "# TYPE postfix_smtpd_connects_total counter\npostfix_smtpd_connects_total 1\n"
+        )
+    );
+    assert!(!classic.contains("# EOF") && !classic.contains("# UNIT"));
     let nf = ask("GET / HTTP/1.1\r\n\r\n").await;
     assert!(nf.starts_with("HTTP/1.1 404"), "{nf}");
     let na = ask("POST /metrics HTTP/1.1\r\n\r\n").await;
