@@ -1056,6 +1056,19 @@ fn postgresql_restarted_while_following_loses_nothing() {
         "no warning while the database was down:\n{}",
         daemon.log()
     );
+    // The restart broke the connection holding the journal's lock: taken again.
+    let deadline = Instant::now() + READY_WITHIN;
+    while !daemon
+        .log()
+        .contains("Took the journal lock again after its connection broke")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the journal lock was not taken again:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // Stopped while the database is down: it exits (0) within the stop limit, the
     // uncommitted records stay in the journal for the next start.

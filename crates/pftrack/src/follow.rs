@@ -196,7 +196,7 @@ pub async fn run(
     };
     let name_of = |_: &str| journal_name.clone();
     let sources = [source_key.clone()];
-    let locks = match mode {
+    let mut locks = match mode {
         Mode::Daemon => match standby_until_locked(&store, &sources, &name_of).await? {
             Standby::Locked(locks) => locks,
             Standby::Stopped => return Ok(ExitCode::SUCCESS),
@@ -326,6 +326,7 @@ pub async fn run(
     ));
     let mut writer_result = None;
     let mut reader_result = None;
+    let mut lost_lock: Option<InputBusy> = None;
 
     if daemon {
         notify(&[
@@ -349,6 +350,8 @@ pub async fn run(
         // watchdog the tick only keeps the loop simple.
         let mut tick = tokio::time::interval(watchdog.map_or(Duration::from_secs(3600), |d| d / 2));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut lock_check = tokio::time::interval(LOCK_CHECK_INTERVAL);
+        lock_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = &mut wait_for_signal => {
@@ -373,6 +376,17 @@ pub async fn run(
                     None => std::future::pending().await,
                 } } => {
                     reload_rules(&classifier, config);
+                }
+                _ = lock_check.tick() => {
+                    if let Err(busy) = keep_lock(&store, &mut locks, &name_of).await {
+                        tracing::error!(
+                            "The journal lock was lost (its connection broke) and another \
+                             loader took the journal meanwhile: {busy}. Stopping; systemd \
+                             starts this daemon again, and it stands by."
+                        );
+                        lost_lock = Some(busy);
+                        break;
+                    }
                 }
             }
         }
@@ -420,6 +434,9 @@ pub async fn run(
         report_index_build(load.finish(&store).await?);
     }
     drop(locks);
+    if let Some(busy) = lost_lock {
+        return Err(busy.into());
+    }
     println!(
         "journal: {} records ({} postfix: {} recognized, {} unknown); {} batches committed",
         outcome.counts.records,
@@ -438,6 +455,42 @@ fn positions_base(stored: &Option<InputCheckpoint>, source_key: &str) -> Positio
         .as_ref()
         .filter(|cp| cp.source == source_key)
         .map_or(PositionBase::Absent, |cp| cp.base.clone())
+}
+
+/// How often a following daemon checks that it still holds its journal's lock.
+const LOCK_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Take the journal's lock again when its connection broke (PostgreSQL restarted):
+/// until then only the positions' compare-and-set guards the journal. Fails when
+/// another loader took the journal meanwhile (it holds the lock now).
+async fn keep_lock(
+    store: &Store,
+    locks: &mut Option<Box<InputLocks>>,
+    name_of: &dyn Fn(&str) -> String,
+) -> Result<(), InputBusy> {
+    let Some(held) = locks.as_ref() else {
+        return Ok(());
+    };
+    if held.is_held() {
+        return Ok(());
+    }
+    let sources = held.sources().to_vec();
+    // The database may still be away: then try again at the next check.
+    let Ok(mut again) = store.input_locks(&sources, &application_name("run")).await else {
+        return Ok(());
+    };
+    match again.try_acquire().await {
+        Ok(None) => {
+            tracing::info!("Took the journal lock again after its connection broke.");
+            *locks = Some(Box::new(again));
+            Ok(())
+        }
+        Ok(Some(Busy { source, holder })) => Err(InputBusy {
+            input: name_of(&source),
+            holder,
+        }),
+        Err(_) => Ok(()),
+    }
 }
 
 /// How a daemon's wait for its journal ended.
