@@ -366,6 +366,13 @@ fn sample_matches_sql_and_pflogsumm() {
     assert_eq!(sum("deferred"), total(&v, "deferrals"));
     assert_eq!(sum("rejected"), total(&v, "rejected"));
 
+    // Hours in another zone: 06:xx UTC is 07:xx in Berlin (CET in March).
+    let berlin = report_json(&db, &["-d", "2025-03-14", "--timezone", "Europe/Berlin"]);
+    assert_eq!(berlin["period"]["since"], "2025-03-13T23:00:00Z");
+    assert_eq!(berlin["per_hour"][7]["label"], "0700-0800");
+    assert_eq!(berlin["per_hour"][7]["received"], 131);
+    assert_eq!(berlin["grand_totals"], v["grand_totals"]);
+
     // A day without mail: all zero.
     let empty = report_json(&db, &["-d", "2025-03-13"]);
     assert_eq!(total(&empty, "received"), 0);

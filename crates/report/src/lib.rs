@@ -37,6 +37,9 @@ pub enum ReportError {
     /// The database refused a query.
     #[error(transparent)]
     Store(#[from] pftrack_store::StoreError),
+    /// A query's JSON did not have the expected shape (a bug).
+    #[error("decoding the report's query result: {0}")]
+    Decode(String),
 }
 
 /// What to report on.
@@ -175,7 +178,7 @@ pub struct Traffic {
 }
 
 /// One recipient domain's deliveries.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct DeliveryDomain {
     /// Recipient domain (the whole address when it has no `@`).
     pub domain: String,
@@ -192,7 +195,7 @@ pub struct DeliveryDomain {
 }
 
 /// One sending domain's messages.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ReceptionDomain {
     /// Sender domain, or the client's host for a sender without one.
     pub domain: String,
@@ -203,7 +206,7 @@ pub struct ReceptionDomain {
 }
 
 /// A sender or recipient with its count and bytes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct AddressStat {
     /// The address (`from=<>` for the null sender).
     pub address: String,
@@ -240,7 +243,7 @@ pub struct ReasonText {
 }
 
 /// One slow delivery.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SlowDelivery {
     /// Host that logged it.
     pub host: String,

@@ -1,7 +1,9 @@
 //! The report's SQL: read-only, bound parameters, run concurrently.
 //!
 //! Parameters: `$1` since, `$2` until (half-open), `$3` hosts (`text[]`, NULL: all),
-//! `$4` the zone of days and hours (only in the traffic query).
+//! `$4` the length of the top lists, `$5` the zone of days and hours. Three statements
+//! run concurrently; each computes its CTEs once (`MATERIALIZED`) and returns one JSON
+//! document with its sections.
 
 use std::collections::BTreeMap;
 
@@ -9,24 +11,25 @@ use chrono::Utc;
 use pftrack_store::Store;
 use tokio_postgres::types::ToSql;
 
+use serde::Deserialize;
+
 use crate::{
-    AddressStat, DeliveryDomain, GrandTotals, Options, PeriodInfo, ReasonGroup, ReasonText,
-    ReceptionDomain, Report, ReportError, SlowDelivery, Traffic,
+    GrandTotals, Options, PeriodInfo, ReasonGroup, ReasonText, Report, ReportError, Traffic,
 };
 
 /// Recipient events in the period, each with its kind: `delivered`, `forwarded`,
 /// `handoff` (into a content filter whose output came back), or the event's status.
 const EV: &str = "
-ev AS (
+ev AS MATERIALIZED (
   SELECT a.host, a.queue_id, a.arrived_at, a.recipient, a.attempt_at, a.delay::float8 AS delay,
          a.relay, a.response, a.failure_reason, a.hard, f.size,
          CASE WHEN position('@' in a.recipient) > 0
               THEN substr(a.recipient, 1, position('@' in a.recipient))
                    || lower(substr(a.recipient, position('@' in a.recipient) + 1))
-              ELSE a.recipient END AS addr,
+              ELSE a.recipient END COLLATE \"C\" AS addr,
          CASE WHEN position('@' in a.recipient) > 0
               THEN lower(substr(a.recipient, position('@' in a.recipient) + 1))
-              ELSE a.recipient END AS domain,
+              ELSE a.recipient END COLLATE \"C\" AS domain,
          CASE WHEN a.status <> 'sent' THEN a.status
               WHEN a.response LIKE '%forwarded as %' THEN 'forwarded'
               WHEN a.queued_as IS NOT NULL AND EXISTS (
@@ -47,19 +50,19 @@ ev AS (
 /// re-injection. `addr`/`domain` as pflogsumm writes them (`from=<>`, domain in lower
 /// case, the client's host for a sender without a domain).
 const RCV: &str = "
-rcv AS (
+rcv AS MATERIALIZED (
   SELECT f.host, f.arrived_at, f.size,
          CASE WHEN f.sender = '' THEN 'from=<>'
               WHEN position('@' in f.sender) > 0
               THEN substr(f.sender, 1, position('@' in f.sender))
                    || lower(substr(f.sender, position('@' in f.sender) + 1))
-              ELSE f.sender END AS addr,
+              ELSE f.sender END COLLATE \"C\" AS addr,
          CASE WHEN position('@' in coalesce(f.sender, '')) > 0
               THEN lower(substr(f.sender, position('@' in f.sender) + 1))
               WHEN f.origin = 'pickup' THEN coalesce(nullif(f.sender, ''), 'from=<>')
               WHEN f.client_name IS NULL OR f.client_name = 'unknown'
               THEN coalesce(f.client_addr, 'unknown')
-              ELSE lower(f.client_name) END AS domain
+              ELSE lower(f.client_name) END COLLATE \"C\" AS domain
   FROM delivery_from f
   WHERE f.arrived_at >= $1 AND f.arrived_at < $2
     AND ($3::text[] IS NULL OR f.host = ANY($3::text[]))
@@ -70,7 +73,7 @@ rcv AS (
 /// Recipients rejected (by smtpd, cleanup or a milter after the queue file existed)
 /// or discarded in the period: their latest status, from `delivery_to`.
 const PQ: &str = "
-pq AS (
+pq AS MATERIALIZED (
   SELECT t.host, t.queue_id, t.arrived_at, t.status, t.status_at, t.failure_reason,
          t.hard, t.response
   FROM delivery_to t
@@ -81,14 +84,53 @@ pq AS (
 
 /// NOQUEUE decisions in the period.
 const NQ: &str = "
-nq AS (
+nq AS MATERIALIZED (
   SELECT * FROM noqueue n
   WHERE n.logged_at >= $1 AND n.logged_at < $2
     AND ($3::text[] IS NULL OR n.host = ANY($3::text[]))
 )";
 
-fn with(ctes: &[&str], body: &str) -> String {
-    format!("WITH {}\n{body}", ctes.join(",\n"))
+/// One statement: the CTEs (each computed once), then one JSON object whose keys are
+/// the parts: `Obj` a one-row query as an object, `Arr` a query as an array of objects.
+fn statement(ctes: &[&str], parts: &[Part<'_>]) -> String {
+    let fields: Vec<String> = parts
+        .iter()
+        .map(|p| match p {
+            Part::Obj(key, sql) => {
+                format!("'{key}', (SELECT row_to_json(x) FROM ({sql}) x)")
+            }
+            Part::Arr(key, sql) => {
+                format!("'{key}', (SELECT coalesce(json_agg(x), '[]'::json) FROM ({sql}) x)")
+            }
+        })
+        .collect();
+    format!(
+        "WITH {}\nSELECT json_build_object({})::text",
+        ctes.join(",\n"),
+        fields.join(",\n")
+    )
+}
+
+enum Part<'a> {
+    Obj(&'a str, &'a str),
+    Arr(&'a str, &'a str),
+}
+
+async fn json(
+    store: &Store,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<serde_json::Value, ReportError> {
+    let rows = store.query(sql, params).await?;
+    let text: String = rows.first().map(|r| r.get(0)).unwrap_or_default();
+    serde_json::from_str(&text).map_err(|e| ReportError::Decode(e.to_string()))
+}
+
+fn take<T: serde::de::DeserializeOwned>(
+    v: &mut serde_json::Value,
+    key: &str,
+) -> Result<T, ReportError> {
+    serde_json::from_value(v[key].take()).map_err(|e| ReportError::Decode(format!("{key}: {e}")))
 }
 
 /// What pflogsumm shows of a reply: without "host X said: ", the SMTP code and
@@ -113,168 +155,186 @@ pub(crate) async fn build(store: &Store, opts: &Options) -> Result<Report, Repor
     let hosts: Option<Vec<String>> = (!opts.hosts.is_empty()).then(|| opts.hosts.clone());
     let tz = opts.period.tz.name().to_owned();
     let top = i64::try_from(opts.top).unwrap_or(i64::MAX);
-    let p3: [&(dyn ToSql + Sync); 3] = [&since, &until, &hosts];
-    let p4: [&(dyn ToSql + Sync); 4] = [&since, &until, &hosts, &top];
-    let p4tz: [&(dyn ToSql + Sync); 4] = [&since, &until, &hosts, &tz];
+    let params: [&(dyn ToSql + Sync); 5] = [&since, &until, &hosts, &top, &tz];
+    // A statement must use every parameter it is given: this one has no buckets.
+    let params4 = &params[..4];
 
-    let q_delivery = with(
-        &[EV, PQ],
-        "SELECT count(*) FILTER (WHERE kind = 'delivered'),
-                count(*) FILTER (WHERE kind = 'forwarded'),
-                count(*) FILTER (WHERE kind = 'handoff'),
-                count(DISTINCT (host, queue_id, arrived_at)) FILTER (WHERE kind = 'deferred'),
-                count(*) FILTER (WHERE kind = 'deferred'),
-                count(*) FILTER (WHERE kind = 'bounced'),
-                count(*) FILTER (WHERE kind = 'expired'),
-                (SELECT count(DISTINCT (host, queue_id, arrived_at, status_at)) FROM pq
-                  WHERE status = 'rejected'),
-                (SELECT count(DISTINCT (host, queue_id, arrived_at)) FROM pq
-                  WHERE status = 'discarded'),
-                coalesce(sum(size) FILTER (WHERE kind = 'delivered'), 0)::int8,
-                count(DISTINCT addr) FILTER (WHERE kind = 'delivered'),
-                count(DISTINCT domain) FILTER (WHERE kind = 'delivered')
-         FROM ev",
+    // Hour and day of an instant in the report's zone.
+    const BUCKET: &str = "to_char(at AT TIME ZONE $5, 'YYYY-MM-DD') AS day, \
+                          extract(hour FROM at AT TIME ZONE $5)::int4 AS hour";
+    let traffic_ev = format!(
+        "SELECT {BUCKET}, kind, count(*)::int8 AS n
+         FROM (SELECT attempt_at AS at, kind FROM ev
+               WHERE kind IN ('delivered', 'deferred', 'bounced')) e
+         GROUP BY 1, 2, 3"
     );
-    let q_received = with(
-        &[RCV],
-        "SELECT count(*), coalesce(sum(size), 0)::int8,
-                count(DISTINCT addr) FILTER (WHERE size IS NOT NULL),
-                count(DISTINCT domain) FILTER (WHERE size IS NOT NULL)
-         FROM rcv",
-    );
-    let q_noqueue = with(
-        &[NQ],
-        "SELECT coalesce(sum(count) FILTER (WHERE action = 'reject'), 0)::int8,
-                coalesce(sum(count) FILTER (WHERE action = 'reject_warning'), 0)::int8,
-                coalesce(sum(count) FILTER (WHERE action = 'hold'), 0)::int8,
-                coalesce(sum(count) FILTER (WHERE action = 'discard'), 0)::int8,
-                (SELECT count(*) FROM delivery_from f
-                  WHERE f.held_at >= $1 AND f.held_at < $2
-                    AND ($3::text[] IS NULL OR f.host = ANY($3::text[])))
-         FROM nq",
-    );
-    let q_traffic = with(
-        &[EV, RCV, NQ, PQ],
-        "SELECT to_char(at AT TIME ZONE $4, 'YYYY-MM-DD'),
-                extract(hour FROM at AT TIME ZONE $4)::int4, kind, sum(n)::int8
+    let traffic_rest = format!(
+        "SELECT {BUCKET}, kind, sum(n)::int8 AS n
          FROM (
            SELECT arrived_at AS at, 'received' AS kind, 1 AS n FROM rcv
-           UNION ALL
-           SELECT attempt_at, kind, 1 FROM ev
-            WHERE kind IN ('delivered', 'deferred', 'bounced')
            UNION ALL
            SELECT DISTINCT ON (host, queue_id, arrived_at, status_at)
                   status_at, 'rejected', 1 FROM pq WHERE status = 'rejected'
            UNION ALL
            SELECT logged_at, 'rejected', count FROM nq WHERE action = 'reject'
          ) pts
-         GROUP BY 1, 2, 3",
+         GROUP BY 1, 2, 3"
     );
-    let q_dlv_domains = with(
-        &[EV],
-        "SELECT domain, count(*) FILTER (WHERE kind = 'delivered') AS sent,
-                coalesce(sum(size) FILTER (WHERE kind = 'delivered'), 0)::int8 AS bytes,
-                count(*) FILTER (WHERE kind = 'deferred'),
-                coalesce(avg(delay) FILTER (WHERE kind = 'delivered'), 0)::float8,
-                coalesce(max(delay), 0)::float8
-         FROM ev WHERE kind IN ('delivered', 'deferred')
-         GROUP BY domain ORDER BY sent DESC, bytes DESC, domain LIMIT $4",
-    );
-    let q_rcv_domains = with(
-        &[RCV],
-        "SELECT domain, count(*) AS n, coalesce(sum(size), 0)::int8 AS bytes
-         FROM rcv WHERE size IS NOT NULL
-         GROUP BY domain ORDER BY n DESC, bytes DESC, domain LIMIT $4",
-    );
-    let q_senders = with(
-        &[RCV],
-        "SELECT addr, count(*) AS n, coalesce(sum(size), 0)::int8 AS bytes
-           FROM (SELECT addr, size FROM rcv WHERE size IS NOT NULL) r
-           GROUP BY addr ORDER BY n DESC, addr LIMIT $4",
-    );
-    let q_senders_size = with(
-        &[RCV],
-        "SELECT addr, count(*) AS n, coalesce(sum(size), 0)::int8 AS bytes
-           FROM (SELECT addr, size FROM rcv WHERE size IS NOT NULL) r
-           GROUP BY addr ORDER BY bytes DESC, addr LIMIT $4",
-    );
-    let q_rcpts = with(
-        &[EV],
-        "SELECT addr, count(*) AS n, coalesce(sum(size), 0)::int8 AS bytes
-           FROM ev WHERE kind = 'delivered'
-           GROUP BY addr ORDER BY n DESC, addr LIMIT $4",
-    );
-    let q_rcpts_size = with(
-        &[EV],
-        "SELECT addr, count(*) AS n, coalesce(sum(size), 0)::int8 AS bytes
-           FROM ev WHERE kind = 'delivered'
-           GROUP BY addr ORDER BY bytes DESC, addr LIMIT $4",
-    );
-    let q_failures = with(
-        &[EV, NQ, PQ],
-        "SELECT section, coalesce(failure_reason, 'unclassified'), hard,
-                failure_text_pattern(coalesce(text, '')), sum(n)::int8, min(text)
+    // Failures: the wording (masked text), its count and one example.
+    let failures_ev =
+        "SELECT CASE kind WHEN 'deferred' THEN 'deferred' ELSE 'bounced' END AS section,
+                coalesce(failure_reason, 'unclassified') AS reason, hard,
+                failure_text_pattern(coalesce(response, '')) AS pattern, count(*)::int8 AS n,
+                min(response) AS example
+         FROM ev WHERE kind IN ('deferred', 'bounced', 'expired')
+         GROUP BY 1, 2, 3, 4";
+    let failures_rest =
+        "SELECT 'rejected' AS section, coalesce(failure_reason, 'unclassified') AS reason,
+                hard, failure_text_pattern(coalesce(text, '')) AS pattern, sum(n)::int8 AS n,
+                min(text) AS example
          FROM (
-           SELECT CASE kind WHEN 'deferred' THEN 'deferred'
-                            WHEN 'rejected' THEN 'rejected' ELSE 'bounced' END AS section,
-                  failure_reason, hard, response AS text, 1 AS n
-             FROM ev WHERE kind IN ('deferred', 'bounced', 'expired')
-           UNION ALL
-           SELECT 'rejected', failure_reason, hard, response, 1
+           SELECT failure_reason, hard, response AS text, 1 AS n
              FROM pq WHERE status = 'rejected'
            UNION ALL
-           SELECT 'rejected', failure_reason, hard, reason, count
-             FROM nq WHERE action = 'reject'
+           SELECT failure_reason, hard, reason, count FROM nq WHERE action = 'reject'
          ) f
-         GROUP BY 1, 2, 3, 4",
-    );
-    let q_slow = with(
+         GROUP BY 1, 2, 3, 4";
+
+    // Three statements, run concurrently: each computes its CTEs once.
+    let s_delivery = statement(
         &[EV],
-        "SELECT host, queue_id, recipient, delay, relay, attempt_at
-         FROM ev WHERE kind = 'delivered' AND delay IS NOT NULL
-         ORDER BY delay DESC, attempt_at, queue_id, recipient LIMIT $4",
+        &[
+            Part::Obj(
+                "totals",
+                "SELECT count(*) FILTER (WHERE kind = 'delivered') AS delivered,
+                        count(*) FILTER (WHERE kind = 'forwarded') AS forwarded,
+                        count(*) FILTER (WHERE kind = 'handoff') AS handoffs,
+                        count(DISTINCT (host, queue_id, arrived_at)) FILTER (WHERE kind = 'deferred') AS deferred,
+                        count(*) FILTER (WHERE kind = 'deferred') AS deferrals,
+                        count(*) FILTER (WHERE kind = 'bounced') AS bounced,
+                        count(*) FILTER (WHERE kind = 'expired') AS expired,
+                        coalesce(sum(size) FILTER (WHERE kind = 'delivered'), 0)::int8 AS bytes,
+                        count(DISTINCT addr) FILTER (WHERE kind = 'delivered') AS recipients,
+                        count(DISTINCT domain) FILTER (WHERE kind = 'delivered') AS domains
+                 FROM ev",
+            ),
+            Part::Arr("traffic", &traffic_ev),
+            Part::Arr(
+                "domains",
+                "SELECT domain, count(*) FILTER (WHERE kind = 'delivered') AS sent,
+                        coalesce(sum(size) FILTER (WHERE kind = 'delivered'), 0)::int8 AS bytes,
+                        count(*) FILTER (WHERE kind = 'deferred') AS defers,
+                        coalesce(avg(delay) FILTER (WHERE kind = 'delivered'), 0)::float8 AS avg_delay,
+                        coalesce(max(delay), 0)::float8 AS max_delay
+                 FROM ev WHERE kind IN ('delivered', 'deferred')
+                 GROUP BY domain ORDER BY sent DESC, bytes DESC, domain LIMIT $4",
+            ),
+        ],
+    );
+    let s_recipients = statement(
+        &[EV],
+        &[
+            Part::Arr(
+                "by_count",
+                "SELECT addr AS address, count(*) AS messages, coalesce(sum(size), 0)::int8 AS bytes
+                 FROM ev WHERE kind = 'delivered'
+                 GROUP BY addr ORDER BY messages DESC, addr LIMIT $4",
+            ),
+            Part::Arr(
+                "by_size",
+                "SELECT addr AS address, count(*) AS messages, coalesce(sum(size), 0)::int8 AS bytes
+                 FROM ev WHERE kind = 'delivered'
+                 GROUP BY addr ORDER BY bytes DESC, addr LIMIT $4",
+            ),
+            Part::Arr("failures", failures_ev),
+            Part::Arr(
+                "slow",
+                "SELECT host, queue_id, recipient, delay, relay, attempt_at AS at
+                 FROM ev WHERE kind = 'delivered' AND delay IS NOT NULL
+                 ORDER BY delay DESC, attempt_at, queue_id, recipient LIMIT $4",
+            ),
+        ],
+    );
+    let s_reception = statement(
+        &[RCV, NQ, PQ],
+        &[
+            Part::Obj(
+                "totals",
+                "SELECT count(*) AS received, coalesce(sum(size), 0)::int8 AS bytes,
+                        count(DISTINCT addr) FILTER (WHERE size IS NOT NULL) AS senders,
+                        count(DISTINCT domain) FILTER (WHERE size IS NOT NULL) AS domains
+                 FROM rcv",
+            ),
+            Part::Obj(
+                "noqueue",
+                "SELECT coalesce(sum(count) FILTER (WHERE action = 'reject'), 0)::int8 AS reject,
+                        coalesce(sum(count) FILTER (WHERE action = 'reject_warning'), 0)::int8 AS reject_warning,
+                        coalesce(sum(count) FILTER (WHERE action = 'hold'), 0)::int8 AS hold,
+                        coalesce(sum(count) FILTER (WHERE action = 'discard'), 0)::int8 AS discard
+                 FROM nq",
+            ),
+            Part::Obj(
+                "after_queue",
+                "SELECT (SELECT count(DISTINCT (host, queue_id, arrived_at, status_at)) FROM pq
+                          WHERE status = 'rejected') AS rejected,
+                        (SELECT count(DISTINCT (host, queue_id, arrived_at)) FROM pq
+                          WHERE status = 'discarded') AS discarded,
+                        (SELECT count(*) FROM delivery_from f
+                          WHERE f.held_at >= $1 AND f.held_at < $2
+                            AND ($3::text[] IS NULL OR f.host = ANY($3::text[]))) AS held",
+            ),
+            Part::Arr("traffic", &traffic_rest),
+            Part::Arr(
+                "domains",
+                "SELECT domain, count(*) AS messages, coalesce(sum(size), 0)::int8 AS bytes
+                 FROM rcv WHERE size IS NOT NULL
+                 GROUP BY domain ORDER BY messages DESC, bytes DESC, domain LIMIT $4",
+            ),
+            Part::Arr(
+                "by_count",
+                "SELECT addr AS address, count(*) AS messages, coalesce(sum(size), 0)::int8 AS bytes
+                 FROM rcv WHERE size IS NOT NULL
+                 GROUP BY addr ORDER BY messages DESC, addr LIMIT $4",
+            ),
+            Part::Arr(
+                "by_size",
+                "SELECT addr AS address, count(*) AS messages, coalesce(sum(size), 0)::int8 AS bytes
+                 FROM rcv WHERE size IS NOT NULL
+                 GROUP BY addr ORDER BY bytes DESC, addr LIMIT $4",
+            ),
+            Part::Arr("failures", failures_rest),
+        ],
     );
 
-    let (dlv, rcv, nq, traffic, dlv_dom, rcv_dom) = tokio::try_join!(
-        store.query(&q_delivery, &p3),
-        store.query(&q_received, &p3),
-        store.query(&q_noqueue, &p3),
-        store.query(&q_traffic, &p4tz),
-        store.query(&q_dlv_domains, &p4),
-        store.query(&q_rcv_domains, &p4),
-    )?;
-    let (snd, snd_size, rcp, rcp_size, failures, slow) = tokio::try_join!(
-        store.query(&q_senders, &p4),
-        store.query(&q_senders_size, &p4),
-        store.query(&q_rcpts, &p4),
-        store.query(&q_rcpts_size, &p4),
-        store.query(&q_failures, &p3),
-        store.query(&q_slow, &p4),
+    let (mut d, mut r, mut c) = tokio::try_join!(
+        json(store, &s_delivery, &params),
+        json(store, &s_recipients, params4),
+        json(store, &s_reception, &params),
     )?;
 
-    let d = &dlv[0];
-    let r = &rcv[0];
-    let n = &nq[0];
-    let post_queue_rejects: i64 = d.get(7);
+    let dt: DeliveryTotals = take(&mut d, "totals")?;
+    let rt: ReceivedTotals = take(&mut c, "totals")?;
+    let nq: NoqueueTotals = take(&mut c, "noqueue")?;
+    let aq: AfterQueue = take(&mut c, "after_queue")?;
     let grand_totals = GrandTotals {
-        received: r.get(0),
-        delivered: d.get(0),
-        forwarded: d.get(1),
-        content_filter_handoffs: d.get(2),
-        deferred: d.get(3),
-        deferrals: d.get(4),
-        bounced: d.get(5),
-        expired: d.get(6),
-        rejected: n.get::<_, i64>(0) + post_queue_rejects,
-        reject_warnings: n.get(1),
-        held: n.get::<_, i64>(2) + n.get::<_, i64>(4),
-        discarded: n.get::<_, i64>(3) + d.get::<_, i64>(8),
-        bytes_received: r.get(1),
-        bytes_delivered: d.get(9),
-        senders: r.get(2),
-        sending_domains: r.get(3),
-        recipients: d.get(10),
-        recipient_domains: d.get(11),
+        received: rt.received,
+        delivered: dt.delivered,
+        forwarded: dt.forwarded,
+        content_filter_handoffs: dt.handoffs,
+        deferred: dt.deferred,
+        deferrals: dt.deferrals,
+        bounced: dt.bounced,
+        expired: dt.expired,
+        rejected: nq.reject + aq.rejected,
+        reject_warnings: nq.reject_warning,
+        held: nq.hold + aq.held,
+        discarded: nq.discard + aq.discarded,
+        bytes_received: rt.bytes,
+        bytes_delivered: dt.bytes,
+        senders: rt.senders,
+        sending_domains: rt.domains,
+        recipients: dt.recipients,
+        recipient_domains: dt.domains,
     };
 
     let mut per_day: BTreeMap<String, Traffic> = BTreeMap::new();
@@ -284,58 +344,44 @@ pub(crate) async fn build(store: &Store, opts: &Options) -> Result<Report, Repor
             ..Traffic::default()
         })
         .collect();
-    for row in &traffic {
-        let day: String = row.get(0);
-        let hour: i32 = row.get(1);
-        let kind: &str = row.get(2);
-        let n: i64 = row.get(3);
-        let dt = per_day.entry(day.clone()).or_insert_with(|| Traffic {
-            label: day,
+    let mut traffic: Vec<TrafficRow> = take(&mut d, "traffic")?;
+    traffic.extend(take::<Vec<TrafficRow>>(&mut c, "traffic")?);
+    for row in traffic {
+        let dt = per_day.entry(row.day.clone()).or_insert_with(|| Traffic {
+            label: row.day.clone(),
             ..Traffic::default()
         });
-        let ht = usize::try_from(hour).ok().and_then(|h| per_hour.get_mut(h));
+        let ht = usize::try_from(row.hour)
+            .ok()
+            .and_then(|h| per_hour.get_mut(h));
         for t in std::iter::once(dt).chain(ht) {
-            match kind {
-                "received" => t.received += n,
-                "delivered" => t.delivered += n,
-                "deferred" => t.deferred += n,
-                "bounced" => t.bounced += n,
-                _ => t.rejected += n,
+            match row.kind.as_str() {
+                "received" => t.received += row.n,
+                "delivered" => t.delivered += row.n,
+                "deferred" => t.deferred += row.n,
+                "bounced" => t.bounced += row.n,
+                _ => t.rejected += row.n,
             }
         }
     }
 
-    let addr = |rows: &[tokio_postgres::Row]| -> Vec<AddressStat> {
-        rows.iter()
-            .map(|r| AddressStat {
-                address: r.get(0),
-                messages: r.get(1),
-                bytes: r.get(2),
-            })
-            .collect()
-    };
-
+    let mut failures: Vec<FailureRow> = take(&mut r, "failures")?;
+    failures.extend(take::<Vec<FailureRow>>(&mut c, "failures")?);
     let mut groups: BTreeMap<(String, String, Option<bool>), ReasonGroup> = BTreeMap::new();
-    for row in &failures {
-        let section: String = row.get(0);
-        let reason: String = row.get(1);
-        let hard: Option<bool> = row.get(2);
-        let text: String = row.get(3);
-        let n: i64 = row.get(4);
-        let example: Option<String> = row.get(5);
+    for f in failures {
         let g = groups
-            .entry((section, reason.clone(), hard))
+            .entry((f.section, f.reason.clone(), f.hard))
             .or_insert_with(|| ReasonGroup {
-                reason,
-                hard,
+                reason: f.reason,
+                hard: f.hard,
                 count: 0,
                 texts: Vec::new(),
             });
-        g.count += n;
+        g.count += f.n;
         g.texts.push(ReasonText {
-            text: said_text(example.as_deref().unwrap_or("")),
-            pattern: text,
-            count: n,
+            text: said_text(f.example.as_deref().unwrap_or("")),
+            pattern: f.pattern,
+            count: f.n,
         });
     }
     let mut sections: BTreeMap<String, Vec<ReasonGroup>> = BTreeMap::new();
@@ -361,42 +407,70 @@ pub(crate) async fn build(store: &Store, opts: &Options) -> Result<Report, Repor
         grand_totals,
         per_day: per_day.into_values().collect(),
         per_hour,
-        delivery_domains: dlv_dom
-            .iter()
-            .map(|r| DeliveryDomain {
-                domain: r.get(0),
-                sent: r.get(1),
-                bytes: r.get(2),
-                defers: r.get(3),
-                avg_delay: r.get(4),
-                max_delay: r.get(5),
-            })
-            .collect(),
-        reception_domains: rcv_dom
-            .iter()
-            .map(|r| ReceptionDomain {
-                domain: r.get(0),
-                messages: r.get(1),
-                bytes: r.get(2),
-            })
-            .collect(),
-        senders_by_count: addr(&snd),
-        recipients_by_count: addr(&rcp),
-        senders_by_size: addr(&snd_size),
-        recipients_by_size: addr(&rcp_size),
+        delivery_domains: take(&mut d, "domains")?,
+        reception_domains: take(&mut c, "domains")?,
+        senders_by_count: take(&mut c, "by_count")?,
+        recipients_by_count: take(&mut r, "by_count")?,
+        senders_by_size: take(&mut c, "by_size")?,
+        recipients_by_size: take(&mut r, "by_size")?,
         deferrals: sections.remove("deferred").unwrap_or_default(),
         bounces: sections.remove("bounced").unwrap_or_default(),
         rejects: sections.remove("rejected").unwrap_or_default(),
-        slowest_deliveries: slow
-            .iter()
-            .map(|r| SlowDelivery {
-                host: r.get(0),
-                queue_id: r.get(1),
-                recipient: r.get(2),
-                delay: r.get(3),
-                relay: r.get(4),
-                at: r.get(5),
-            })
-            .collect(),
+        slowest_deliveries: take(&mut r, "slow")?,
     })
+}
+
+#[derive(Deserialize)]
+struct DeliveryTotals {
+    delivered: i64,
+    forwarded: i64,
+    handoffs: i64,
+    deferred: i64,
+    deferrals: i64,
+    bounced: i64,
+    expired: i64,
+    bytes: i64,
+    recipients: i64,
+    domains: i64,
+}
+
+#[derive(Deserialize)]
+struct ReceivedTotals {
+    received: i64,
+    bytes: i64,
+    senders: i64,
+    domains: i64,
+}
+
+#[derive(Deserialize)]
+struct NoqueueTotals {
+    reject: i64,
+    reject_warning: i64,
+    hold: i64,
+    discard: i64,
+}
+
+#[derive(Deserialize)]
+struct AfterQueue {
+    rejected: i64,
+    discarded: i64,
+    held: i64,
+}
+
+#[derive(Deserialize)]
+struct TrafficRow {
+    day: String,
+    hour: i32,
+    kind: String,
+    n: i64,
+}
+
+#[derive(Deserialize)]
+struct FailureRow {
+    section: String,
+    reason: String,
+    hard: Option<bool>,
+    pattern: String,
+    n: i64,
+    example: Option<String>,
 }
