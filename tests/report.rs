@@ -155,6 +155,13 @@ fn sql_totals(db: &TestDb) -> BTreeMap<&'static str, i64> {
         ),
     );
     t.insert(
+        "ndrs",
+        sql_i64(
+            db,
+            "SELECT count(*) FROM delivery_from WHERE parent_kind = 'non_delivery'",
+        ),
+    );
+    t.insert(
         "bytes_received",
         sql_i64(
             db,

@@ -74,7 +74,7 @@ td.l,th.l{{text-align:left}}tr:nth-child(even){{background:#f4f4f4}}\
         let _ = writeln!(o, "<tr><td class=\"l\">{k}</td><td>{v}</td></tr>");
     }
     o.push_str("</table><table class=\"totals\">\n");
-    let rows2: [(&str, String); 7] = [
+    let rows2: [(&str, String); 8] = [
         ("bytes received", units(g.bytes_received)),
         ("bytes delivered", units(g.bytes_delivered)),
         ("senders", g.senders.to_string()),
@@ -85,6 +85,7 @@ td.l,th.l{{text-align:left}}tr:nth-child(even){{background:#f4f4f4}}\
             "content filter hand-offs",
             g.content_filter_handoffs.to_string(),
         ),
+        ("non-delivery notifications", g.ndrs.to_string()),
     ];
     for (k, v) in rows2 {
         let _ = writeln!(o, "<tr><td class=\"l\">{k}</td><td>{v}</td></tr>");
@@ -166,6 +167,23 @@ td.l,th.l{{text-align:left}}tr:nth-child(even){{background:#f4f4f4}}\
     reasons(&mut o, "message bounce detail", &r.bounces, COLOURS[3]);
     reasons(&mut o, "message reject detail", &r.rejects, COLOURS[4]);
 
+    o.push_str("<h2>problem recipients</h2>\n");
+    if r.problem_recipients.is_empty() {
+        o.push_str("<p class=\"muted\">none</p>\n");
+    } else {
+        o.push_str("<table><tr><th>bounced</th><th>deferred</th><th class=\"l\">recipient</th><th class=\"l\">latest reason</th></tr>\n");
+        for p in &r.problem_recipients {
+            let _ = writeln!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+                p.bounced,
+                p.deferred,
+                esc(&p.address),
+                esc(p.last_reason.as_deref().unwrap_or("-"))
+            );
+        }
+        o.push_str("</table>\n");
+    }
     o.push_str("<h2>slowest deliveries</h2>\n");
     if r.slowest_deliveries.is_empty() {
         o.push_str("<p class=\"muted\">none</p>\n");

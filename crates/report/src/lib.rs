@@ -100,6 +100,22 @@ pub struct Report {
     pub rejects: Vec<ReasonGroup>,
     /// Not in pflogsumm: the slowest deliveries (largest `delay=`).
     pub slowest_deliveries: Vec<SlowDelivery>,
+    /// Not in pflogsumm: the recipients with the most bounces (and expiries), then
+    /// deferrals.
+    pub problem_recipients: Vec<ProblemRecipient>,
+}
+
+/// A recipient that failed in the period.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct ProblemRecipient {
+    /// The recipient.
+    pub address: String,
+    /// Bounces and expiries.
+    pub bounced: i64,
+    /// Deferrals.
+    pub deferred: i64,
+    /// The failure reason of its latest failure.
+    pub last_reason: Option<String>,
 }
 
 /// The period as reported.
@@ -146,6 +162,9 @@ pub struct GrandTotals {
     pub held: i64,
     /// Messages discarded.
     pub discarded: i64,
+    /// Not in pflogsumm: non-delivery notifications (NDRs) generated; each is counted
+    /// once, and its delivery is in `delivered`.
+    pub ndrs: i64,
     /// Sum of the sizes of the received messages.
     pub bytes_received: i64,
     /// Sum of the message size over delivered recipients.

@@ -248,6 +248,17 @@ pub(crate) async fn build(store: &Store, opts: &Options) -> Result<Report, Repor
             ),
             Part::Arr("failures", failures_ev),
             Part::Arr(
+                "problems",
+                "SELECT addr AS address,
+                        count(*) FILTER (WHERE kind IN ('bounced', 'expired')) AS bounced,
+                        count(*) FILTER (WHERE kind = 'deferred') AS deferred,
+                        (array_agg(coalesce(failure_reason, 'unclassified') ORDER BY attempt_at DESC)
+                           FILTER (WHERE kind IN ('bounced', 'expired', 'deferred')))[1] AS last_reason
+                 FROM ev WHERE kind IN ('bounced', 'expired', 'deferred')
+                 GROUP BY addr
+                 ORDER BY bounced DESC, deferred DESC, addr LIMIT $4",
+            ),
+            Part::Arr(
                 "slow",
                 "SELECT host, queue_id, recipient, delay, relay, attempt_at AS at
                  FROM ev WHERE kind = 'delivered' AND delay IS NOT NULL
@@ -281,7 +292,11 @@ pub(crate) async fn build(store: &Store, opts: &Options) -> Result<Report, Repor
                           WHERE status = 'discarded') AS discarded,
                         (SELECT count(*) FROM delivery_from f
                           WHERE f.held_at >= $1 AND f.held_at < $2
-                            AND ($3::text[] IS NULL OR f.host = ANY($3::text[]))) AS held",
+                            AND ($3::text[] IS NULL OR f.host = ANY($3::text[]))) AS held,
+                        (SELECT count(*) FROM delivery_from f
+                          WHERE f.arrived_at >= $1 AND f.arrived_at < $2
+                            AND ($3::text[] IS NULL OR f.host = ANY($3::text[]))
+                            AND f.parent_kind = 'non_delivery') AS ndrs",
             ),
             Part::Arr("traffic", &traffic_rest),
             Part::Arr(
@@ -329,6 +344,7 @@ pub(crate) async fn build(store: &Store, opts: &Options) -> Result<Report, Repor
         reject_warnings: nq.reject_warning,
         held: nq.hold + aq.held,
         discarded: nq.discard + aq.discarded,
+        ndrs: aq.ndrs,
         bytes_received: rt.bytes,
         bytes_delivered: dt.bytes,
         senders: rt.senders,
@@ -417,6 +433,7 @@ pub(crate) async fn build(store: &Store, opts: &Options) -> Result<Report, Repor
         bounces: sections.remove("bounced").unwrap_or_default(),
         rejects: sections.remove("rejected").unwrap_or_default(),
         slowest_deliveries: take(&mut r, "slow")?,
+        problem_recipients: take(&mut r, "problems")?,
     })
 }
 
@@ -455,6 +472,7 @@ struct AfterQueue {
     rejected: i64,
     discarded: i64,
     held: i64,
+    ndrs: i64,
 }
 
 #[derive(Deserialize)]

@@ -28,7 +28,7 @@ pub(crate) fn render(r: &Report) -> String {
     let _ = writeln!(out, "messages\n");
     let total = g.delivered + g.rejected + g.discarded;
     let pct = |n: i64| if total > 0 { n * 100 / total } else { 0 };
-    let lines: [(i64, String); 11] = [
+    let lines: [(i64, String); 12] = [
         (g.received, "received".into()),
         (g.delivered, "delivered".into()),
         (g.forwarded, "forwarded".into()),
@@ -49,6 +49,10 @@ pub(crate) fn render(r: &Report) -> String {
         (
             g.content_filter_handoffs,
             "content filter hand-offs (not in pflogsumm's received/delivered)".into(),
+        ),
+        (
+            g.ndrs,
+            "non-delivery notifications (not in pflogsumm)".into(),
         ),
     ];
     for (n, label) in lines {
@@ -141,6 +145,22 @@ pub(crate) fn render(r: &Report) -> String {
     reasons(&mut out, "message bounce detail", &r.bounces);
     reasons(&mut out, "message reject detail", &r.rejects);
 
+    if r.problem_recipients.is_empty() {
+        let _ = writeln!(out, "\nproblem recipients: none");
+    } else {
+        heading(&mut out, "problem recipients");
+        let _ = writeln!(out, " bounced deferred  recipient (latest reason)");
+        for p in &r.problem_recipients {
+            let _ = writeln!(
+                out,
+                " {:>7} {:>8}  {} ({})",
+                p.bounced,
+                p.deferred,
+                p.address,
+                p.last_reason.as_deref().unwrap_or("-")
+            );
+        }
+    }
     if r.slowest_deliveries.is_empty() {
         let _ = writeln!(out, "\nslowest deliveries: none");
     } else {
