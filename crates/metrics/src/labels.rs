@@ -460,70 +460,109 @@ impl EncodeLabelValue for ReplyCode {
     }
 }
 
-/// `{status}`
+/// The syslog name of a Postfix instance (the identifier without its last part:
+/// `postfix`, `postfix-out`, `postfix/submission`): named by the operator's
+/// configuration, at most [`crate::SERVICES_MAX`] distinct values, then `other`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServiceName(pub std::sync::Arc<str>);
+
+impl EncodeLabelValue for ServiceName {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        encoder.write_str(&self.0)
+    }
+}
+
+/// `{service}`
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ServiceLabels {
+    /// the Postfix instance
+    pub service: ServiceName,
+}
+
+/// `{status, service}`
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct StatusLabels {
     /// the delivery status
     pub status: Status,
+    /// the Postfix instance
+    pub service: ServiceName,
 }
 
-/// `{stage}`
+/// `{stage, service}`
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct StageLabels {
     /// the delay part
     pub stage: Stage,
+    /// the Postfix instance
+    pub service: ServiceName,
 }
 
-/// `{relay, stage}` of pipe delays: the relay is the master.cf service name of the pipe
-/// transport (configured by the operator, never an address); see [`crate::PIPE_RELAYS_MAX`].
+/// `{relay, stage, service}` of pipe delays: the relay is the master.cf service name of
+/// the pipe transport (configured by the operator, never an address); see
+/// [`crate::PIPE_RELAYS_MAX`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct PipeStageLabels {
     /// the pipe transport's name
     pub relay: String,
     /// the delay part
     pub stage: Stage,
+    /// the Postfix instance
+    pub service: ServiceName,
 }
 
-/// `{sasl_method}`
+/// `{sasl_method, service}`
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct SaslLabels {
     /// the SASL mechanism
     pub sasl_method: SaslMethod,
+    /// the Postfix instance
+    pub service: ServiceName,
 }
 
-/// `{code}`
+/// `{code, service}`
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct CodeLabels {
     /// the SMTP reply code
     pub code: ReplyCode,
+    /// the Postfix instance
+    pub service: ServiceName,
 }
 
-/// `{after_stage}`
+/// `{after_stage, service}`
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct AfterStageLabels {
     /// the SMTP stage
     pub after_stage: AfterStage,
+    /// the Postfix instance
+    pub service: ServiceName,
 }
 
-/// `{service}` of unsupported lines (kumina's label name: the daemon).
+/// `{daemon, service}` of unsupported lines. (kumina names the daemon `service`; here
+/// `service` is the instance, as on every other family.)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct ServiceLabels {
+pub struct UnsupportedLabels {
     /// the daemon
-    pub service: Daemon,
+    pub daemon: Daemon,
+    /// the Postfix instance
+    pub service: ServiceName,
 }
 
-/// `{reason}` of connection failures.
+/// `{reason, service}` of connection failures.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ConnectFailureLabels {
     /// why
     pub reason: ConnectFailure,
+    /// the Postfix instance
+    pub service: ServiceName,
 }
 
-/// `{event}` of postscreen.
+/// `{event, service}` of postscreen.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct PostscreenLabels {
     /// the step or verdict
     pub event: PostscreenEvent,
+    /// the Postfix instance
+    pub service: ServiceName,
 }
 
 /// `{input}`

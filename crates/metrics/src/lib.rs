@@ -13,16 +13,16 @@
 //!
 //! What it is not: no global registry, no I/O in [`observe`], no label value taken from
 //! a log line's free text (addresses, domains, queue ids, paths): every label is a closed
-//! enum of [`labels`], or, for pipe transports, a configured name with a hard cap
-//! ([`PIPE_RELAYS_MAX`]). It knows nothing of PostgreSQL; the binary runs the gauge
+//! enum of [`labels`], or a configured name with a hard cap: the Postfix instance's
+//! syslog name (`service`, [`SERVICES_MAX`]) and pipe transports ([`PIPE_RELAYS_MAX`]). It knows nothing of PostgreSQL; the binary runs the gauge
 //! queries. Counters start at zero with the process (Prometheus conventions) and count
 //! what this process read.
 
 pub mod labels;
 mod serve;
 
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
 
 use labels::*;
 use pftrack_parse::{Event, NotificationKind, RejectAction, SessionEnd};
@@ -44,10 +44,19 @@ const DELAY_BUCKETS: [f64; 9] = [1e-3, 1e-2, 1e-1, 1.0, 10.0, 60.0, 3600.0, 8640
 
 type Hist = Family<StageLabels, Histogram, fn() -> Histogram>;
 type PipeHist = Family<PipeStageLabels, Histogram, fn() -> Histogram>;
+type PlainHist = Family<ServiceLabels, Histogram, fn() -> Histogram>;
 type F64Gauge = Gauge<f64, AtomicU64>;
 
 fn delay_histogram() -> Histogram {
     Histogram::new(DELAY_BUCKETS)
+}
+
+fn nrcpt_histogram() -> Histogram {
+    Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0])
+}
+
+fn size_histogram() -> Histogram {
+    Histogram::new([1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9])
 }
 
 /// Everything pftrack serves: register once, then share (`Arc<Metrics>`).
@@ -140,16 +149,47 @@ where
         .collect()
 }
 
-/// Postfix's counters, with kumina's names (the `postfix_` prefix comes from the
-/// sub-registry, `_total` and units from the library).
+/// Postfix's families, with kumina's names (the `postfix_` prefix comes from the
+/// sub-registry, `_total` and units from the library), each with a `service` label: the
+/// Postfix instance's syslog name.
 #[derive(Debug)]
-pub struct PostfixMetrics {
+struct Families {
+    smtpd_connects: Family<ServiceLabels, Counter>,
+    smtpd_disconnects: Family<ServiceLabels, Counter>,
+    smtpd_fcrdns_errors: Family<ServiceLabels, Counter>,
+    smtpd_lost: Family<AfterStageLabels, Counter>,
+    smtpd_processed: Family<SaslLabels, Counter>,
+    smtpd_rejected: Family<CodeLabels, Counter>,
+    smtpd_sasl_failures: Family<ServiceLabels, Counter>,
+    processed: Vec<Family<StatusLabels, Counter>>,
+    smtp_deferred: Family<ServiceLabels, Counter>,
+    smtp_timed_out: Family<ServiceLabels, Counter>,
+    smtp_connect_failures: Family<ConnectFailureLabels, Counter>,
+    smtp_delays: Hist,
+    lmtp_delays: Hist,
+    pipe_delays: PipeHist,
+    virtual_delivered: Family<ServiceLabels, Counter>,
+    cleanup_processed: Family<ServiceLabels, Counter>,
+    cleanup_rejected: Family<ServiceLabels, Counter>,
+    qmgr_nrcpt: PlainHist,
+    qmgr_nrcpt_legacy: PlainHist,
+    qmgr_size: PlainHist,
+    qmgr_removed: Family<ServiceLabels, Counter>,
+    qmgr_expired: Family<ServiceLabels, Counter>,
+    bounce_non_delivery: Family<ServiceLabels, Counter>,
+    postscreen: Family<PostscreenLabels, Counter>,
+    unsupported: Family<UnsupportedLabels, Counter>,
+}
+
+/// One instance's series, resolved once (the hot path does no label hashing).
+#[derive(Debug)]
+struct Handles {
+    service: ServiceName,
     smtpd_connects: Counter,
     smtpd_disconnects: Counter,
     smtpd_fcrdns_errors: Counter,
     smtpd_lost: Vec<Counter>,
     smtpd_processed: Vec<Counter>,
-    smtpd_rejected: Family<CodeLabels, Counter>,
     smtpd_sasl_failures: Counter,
     /// `[agent][status]`
     processed: Vec<Vec<Counter>>,
@@ -158,8 +198,6 @@ pub struct PostfixMetrics {
     smtp_connect_failures: Vec<Counter>,
     smtp_delays: Vec<Histogram>,
     lmtp_delays: Vec<Histogram>,
-    pipe_delays: PipeHist,
-    pipe_relays: Mutex<Vec<String>>,
     virtual_delivered: Counter,
     cleanup_processed: Counter,
     cleanup_rejected: Counter,
@@ -173,14 +211,40 @@ pub struct PostfixMetrics {
     unsupported: Vec<Counter>,
 }
 
+/// At most this many Postfix instances (syslog names) get their own `service` value;
+/// records of later ones count as `other`.
+pub const SERVICES_MAX: usize = 16;
+
+/// Postfix's counters and histograms, per instance.
+#[derive(Debug)]
+pub struct PostfixMetrics {
+    families: Families,
+    services: RwLock<Vec<Arc<Handles>>>,
+    pipe_relays: Mutex<Vec<String>>,
+}
+
 impl PostfixMetrics {
     /// Register in `r` (prefix `postfix` expected).
     pub fn register(r: &mut Registry) -> PostfixMetrics {
-        let counter = |r: &mut Registry, name: &str, help: &str| {
-            let c = Counter::default();
+        fn counter(r: &mut Registry, name: &str, help: &str) -> Family<ServiceLabels, Counter> {
+            let c = Family::<ServiceLabels, Counter>::default();
             r.register(name, help, c.clone());
             c
-        };
+        }
+        fn family<S>(r: &mut Registry, name: &str, help: &str) -> Family<S, Counter>
+        where
+            S: Clone + std::hash::Hash + Eq + prometheus_client::encoding::EncodeLabelSet,
+            S: Send + Sync + std::fmt::Debug + 'static,
+        {
+            let c = Family::<S, Counter>::default();
+            r.register(name, help, c.clone());
+            c
+        }
+        fn hist(r: &mut Registry, name: &str, help: &str) -> Hist {
+            let family: Hist = Family::new_with_constructor(delay_histogram);
+            r.register_with_unit(name, help, Unit::Seconds, family.clone());
+            family
+        }
         let smtpd_connects = counter(r, "smtpd_connects", "Total number of incoming connections");
         let smtpd_disconnects = counter(
             r,
@@ -192,23 +256,20 @@ impl PostfixMetrics {
             "smtpd_forward_confirmed_reverse_dns_errors",
             "Total number of connections for which forward-confirmed DNS cannot be resolved",
         );
-        let lost = Family::<AfterStageLabels, Counter>::default();
-        r.register(
+        let smtpd_lost = family(
+            r,
             "smtpd_connections_lost",
             "Total number of connections lost",
-            lost.clone(),
         );
-        let processed_sasl = Family::<SaslLabels, Counter>::default();
-        r.register(
+        let smtpd_processed = family(
+            r,
             "smtpd_messages_processed",
             "Total number of messages processed",
-            processed_sasl.clone(),
         );
-        let smtpd_rejected = Family::<CodeLabels, Counter>::default();
-        r.register(
+        let smtpd_rejected = family(
+            r,
             "smtpd_messages_rejected",
             "Total number of NOQUEUE rejects",
-            smtpd_rejected.clone(),
         );
         let smtpd_sasl_failures = counter(
             r,
@@ -227,7 +288,7 @@ impl PostfixMetrics {
                     ),
                     family.clone(),
                 );
-                resolve(&family, Status::ALL, |status| StatusLabels { status })
+                family
             })
             .collect();
         let smtp_deferred = counter(
@@ -240,17 +301,11 @@ impl PostfixMetrics {
             "smtp_connection_timed_out",
             "Total number of SMTP connection attempts that timed out",
         );
-        let failures = Family::<ConnectFailureLabels, Counter>::default();
-        r.register(
+        let smtp_connect_failures = family(
+            r,
             "smtp_connection_failures",
             "Total number of SMTP connection attempts that failed, by reason",
-            failures.clone(),
         );
-        let hist = |r: &mut Registry, name: &str, help: &str| {
-            let family: Hist = Family::new_with_constructor(delay_histogram);
-            r.register_with_unit(name, help, Unit::Seconds, family.clone());
-            resolve(&family, Stage::ALL, |stage| StageLabels { stage })
-        };
         let smtp_delays = hist(
             r,
             "smtp_delivery_delay",
@@ -283,20 +338,19 @@ impl PostfixMetrics {
             "cleanup_messages_rejected",
             "Total number of messages rejected by cleanup",
         );
-        let nrcpt_buckets = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
-        let qmgr_nrcpt = Histogram::new(nrcpt_buckets);
+        let qmgr_nrcpt: PlainHist = Family::new_with_constructor(nrcpt_histogram);
         r.register(
             "qmgr_messages_inserted_recipients",
             "Number of recipients per message inserted into the mail queues",
             qmgr_nrcpt.clone(),
         );
-        let qmgr_nrcpt_legacy = Histogram::new(nrcpt_buckets);
+        let qmgr_nrcpt_legacy: PlainHist = Family::new_with_constructor(nrcpt_histogram);
         r.register(
             "qmgr_messages_inserted_receipients",
             "Legacy name (kumina's spelling) of postfix_qmgr_messages_inserted_recipients",
             qmgr_nrcpt_legacy.clone(),
         );
-        let qmgr_size = Histogram::new([1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9]);
+        let qmgr_size: PlainHist = Family::new_with_constructor(size_histogram);
         r.register_with_unit(
             "qmgr_messages_inserted_size",
             "Size of messages inserted into the mail queues in bytes",
@@ -318,40 +372,31 @@ impl PostfixMetrics {
             "bounce_non_delivery_notification",
             "Total number of non delivery notification sent by bounce",
         );
-        let postscreen = Family::<PostscreenLabels, Counter>::default();
-        r.register(
+        let postscreen = family(
+            r,
             "postscreen_events",
             "Total number of postscreen steps and verdicts, by kind",
-            postscreen.clone(),
         );
-        let unsupported = Family::<ServiceLabels, Counter>::default();
-        r.register(
+        let unsupported = family(
+            r,
             "unsupported_log_entries",
             "Log entries that could not be processed",
-            unsupported.clone(),
         );
-        PostfixMetrics {
+        let families = Families {
             smtpd_connects,
             smtpd_disconnects,
             smtpd_fcrdns_errors,
-            smtpd_lost: resolve(&lost, AfterStage::ALL, |after_stage| AfterStageLabels {
-                after_stage,
-            }),
-            smtpd_processed: resolve(&processed_sasl, SaslMethod::ALL, |sasl_method| SaslLabels {
-                sasl_method,
-            }),
+            smtpd_lost,
+            smtpd_processed,
             smtpd_rejected,
             smtpd_sasl_failures,
             processed,
             smtp_deferred,
             smtp_timed_out,
-            smtp_connect_failures: resolve(&failures, ConnectFailure::ALL, |reason| {
-                ConnectFailureLabels { reason }
-            }),
+            smtp_connect_failures,
             smtp_delays,
             lmtp_delays,
             pipe_delays,
-            pipe_relays: Mutex::new(Vec::new()),
             virtual_delivered,
             cleanup_processed,
             cleanup_rejected,
@@ -361,17 +406,120 @@ impl PostfixMetrics {
             qmgr_removed,
             qmgr_expired,
             bounce_non_delivery,
-            postscreen: resolve(&postscreen, PostscreenEvent::ALL, |event| {
-                PostscreenLabels { event }
-            }),
-            unsupported: resolve(&unsupported, Daemon::ALL, |service| ServiceLabels {
-                service,
-            }),
+            postscreen,
+            unsupported,
+        };
+        PostfixMetrics {
+            families,
+            services: RwLock::new(Vec::new()),
+            pipe_relays: Mutex::new(Vec::new()),
         }
     }
 
-    fn postscreen(&self, e: PostscreenEvent) {
-        self.postscreen[e as usize].inc();
+    /// The series of instance `service`, created at its first record (all its series
+    /// start at zero then).
+    fn handles(&self, service: &str) -> Arc<Handles> {
+        {
+            let seen = self.services.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(h) = seen.iter().find(|h| &*h.service.0 == service) {
+                return Arc::clone(h);
+            }
+        }
+        let mut seen = self.services.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = seen.iter().find(|h| &*h.service.0 == service) {
+            return Arc::clone(h);
+        }
+        let name = if seen.len() < SERVICES_MAX {
+            service
+        } else {
+            "other"
+        };
+        if let Some(h) = seen.iter().find(|h| &*h.service.0 == name) {
+            return Arc::clone(h);
+        }
+        let h = Arc::new(self.resolve_service(ServiceName(Arc::from(name))));
+        seen.push(Arc::clone(&h));
+        h
+    }
+
+    fn resolve_service(&self, service: ServiceName) -> Handles {
+        let f = &self.families;
+        let s = || service.clone();
+        let one = |family: &Family<ServiceLabels, Counter>| {
+            family.get_or_create_owned(&ServiceLabels { service: s() })
+        };
+        Handles {
+            smtpd_connects: one(&f.smtpd_connects),
+            smtpd_disconnects: one(&f.smtpd_disconnects),
+            smtpd_fcrdns_errors: one(&f.smtpd_fcrdns_errors),
+            smtpd_lost: resolve(&f.smtpd_lost, AfterStage::ALL, |after_stage| {
+                AfterStageLabels {
+                    after_stage,
+                    service: s(),
+                }
+            }),
+            smtpd_processed: resolve(&f.smtpd_processed, SaslMethod::ALL, |sasl_method| {
+                SaslLabels {
+                    sasl_method,
+                    service: s(),
+                }
+            }),
+            smtpd_sasl_failures: one(&f.smtpd_sasl_failures),
+            processed: f
+                .processed
+                .iter()
+                .map(|family| {
+                    resolve(family, Status::ALL, |status| StatusLabels {
+                        status,
+                        service: s(),
+                    })
+                })
+                .collect(),
+            smtp_deferred: one(&f.smtp_deferred),
+            smtp_timed_out: one(&f.smtp_timed_out),
+            smtp_connect_failures: resolve(
+                &f.smtp_connect_failures,
+                ConnectFailure::ALL,
+                |reason| ConnectFailureLabels {
+                    reason,
+                    service: s(),
+                },
+            ),
+            smtp_delays: resolve(&f.smtp_delays, Stage::ALL, |stage| StageLabels {
+                stage,
+                service: s(),
+            }),
+            lmtp_delays: resolve(&f.lmtp_delays, Stage::ALL, |stage| StageLabels {
+                stage,
+                service: s(),
+            }),
+            virtual_delivered: one(&f.virtual_delivered),
+            cleanup_processed: one(&f.cleanup_processed),
+            cleanup_rejected: one(&f.cleanup_rejected),
+            qmgr_nrcpt: f
+                .qmgr_nrcpt
+                .get_or_create_owned(&ServiceLabels { service: s() }),
+            qmgr_nrcpt_legacy: f
+                .qmgr_nrcpt_legacy
+                .get_or_create_owned(&ServiceLabels { service: s() }),
+            qmgr_size: f
+                .qmgr_size
+                .get_or_create_owned(&ServiceLabels { service: s() }),
+            qmgr_removed: one(&f.qmgr_removed),
+            qmgr_expired: one(&f.qmgr_expired),
+            bounce_non_delivery: one(&f.bounce_non_delivery),
+            postscreen: resolve(&f.postscreen, PostscreenEvent::ALL, |event| {
+                PostscreenLabels {
+                    event,
+                    service: s(),
+                }
+            }),
+            unsupported: resolve(&f.unsupported, Daemon::ALL, |daemon| UnsupportedLabels {
+                daemon,
+                service: s(),
+            }),
+            service,
+        }
     }
 
     /// The `relay` label of a pipe transport: its name while fewer than
@@ -403,17 +551,28 @@ impl PostfixMetrics {
     }
 }
 
-/// Count one parsed Postfix record of daemon `daemon` (the syslog identifier's last
-/// part). Pure apart from the atomic increments: no I/O, no allocation except for the
-/// rare pipe delivery.
+/// Count one parsed record of the default instance (`service="postfix"`): see
+/// [`observe_service`].
 pub fn observe(metrics: &Metrics, daemon: &str, event: &Event<'_>) {
-    let m = &metrics.postfix;
+    observe_service(metrics, "postfix", daemon, event);
+}
+
+/// Count one parsed Postfix record of daemon `daemon` (the syslog identifier's last
+/// part) of the instance `service` (the identifier before it: `postfix`,
+/// `postfix-out`, `postfix/submission`). Pure apart from the atomic increments: no I/O,
+/// no allocation except for a new instance and for pipe deliveries.
+pub fn observe_service(metrics: &Metrics, service: &str, daemon: &str, event: &Event<'_>) {
     let p = &metrics.pipeline;
     if event.is_recognized() {
         p.records_recognized.inc();
     } else {
         p.records_unknown.inc();
     }
+    let postfix = &metrics.postfix;
+    let m = &*postfix.handles(service);
+    let postscreen = |e: PostscreenEvent| {
+        m.postscreen[e as usize].inc();
+    };
     match event {
         Event::Connect { .. } if daemon == "smtpd" => {
             m.smtpd_connects.inc();
@@ -431,9 +590,12 @@ pub fn observe(metrics: &Metrics, daemon: &str, event: &Event<'_>) {
                 && r.queue_id.is_none()
                 && matches!(r.action, RejectAction::Reject)
             {
-                m.smtpd_rejected
+                postfix
+                    .families
+                    .smtpd_rejected
                     .get_or_create(&CodeLabels {
                         code: ReplyCode::new(r.code),
+                        service: m.service.clone(),
                     })
                     .inc();
             }
@@ -460,18 +622,18 @@ pub fn observe(metrics: &Metrics, daemon: &str, event: &Event<'_>) {
         {
             m.smtpd_fcrdns_errors.inc();
         }
-        Event::PostscreenConnect { .. } => m.postscreen(PostscreenEvent::Connect),
-        Event::PostscreenPass { new, .. } => m.postscreen(if *new {
+        Event::PostscreenConnect { .. } => postscreen(PostscreenEvent::Connect),
+        Event::PostscreenPass { new, .. } => postscreen(if *new {
             PostscreenEvent::PassNew
         } else {
             PostscreenEvent::PassOld
         }),
-        Event::PostscreenDnsblRank { .. } => m.postscreen(PostscreenEvent::DnsblRank),
-        Event::PostscreenPregreet { .. } => m.postscreen(PostscreenEvent::Pregreet),
-        Event::PostscreenHangup { .. } => m.postscreen(PostscreenEvent::Hangup),
-        Event::PostscreenDisconnect { .. } => m.postscreen(PostscreenEvent::Disconnect),
-        Event::PostscreenListed { .. } => m.postscreen(PostscreenEvent::Listed),
-        Event::PostscreenViolation { .. } => m.postscreen(PostscreenEvent::Violation),
+        Event::PostscreenDnsblRank { .. } => postscreen(PostscreenEvent::DnsblRank),
+        Event::PostscreenPregreet { .. } => postscreen(PostscreenEvent::Pregreet),
+        Event::PostscreenHangup { .. } => postscreen(PostscreenEvent::Hangup),
+        Event::PostscreenDisconnect { .. } => postscreen(PostscreenEvent::Disconnect),
+        Event::PostscreenListed { .. } => postscreen(PostscreenEvent::Listed),
+        Event::PostscreenViolation { .. } => postscreen(PostscreenEvent::Violation),
         Event::MessageId { .. } if daemon == "cleanup" => {
             m.cleanup_processed.inc();
         }
@@ -519,12 +681,15 @@ pub fn observe(metrics: &Metrics, daemon: &str, event: &Event<'_>) {
                         }
                     }
                     Agent::Pipe => {
-                        let relay = m.pipe_relay(d.relay);
+                        let relay = postfix.pipe_relay(d.relay);
                         for (&stage, v) in Stage::ALL.iter().zip(values) {
-                            m.pipe_delays
+                            postfix
+                                .families
+                                .pipe_delays
                                 .get_or_create(&PipeStageLabels {
                                     relay: relay.clone(),
                                     stage,
+                                    service: m.service.clone(),
                                 })
                                 .observe(f64::from(v));
                         }

@@ -116,87 +116,126 @@ fn fixture_lines_give_the_expected_counters() {
     let (_m, registry) = scrape();
     let text = render(&registry);
     for (series, value) in [
-        ("postfix_smtpd_connects_total", 1.0),
-        ("postfix_smtpd_disconnects_total", 1.0),
+        ("postfix_smtpd_connects_total{service=\"postfix\"}", 1.0),
+        ("postfix_smtpd_disconnects_total{service=\"postfix\"}", 1.0),
         (
-            "postfix_smtpd_messages_processed_total{sasl_method=\"PLAIN\"}",
+            "postfix_smtpd_messages_processed_total{sasl_method=\"PLAIN\",service=\"postfix\"}",
             1.0,
         ),
         (
-            "postfix_smtpd_messages_processed_total{sasl_method=\"\"}",
+            "postfix_smtpd_messages_processed_total{sasl_method=\"\",service=\"postfix\"}",
             1.0,
         ),
         (
-            "postfix_smtpd_messages_processed_total{sasl_method=\"LOGIN\"}",
+            "postfix_smtpd_messages_processed_total{sasl_method=\"LOGIN\",service=\"postfix\"}",
             0.0,
         ),
-        ("postfix_smtpd_messages_rejected_total{code=\"554\"}", 1.0),
-        ("postfix_smtpd_messages_rejected_total{code=\"450\"}", 1.0),
         (
-            "postfix_smtpd_connections_lost_total{after_stage=\"RCPT\"}",
+            "postfix_smtpd_messages_rejected_total{code=\"554\",service=\"postfix\"}",
             1.0,
         ),
-        ("postfix_smtpd_sasl_authentication_failures_total", 1.0),
-        ("postfix_cleanup_messages_processed_total", 1.0),
         (
-            "postfix_smtp_messages_processed_total{status=\"sent\"}",
+            "postfix_smtpd_messages_rejected_total{code=\"450\",service=\"postfix\"}",
+            1.0,
+        ),
+        (
+            "postfix_smtpd_connections_lost_total{after_stage=\"RCPT\",service=\"postfix\"}",
+            1.0,
+        ),
+        (
+            "postfix_smtpd_sasl_authentication_failures_total{service=\"postfix\"}",
+            1.0,
+        ),
+        (
+            "postfix_cleanup_messages_processed_total{service=\"postfix\"}",
+            1.0,
+        ),
+        (
+            "postfix_smtp_messages_processed_total{status=\"sent\",service=\"postfix\"}",
             2.0,
         ),
         (
-            "postfix_smtp_messages_processed_total{status=\"deferred\"}",
+            "postfix_smtp_messages_processed_total{status=\"deferred\",service=\"postfix\"}",
             1.0,
         ),
         (
-            "postfix_smtp_messages_processed_total{status=\"bounced\"}",
+            "postfix_smtp_messages_processed_total{status=\"bounced\",service=\"postfix\"}",
             0.0,
         ),
-        ("postfix_smtp_deferred_messages_total", 1.0),
         (
-            "postfix_error_messages_processed_total{status=\"deferred\"}",
+            "postfix_smtp_deferred_messages_total{service=\"postfix\"}",
             1.0,
         ),
         (
-            "postfix_lmtp_messages_processed_total{status=\"sent\"}",
+            "postfix_error_messages_processed_total{status=\"deferred\",service=\"postfix\"}",
             1.0,
         ),
         (
-            "postfix_pipe_messages_processed_total{status=\"sent\"}",
-            1.0,
-        ),
-        ("postfix_smtp_connection_timed_out_total", 1.0),
-        (
-            "postfix_smtp_connection_failures_total{reason=\"timed_out\"}",
+            "postfix_lmtp_messages_processed_total{status=\"sent\",service=\"postfix\"}",
             1.0,
         ),
         (
-            "postfix_smtp_connection_failures_total{reason=\"refused\"}",
+            "postfix_pipe_messages_processed_total{status=\"sent\",service=\"postfix\"}",
             1.0,
         ),
-        ("postfix_qmgr_messages_removed_total", 1.0),
-        ("postfix_qmgr_messages_expired_total", 1.0),
-        ("postfix_bounce_non_delivery_notification_total", 1.0),
-        ("postfix_qmgr_messages_inserted_recipients_count", 1.0),
-        ("postfix_qmgr_messages_inserted_recipients_sum", 3.0),
-        ("postfix_qmgr_messages_inserted_receipients_sum", 3.0),
-        ("postfix_qmgr_messages_inserted_size_bytes_sum", 2048.0),
         (
-            "postfix_smtp_delivery_delay_seconds_count{stage=\"transmission\"}",
+            "postfix_smtp_connection_timed_out_total{service=\"postfix\"}",
+            1.0,
+        ),
+        (
+            "postfix_smtp_connection_failures_total{reason=\"timed_out\",service=\"postfix\"}",
+            1.0,
+        ),
+        (
+            "postfix_smtp_connection_failures_total{reason=\"refused\",service=\"postfix\"}",
+            1.0,
+        ),
+        (
+            "postfix_qmgr_messages_removed_total{service=\"postfix\"}",
+            1.0,
+        ),
+        (
+            "postfix_qmgr_messages_expired_total{service=\"postfix\"}",
+            1.0,
+        ),
+        (
+            "postfix_bounce_non_delivery_notification_total{service=\"postfix\"}",
+            1.0,
+        ),
+        (
+            "postfix_qmgr_messages_inserted_recipients_count{service=\"postfix\"}",
+            1.0,
+        ),
+        (
+            "postfix_qmgr_messages_inserted_recipients_sum{service=\"postfix\"}",
             3.0,
         ),
         (
-            "postfix_smtp_delivery_delay_seconds_bucket{le=\"1.0\",stage=\"transmission\"}",
+            "postfix_qmgr_messages_inserted_receipients_sum{service=\"postfix\"}",
             3.0,
         ),
         (
-            "postfix_pipe_delivery_delay_seconds_count{relay=\"dovecot\",stage=\"queue_manager\"}",
+            "postfix_qmgr_messages_inserted_size_bytes_sum{service=\"postfix\"}",
+            2048.0,
+        ),
+        (
+            "postfix_smtp_delivery_delay_seconds_count{stage=\"transmission\",service=\"postfix\"}",
+            3.0,
+        ),
+        (
+            "postfix_smtp_delivery_delay_seconds_bucket{le=\"1.0\",stage=\"transmission\",service=\"postfix\"}",
+            3.0,
+        ),
+        (
+            "postfix_pipe_delivery_delay_seconds_count{relay=\"dovecot\",stage=\"queue_manager\",service=\"postfix\"}",
             1.0,
         ),
         (
-            "postfix_lmtp_delivery_delay_seconds_count{stage=\"connection_setup\"}",
+            "postfix_lmtp_delivery_delay_seconds_count{stage=\"connection_setup\",service=\"postfix\"}",
             1.0,
         ),
         (
-            "postfix_unsupported_log_entries_total{service=\"smtpd\"}",
+            "postfix_unsupported_log_entries_total{daemon=\"smtpd\",service=\"postfix\"}",
             1.0,
         ),
         ("pftrack_records_unknown_total{input=\"journal\"}", 1.0),
@@ -242,9 +281,44 @@ fn pipe_relays_are_capped() {
     assert!(relays.contains("other"));
     assert_sample(
         &text,
-        "postfix_pipe_delivery_delay_seconds_count{relay=\"other\",stage=\"transmission\"}",
+        "postfix_pipe_delivery_delay_seconds_count{relay=\"other\",stage=\"transmission\",service=\"postfix\"}",
         10.0,
     );
+}
+
+#[test]
+fn instances_are_counted_apart_and_capped() {
+    let (metrics, registry) = Metrics::new(Input::Journal);
+    let line = "connect from mail.example.com[192.0.2.10]";
+    let event = pftrack_parse::parse("smtpd", line);
+    observe_service(&metrics, "postfix", "smtpd", &event);
+    observe_service(&metrics, "postfix-out", "smtpd", &event);
+    observe_service(&metrics, "postfix-out", "smtpd", &event);
+    for i in 0..SERVICES_MAX + 5 {
+        observe_service(&metrics, &format!("postfix-x{i}"), "smtpd", &event);
+    }
+    let text = render(&registry);
+    assert_sample(
+        &text,
+        "postfix_smtpd_connects_total{service=\"postfix\"}",
+        1.0,
+    );
+    assert_sample(
+        &text,
+        "postfix_smtpd_connects_total{service=\"postfix-out\"}",
+        2.0,
+    );
+    // 2 named above, SERVICES_MAX - 2 of the x's, the other 7 as `other`.
+    assert_sample(
+        &text,
+        "postfix_smtpd_connects_total{service=\"other\"}",
+        7.0,
+    );
+    let services = text
+        .lines()
+        .filter(|l| l.starts_with("postfix_smtpd_connects_total{"))
+        .count();
+    assert_eq!(services, SERVICES_MAX + 1, "{text}");
 }
 
 #[test]
@@ -305,13 +379,13 @@ async fn serves_get_metrics_and_nothing_else() {
     .await;
     assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
     assert!(ok.contains(CONTENT_TYPE));
-    assert!(ok.contains("postfix_smtpd_connects_total 1"));
+    assert!(ok.contains("postfix_smtpd_connects_total{service=\"postfix\"} 1"));
     assert!(ok.ends_with("# EOF\n"));
     let classic = ask("GET /metrics?x=1 HTTP/1.0\r\n\r\n").await;
     assert!(classic.contains(CLASSIC_CONTENT_TYPE), "{classic}");
     assert!(
         classic.contains(
-            "# TYPE postfix_smtpd_connects_total counter\npostfix_smtpd_connects_total 1\n"
+            "# TYPE postfix_smtpd_connects_total counter\npostfix_smtpd_connects_total{service=\"postfix\"} 1\n"
         )
     );
     assert!(!classic.contains("# EOF") && !classic.contains("# UNIT"));

@@ -932,7 +932,7 @@ fn follow_journal(
                     count_event(&mut counts, &event);
                     if let Some(m) = &s.metrics {
                         m.pipeline.records_postfix.inc();
-                        pftrack_metrics::observe(m, daemon, &event);
+                        pftrack_metrics::observe_service(m, record.service(), daemon, &event);
                     }
                     extractor.process(&record.host, record.timestamp, daemon, &event, &mut |f| {
                         batch.add(f)
