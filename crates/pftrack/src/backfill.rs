@@ -196,6 +196,7 @@ pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Resu
             .unwrap_or_else(|| source.to_owned())
     };
     let locks = lock_inputs(&store, &sources, &name_of, "backfill", when_busy).await?;
+    let events = writer::event_rules(config, &store).await?;
     let load = store.begin_load(args.defer_indexes.into()).await?;
     let positions = store.positions("file").await?;
     let prime = store.prime_entries(MAX_OPEN_MESSAGES).await?;
@@ -232,7 +233,7 @@ pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Resu
     let (raw_tx, mut raw_rx) = mpsc::channel::<(Batch, Vec<InputCheckpoint>, u64)>(1);
     let encoder = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         while let Some((batch, checkpoints, lines)) = raw_rx.blocking_recv() {
-            let item = WorkItem::new(&batch, checkpoints, lines, &classifier)?;
+            let item = WorkItem::new(&batch, checkpoints, lines, &classifier, events.as_ref())?;
             drop(batch);
             if tx.blocking_send(item).is_err() {
                 // The writer stopped with an error; it reports it.

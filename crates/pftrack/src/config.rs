@@ -33,6 +33,11 @@ pub struct Config {
     /// Message tags (per-client attribution).
     #[serde(default)]
     pub tags: TagsConfig,
+    // BEGIN events (issue 12)
+    /// Which facts become events in the outbox.
+    #[serde(default)]
+    pub events: EventsConfig,
+    // END events
     // BEGIN metrics (issue 15)
     /// Prometheus `/metrics` of `pftrack run`; off when absent.
     pub metrics: Option<MetricsConfig>,
@@ -55,6 +60,74 @@ fn default_database_interval() -> String {
     "60s".to_owned()
 }
 // END metrics
+
+// BEGIN events (issue 12)
+/// `events:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Whether loads write events into the outbox (off by default).
+    #[serde(default)]
+    pub enabled: bool,
+    /// Facts before this instant (RFC 3339) do not become events. Default: when a
+    /// loader first ran with events enabled (recorded in the database), so that a
+    /// backfill of history does not fire; an early time replays history on purpose.
+    pub since: Option<String>,
+    /// `recipient.failed` options.
+    #[serde(default)]
+    pub recipient_failed: RecipientFailedConfig,
+}
+
+/// `events: recipient_failed:` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecipientFailedConfig {
+    /// Reasons (docs/classification.md) for which a hard failure fires the event.
+    #[serde(default = "default_failed_reasons")]
+    pub reasons: Vec<String>,
+}
+
+impl Default for RecipientFailedConfig {
+    fn default() -> Self {
+        RecipientFailedConfig {
+            reasons: default_failed_reasons(),
+        }
+    }
+}
+
+fn default_failed_reasons() -> Vec<String> {
+    pftrack_events::DEFAULT_RECIPIENT_FAILED_REASONS
+        .iter()
+        .map(|r| (*r).to_owned())
+        .collect()
+}
+
+impl EventsConfig {
+    /// `since` as a time.
+    pub fn since(&self) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+        self.since
+            .as_deref()
+            .map(|s| {
+                chrono::DateTime::parse_from_rfc3339(s)
+                    .map(|t| t.to_utc())
+                    .with_context(|| format!("events.since: {s:?} is not an RFC 3339 time"))
+            })
+            .transpose()
+    }
+
+    /// The rules when events are enabled, `since` defaulting to `enabled_at`.
+    pub fn rules(
+        &self,
+        enabled_at: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<pftrack_events::EventRules> {
+        Ok(pftrack_events::EventRules {
+            since: Some(self.since()?.unwrap_or(enabled_at)),
+            recipient_failed_reasons: self.recipient_failed.reasons.clone(),
+            message_expired: true,
+        })
+    }
+}
+// END events
 
 /// `tags:` section.
 #[derive(Debug, Default, Deserialize)]
@@ -184,6 +257,7 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        self.events.since()?;
         if self.batch.max_records == 0 {
             bail!("batch.max_records must be at least 1");
         }

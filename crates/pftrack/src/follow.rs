@@ -180,6 +180,7 @@ pub async fn run(
     }
     let store = connect_patiently(url, config, mode).await?;
     store.migrate().await?;
+    let events = crate::writer::event_rules(config, &store).await?;
     // The journal position is ours alone before it is read: another daemon (or
     // journal backfill) of the same journal moves it on until it lets go.
     let journal_name = match &source {
@@ -291,6 +292,7 @@ pub async fn run(
         mode,
         tag_headers: config.tags.headers.clone(),
         metrics: metrics.clone(),
+        events,
     };
     let reader_shutdown = Arc::clone(&shutdown);
     std::thread::Builder::new()
@@ -781,6 +783,8 @@ struct ReaderSettings {
     tag_headers: Vec<String>,
     /// `metrics:` of the daemon (issue 15): every record read is counted here.
     metrics: Option<Arc<pftrack_metrics::Metrics>>,
+    /// Which facts become events (issue 12); `None`: events disabled.
+    events: Option<pftrack_events::EventRules>,
 }
 
 /// Why the reader thread ended.
@@ -883,7 +887,13 @@ fn follow_journal(
             *base = cp.as_base();
         }
         let classifier = current_classifier(&s.classifier);
-        let item = WorkItem::new(&std::mem::take(batch), checkpoints, *in_batch, &classifier)?;
+        let item = WorkItem::new(
+            &std::mem::take(batch),
+            checkpoints,
+            *in_batch,
+            &classifier,
+            s.events.as_ref(),
+        )?;
         *in_batch = 0;
         Ok(tx.blocking_send(item).is_ok())
     };

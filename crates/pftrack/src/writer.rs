@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use pftrack_classify::Classifier;
+use pftrack_events::EventRules;
 use pftrack_extract::Batch;
 use pftrack_store::{EncodedBatch, InputCheckpoint, Store, StoreError, WriteStats};
 use tokio::sync::{mpsc, watch};
@@ -45,18 +46,38 @@ impl WorkItem {
     /// Encode `batch` (on the caller's thread, so that the database never waits for
     /// it), its failures classified by `classifier`, together with the positions it
     /// brings its inputs to.
+    /// The outbox rows of the facts that `events` select go with them.
     pub fn new(
         batch: &Batch,
         checkpoints: Vec<InputCheckpoint>,
         lines: u64,
         classifier: &Classifier,
+        events: Option<&EventRules>,
     ) -> Result<WorkItem, StoreError> {
         Ok(WorkItem {
-            rows: EncodedBatch::encode(batch, classifier)?,
+            rows: EncodedBatch::encode_with(batch, classifier, events)?,
             checkpoints,
             lines,
         })
     }
+}
+
+/// The event rules of `config`, `None` when events are disabled. With events
+/// enabled, records when that first happened (the default start of events).
+pub async fn event_rules(
+    config: &crate::config::Config,
+    store: &Store,
+) -> anyhow::Result<Option<EventRules>> {
+    if !config.events.enabled {
+        return Ok(None);
+    }
+    let enabled_at = store.events_enabled_at().await?;
+    let rules = config.events.rules(enabled_at)?;
+    tracing::info!(
+        since = ?rules.since,
+        "events enabled: facts since then go into the outbox"
+    );
+    Ok(Some(rules))
 }
 
 /// What the writer committed.

@@ -10,6 +10,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use pftrack_classify::{Classifier, Input, Verdict};
+use pftrack_events::{EventRules, MessageExpiry, RecipientFailure};
 use pftrack_extract::{
     Batch, MessageKey, MessageRow, Noqueue, RecipientEvent, RecipientKey, RecipientRow,
     RecipientStatus,
@@ -42,6 +43,8 @@ pub struct EncodedBatch {
     pub(crate) attempts_new: CopyData,
     pub(crate) attempts_known: CopyData,
     pub(crate) noqueue: CopyData,
+    /// Rows of the event outbox (`EVENT_COLUMNS`), by id; empty when events are off.
+    pub(crate) events: CopyData,
 }
 
 /// A recipient row with the verdict on its latest event.
@@ -50,6 +53,53 @@ type RecipientOut<'a> = (&'a RecipientKey, &'a RecipientRow, Option<Verdict>);
 type AttemptOut<'a> = (&'a RecipientKey, &'a RecipientEvent, Option<Verdict>);
 /// A NOQUEUE row: fingerprint, count, verdict.
 type NoqueueOut<'a> = (&'a Noqueue, i64, i32, Verdict);
+/// An outbox row: id, type, when the fact happened, JSON payload.
+type EventOut = (String, &'static str, DateTime<Utc>, Vec<u8>);
+
+/// The outbox row of an event.
+fn event_row(
+    id: String,
+    ty: pftrack_events::EventType,
+    at: DateTime<Utc>,
+    payload: &serde_json::Value,
+) -> EventOut {
+    let payload = serde_json::to_vec(payload).unwrap_or_default();
+    (id, ty.as_str(), at, payload)
+}
+
+/// The `recipient.failed` row of an attempt, when `rules` select it.
+fn recipient_event(
+    rules: &EventRules,
+    key: &RecipientKey,
+    e: &RecipientEvent,
+    verdict: &Verdict,
+) -> Option<EventOut> {
+    if !rules.recipient_failed(e.at, verdict.hard, verdict.reason.as_str()) {
+        return None;
+    }
+    let f = RecipientFailure {
+        host: &key.message.host,
+        queue_id: &key.message.queue_id,
+        arrived_at: key.message.arrived_at,
+        recipient: &key.recipient,
+        orig_recipient: &key.orig_recipient,
+        status: e.status.as_str(),
+        dsn: e.dsn.as_deref(),
+        reason: verdict.reason.as_str(),
+        hard: verdict.hard,
+        rule: verdict.rule.as_str(),
+        relay: e.relay.as_deref(),
+        response: e.response.as_deref(),
+        attempt_at: e.at,
+    };
+    let id = f.id();
+    Some(event_row(
+        id.clone(),
+        pftrack_events::EventType::RecipientFailed,
+        e.at,
+        &f.payload(&id),
+    ))
+}
 
 /// The classifier's verdict on a recipient event that is a failure; `None` for the
 /// others (sent, discarded, deleted).
@@ -122,6 +172,16 @@ impl EncodedBatch {
     /// Encode `batch`, classifying every failure with `classifier`. Fails only on a
     /// value PostgreSQL cannot represent.
     pub fn encode(batch: &Batch, classifier: &Classifier) -> Result<EncodedBatch, StoreError> {
+        EncodedBatch::encode_with(batch, classifier, None)
+    }
+
+    /// Like [`EncodedBatch::encode`], with the outbox rows of the facts that `events`
+    /// select (none when `None`: then nothing is allocated for events).
+    pub fn encode_with(
+        batch: &Batch,
+        classifier: &Classifier,
+        events: Option<&EventRules>,
+    ) -> Result<EncodedBatch, StoreError> {
         let mut scratch = Vec::new();
         let mut messages: Vec<_> = batch.messages.iter().collect();
         messages.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -137,6 +197,30 @@ impl EncodedBatch {
         let mut recipients_known: Vec<RecipientOut<'_>> = Vec::new();
         let mut attempts_new: Vec<AttemptOut<'_>> = Vec::new();
         let mut attempts_known: Vec<AttemptOut<'_>> = Vec::new();
+        let mut event_rows: Vec<EventOut> = Vec::new();
+        if let Some(rules) = events {
+            for (key, row) in messages_new.iter().chain(&messages_known) {
+                if let Some(at) = row
+                    .update
+                    .expired_at
+                    .filter(|at| rules.message_expired(*at))
+                {
+                    let m = MessageExpiry {
+                        host: &key.host,
+                        queue_id: &key.queue_id,
+                        arrived_at: key.arrived_at,
+                        expired_at: at,
+                    };
+                    let id = m.id();
+                    event_rows.push(event_row(
+                        id.clone(),
+                        pftrack_events::EventType::MessageExpired,
+                        at,
+                        &m.payload(&id),
+                    ));
+                }
+            }
+        }
         for (key, row) in recipients {
             let new = batch.message_starts_life(&key.message);
             let attempts = if new {
@@ -148,6 +232,9 @@ impl EncodedBatch {
             let mut latest_verdict = None;
             for (i, event) in row.events().enumerate() {
                 let verdict = event_verdict(classifier, &mut scratch, event);
+                if let (Some(rules), Some(v)) = (events, &verdict) {
+                    event_rows.extend(recipient_event(rules, key, event, v));
+                }
                 if i == 0 {
                     // The latest comes first.
                     latest_verdict.clone_from(&verdict);
@@ -181,6 +268,9 @@ impl EncodedBatch {
             })
             .collect();
         noqueue.sort_unstable_by(|a, b| (&*a.0.host, a.0.at, a.1).cmp(&(&*b.0.host, b.0.at, b.1)));
+        // By id, each once: the outbox's key order.
+        event_rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        event_rows.dedup_by(|a, b| a.0 == b.0);
 
         Ok(EncodedBatch {
             messages_new: encode_rows(&messages_new, &FROM_TYPES, message_fields)?,
@@ -190,6 +280,7 @@ impl EncodedBatch {
             attempts_new: encode_rows(&attempts_new, &ATTEMPT_TYPES, attempt_fields)?,
             attempts_known: encode_rows(&attempts_known, &ATTEMPT_TYPES, attempt_fields)?,
             noqueue: encode_rows(&noqueue, &NOQUEUE_TYPES, noqueue_fields)?,
+            events: encode_rows(&event_rows, &EVENT_TYPES, event_row_fields)?,
         })
     }
 
@@ -202,6 +293,12 @@ impl EncodedBatch {
             + self.attempts_new.rows
             + self.attempts_known.rows
             + self.noqueue.rows
+            + self.events.rows
+    }
+
+    /// Outbox rows (events) in the batch.
+    pub fn events(&self) -> u64 {
+        self.events.rows
     }
 
     /// Bytes the payloads take.
@@ -214,6 +311,7 @@ impl EncodedBatch {
             &self.attempts_new,
             &self.attempts_known,
             &self.noqueue,
+            &self.events,
         ]
         .iter()
         .map(|c| c.payload.len())
@@ -438,6 +536,36 @@ fn verdict_fields(verdict: Option<&Verdict>, out: &mut Emit<'_>) -> Result<(), S
     out(&verdict.map(|v| v.rule.as_str()))
 }
 
+fn event_row_fields(row: &EventOut, out: &mut Emit<'_>) -> Result<(), StoreError> {
+    let (id, ty, at, payload) = row;
+    out(id)?;
+    out(ty)?;
+    out(at)?;
+    out(&JsonbText(payload))
+}
+
+/// A JSON text as a `jsonb` value: the version byte, then the text (as for [`Jsonb`]).
+#[derive(Debug)]
+struct JsonbText<'a>(&'a [u8]);
+
+impl ToSql for JsonbText<'_> {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.put_u8(1);
+        out.put_slice(self.0);
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
 fn noqueue_fields(row: &NoqueueOut<'_>, out: &mut Emit<'_>) -> Result<(), StoreError> {
     let (nq, fingerprint, count, verdict) = row;
     out(&&*nq.host)?;
@@ -592,6 +720,11 @@ const NOQUEUE_TYPES: [Type; 19] = [
     Type::TEXT,
 ];
 
+/// Columns of an outbox row, in the order rows are COPYed (recorded_at is the default).
+pub(crate) const EVENT_COLUMNS: &str = "(id, type, occurred_at, payload)";
+
+const EVENT_TYPES: [Type; 4] = [Type::TEXT, Type::TEXT, Type::TIMESTAMPTZ, Type::JSONB];
+
 /// A stable 64-bit FNV-1a hash of every NOQUEUE column but host and time (which are
 /// key columns of their own). Stable across runs and versions: it is part of the key.
 fn fingerprint(n: &Noqueue) -> i64 {
@@ -645,6 +778,36 @@ mod tests {
             },
             starts_life,
         }
+    }
+
+    #[test]
+    fn events_only_when_enabled_and_in_the_window() {
+        let classifier = Classifier::builder().build().unwrap();
+        let mut batch = Batch::new();
+        let mut expired = message("4A1B2C3D4E", true);
+        if let Fact::Message { update, .. } = &mut expired {
+            update.expired_at = DateTime::from_timestamp(1_700_000_100, 0);
+        }
+        batch.add(expired);
+        assert_eq!(
+            EncodedBatch::encode(&batch, &classifier).unwrap().events(),
+            0
+        );
+        let mut rules = EventRules::default();
+        let encoded = EncodedBatch::encode_with(&batch, &classifier, Some(&rules)).unwrap();
+        assert_eq!(encoded.events(), 1);
+        let p = &encoded.events.payload;
+        let id = pftrack_events::message_expired_id(
+            "mx1",
+            "4A1B2C3D4E",
+            DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+        );
+        assert!(p.windows(id.len()).any(|w| w == id.as_bytes()));
+        // The jsonb value: its length, the version byte, the JSON text.
+        assert!(p.windows(2).any(|w| w == b"\x01{"));
+        rules.since = DateTime::from_timestamp(1_700_000_101, 0);
+        let encoded = EncodedBatch::encode_with(&batch, &classifier, Some(&rules)).unwrap();
+        assert_eq!(encoded.events(), 0);
     }
 
     #[test]

@@ -4,7 +4,8 @@ use bytes::Bytes;
 use futures_util::SinkExt;
 
 use crate::encode::{
-    ATTEMPT_COLUMNS, CopyData, EncodedBatch, FROM_COLUMNS, NOQUEUE_COLUMNS, TO_COLUMNS,
+    ATTEMPT_COLUMNS, CopyData, EVENT_COLUMNS, EncodedBatch, FROM_COLUMNS, NOQUEUE_COLUMNS,
+    TO_COLUMNS,
 };
 use crate::{InputCheckpoint, InputOverlap, PositionBase, Store, StoreError};
 
@@ -17,6 +18,8 @@ pub struct WriteStats {
     pub recipients: u64,
     /// NOQUEUE rows upserted.
     pub noqueue: u64,
+    /// Events recorded in the outbox for the first time.
+    pub events: u64,
     /// Other inputs that brought the same hosts' records over the same times.
     pub overlaps: Vec<crate::InputOverlap>,
 }
@@ -128,6 +131,24 @@ ORDER BY host, logged_at, fingerprint
 ON CONFLICT (host, logged_at, fingerprint) DO UPDATE SET count = GREATEST(t.count, EXCLUDED.count),
     failure_reason = EXCLUDED.failure_reason, hard = EXCLUDED.hard,
     failure_rule = EXCLUDED.failure_rule";
+
+/// Outbox rows: each event once, whoever brings its fact first.
+const INSERT_EVENTS: &str = "\
+INSERT INTO event_outbox (id, type, occurred_at, payload)
+SELECT id, type, occurred_at, payload FROM pftrack_stage_event
+ORDER BY id
+ON CONFLICT (id) DO NOTHING";
+
+/// The first time a loader ran with events enabled: recorded once, read back.
+const EVENTS_ENABLED_AT: &str = "\
+WITH recorded AS (
+    INSERT INTO event_state (key, value) VALUES ('enabled_at', now())
+    ON CONFLICT (key) DO NOTHING
+    RETURNING value
+)
+SELECT value FROM recorded
+UNION ALL
+SELECT value FROM event_state WHERE key = 'enabled_at'";
 
 /// The first position of an input: only when none is stored (compare-and-set against
 /// "absent"; a concurrent first insert waits for the other's commit, then does nothing).
@@ -259,6 +280,7 @@ impl Store {
                 .await?
             },
             noqueue: write_noqueue(&tx, batch).await?,
+            events: write_events(&tx, batch).await?,
         };
         tx.commit()
             .await
@@ -384,7 +406,9 @@ const CREATE_STAGING: &str = "\
 CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_from (LIKE delivery_from) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_to (LIKE delivery_to) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_attempt (LIKE delivery_attempt) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_noqueue (LIKE noqueue) ON COMMIT DELETE ROWS";
+CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_noqueue (LIKE noqueue) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_event (LIKE event_outbox INCLUDING DEFAULTS)
+    ON COMMIT DELETE ROWS";
 
 /// Where one table's rows go and what to call the steps in errors.
 struct TableWrite {
@@ -501,6 +525,53 @@ async fn write_noqueue(
     tx.execute(&stmt, &[])
         .await
         .map_err(|e| StoreError::query("writing NOQUEUE rows", e))
+}
+
+/// The batch's events into the outbox, each only if its id is not there yet (a
+/// re-run, a resume or a second input bringing the same fact). Returns the events
+/// recorded for the first time.
+async fn write_events(
+    tx: &deadpool_postgres::Transaction<'_>,
+    batch: &EncodedBatch,
+) -> Result<u64, StoreError> {
+    if batch.events.rows == 0 {
+        return Ok(0);
+    }
+    copy(tx, "pftrack_stage_event", EVENT_COLUMNS, &batch.events)
+        .await
+        .map_err(|e| StoreError::query("copying events to the staging table", e))?;
+    let stmt = tx
+        .prepare_cached(INSERT_EVENTS)
+        .await
+        .map_err(|e| StoreError::query("preparing the event insert", e))?;
+    tx.execute(&stmt, &[])
+        .await
+        .map_err(|e| StoreError::query("writing events", e))
+}
+
+impl Store {
+    /// When events were first enabled: recorded now if this is the first time (a
+    /// concurrent first call waits for the other's commit and reads its value).
+    pub async fn events_enabled_at(&self) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+        let client = self.client().await?;
+        let err = |e| StoreError::query("recording when events were enabled", e);
+        let row = match client
+            .query_opt(EVENTS_ENABLED_AT, &[])
+            .await
+            .map_err(err)?
+        {
+            Some(row) => row,
+            // A concurrent first call committed after this statement's snapshot.
+            None => client
+                .query_one(
+                    "SELECT value FROM event_state WHERE key = 'enabled_at'",
+                    &[],
+                )
+                .await
+                .map_err(err)?,
+        };
+        Ok(row.get(0))
+    }
 }
 
 /// Stream an encoded payload into `table` (nothing when it has no rows).
