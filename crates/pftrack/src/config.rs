@@ -320,6 +320,38 @@ mod tests {
         assert!(config.database.url.is_some());
     }
 
+    // BEGIN events (issue 12)
+    #[test]
+    fn events_section_of_the_example_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/pftrack.example.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let section: String = text
+            .lines()
+            .skip_while(|l| *l != "# events:")
+            .map(|l| format!("{}\n", l.trim_start_matches("# ")))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("events.yaml");
+        std::fs::write(&file, &section).unwrap();
+        let config = Config::load(&file).unwrap();
+        assert!(config.events.enabled);
+        assert_eq!(
+            config.events.recipient_failed.reasons,
+            default_failed_reasons()
+        );
+        let rules = config.events.rules(chrono::Utc::now()).unwrap();
+        assert_eq!(
+            rules.since,
+            chrono::DateTime::from_timestamp(1_767_225_600, 0)
+        );
+        std::fs::write(&file, "events:\n  since: yesterday\n").unwrap();
+        let err = format!("{:#}", Config::load(&file).unwrap_err());
+        assert!(err.contains("events.since"), "{err}");
+        // Without a section: disabled, default reasons.
+        assert!(!Config::default().events.enabled);
+    }
+    // END events
+
     #[test]
     fn errors_name_line_and_column() {
         let dir = tempfile::tempdir().unwrap();
