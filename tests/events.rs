@@ -9,7 +9,8 @@
 //!   event for a fact;
 //! - without `events.enabled` no events; with `since` after the facts none (nor by
 //!   default: `since` defaults to when events were enabled, after these 2025 facts);
-//! - `pftrack reclassify` adds none.
+//! - `pftrack reclassify` adds none;
+//! - `pftrack events list` shows them (`--type`, `--since`, `--json`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -122,6 +123,43 @@ fn facts_become_events_exactly_once() {
     ]);
     run_ok(&["reclassify", "--database-url", &db.url]);
     assert_eq!(db.query(OUTBOX), outbox, "reclassify changed the outbox");
+
+    // `pftrack events list`: the payloads as stored, by type and time.
+    let list = |args: &[&str]| {
+        let base = ["events", "list", "--database-url", &db.url];
+        String::from_utf8(run_ok(&[&base[..], args].concat()).stdout).unwrap()
+    };
+    let failed = list(&["--json", "--type", "recipient.failed"]);
+    let payloads: Vec<serde_json::Value> = failed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(payloads.len(), 3, "{failed}");
+    assert!(payloads.iter().all(|p| p["type"] == "recipient.failed"));
+    assert!(
+        payloads
+            .windows(2)
+            .all(|w| w[0]["timestamp"].as_str() <= w[1]["timestamp"].as_str())
+    );
+    let recent = list(&["--since", "2025-03-15T00:00:00Z"]);
+    assert_eq!(recent.lines().count(), 1, "{recent}");
+    assert!(
+        recent.contains("message.expired") && recent.contains("5A1B2C3D4E"),
+        "{recent}"
+    );
+    let bad = common::pftrack()
+        .args([
+            "events",
+            "list",
+            "--database-url",
+            &db.url,
+            "--type",
+            "nope",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown event type"));
 }
 
 #[test]

@@ -13,6 +13,8 @@ mod classify_cmd;
 mod config;
 /// Human durations (`90d`).
 mod duration;
+/// `pftrack events`: the event outbox for operators (issue 12).
+mod events_cmd;
 /// One loader per input: locks, waiting, and the exit code of a refused loader.
 mod exclusive;
 /// Following the journal: the daemon and journal backfills.
@@ -81,6 +83,8 @@ enum Command {
     Classify(classify_cmd::ClassifyArgs),
     /// Re-apply the current failure rules to stored failures (in batches, idempotent).
     Reclassify(reclassify_cmd::ReclassifyArgs),
+    /// The event outbox: list recorded events (docs/events.md).
+    Events(events_cmd::EventsArgs),
     /// Summarise a period like pflogsumm: totals, traffic, domains, senders, failures.
     Report(report_cmd::ReportArgs),
     /// Generate man pages or shell completions (for packaging).
@@ -151,6 +155,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => {
             let url = config.database_url(cli.database_url.as_deref())?;
             runtime()?.block_on(report_cmd::run(&args, &config, &url))
+        }
+        Command::Events(args) => {
+            let url = config.database_url(cli.database_url.as_deref())?;
+            runtime()?.block_on(events_cmd::run(&args, &config, &url))
         }
         Command::Classify(args) => classify_cmd::run(&args, &config),
         Command::Reclassify(args) => {

@@ -574,6 +574,45 @@ impl Store {
     }
 }
 
+/// Events of the outbox, oldest first: since a time, of one type, at most a number.
+const LIST_EVENTS: &str = "\
+SELECT id, type, occurred_at, recorded_at, payload::text FROM event_outbox
+WHERE ($1::timestamptz IS NULL OR occurred_at >= $1)
+    AND ($2::text IS NULL OR type = $2)
+ORDER BY occurred_at, id
+LIMIT $3";
+
+/// An event as `pftrack events list` shows it: id, type, when the fact happened, when
+/// it was recorded, the JSON payload.
+pub type OutboxRow = (
+    String,
+    String,
+    chrono::DateTime<chrono::Utc>,
+    chrono::DateTime<chrono::Utc>,
+    String,
+);
+
+impl Store {
+    /// Up to `limit` events of the outbox whose facts happened at or after `since`,
+    /// of type `ty` when given, oldest first.
+    pub async fn list_events(
+        &self,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        ty: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(LIST_EVENTS, &[&since, &ty, &limit])
+            .await
+            .map_err(|e| StoreError::query("listing events", e))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+            .collect())
+    }
+}
+
 /// Stream an encoded payload into `table` (nothing when it has no rows).
 async fn copy(
     tx: &deadpool_postgres::Transaction<'_>,
