@@ -335,6 +335,7 @@ want = {
     "batch": {"max_records": 2000, "max_delay_ms": 250},
     "retention": "90d",
     "log_level": "info",
+    "metrics": {"listen": "127.0.0.1:9154"},
 }
 if got != want:
     print(f"#   config is {got!r}\n#   expected {want!r}")
