@@ -2,8 +2,11 @@
 //!
 //! Subcommands: `parse` (records → JSON events, for corpus work and debugging),
 //! `backfill` (syslog files or the journal → PostgreSQL), `run` (the journald daemon),
-//! `status` (what happened to a mail), `purge` (retention), `migrate` (the schema). The binary is
-//! the async shell around the sync core crates: input → parse → extract → store.
+//! `status` (what happened to a mail), `classify` and `reclassify` (why a delivery
+//! failed), `report` (pflogsumm-class summaries), `events` (the outbox), `purge`
+//! (retention), `migrate` (the schema), and the hidden `generate` (man pages,
+//! completions). The binary is the async shell around the sync core crates:
+//! input → parse → extract → store.
 
 /// `pftrack backfill`: syslog files into the database.
 mod backfill;
