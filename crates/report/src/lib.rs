@@ -15,6 +15,7 @@
 //! documented in `docs/reports.md`.
 
 mod html;
+mod mail;
 mod period;
 mod queries;
 mod text;
@@ -22,6 +23,7 @@ mod text;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub use mail::mime_message;
 pub use period::Period;
 
 /// Version of the JSON document's layout (`schema`); bumped when a key changes meaning
