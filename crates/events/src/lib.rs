@@ -22,17 +22,25 @@ pub enum EventType {
     RecipientFailed,
     /// A message stayed in the queue past `maximal_queue_lifetime` and was returned.
     MessageExpired,
+    /// Repeated SASL authentication failures from one client (a password-guessing
+    /// attack); its id and payload live in the `auth` module.
+    AuthBruteforce,
 }
 
 impl EventType {
     /// Every type, in a stable order.
-    pub const ALL: [EventType; 2] = [EventType::RecipientFailed, EventType::MessageExpired];
+    pub const ALL: [EventType; 3] = [
+        EventType::RecipientFailed,
+        EventType::MessageExpired,
+        EventType::AuthBruteforce,
+    ];
 
     /// The name in payloads and in the outbox (`recipient.failed`).
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::RecipientFailed => "recipient.failed",
             EventType::MessageExpired => "message.expired",
+            EventType::AuthBruteforce => "auth.bruteforce",
         }
     }
 
@@ -447,5 +455,9 @@ mod tests {
             assert_eq!(EventType::parse(ty.as_str()), Some(ty));
         }
         assert_eq!(EventType::parse("nope"), None);
+        assert_eq!(
+            EventType::parse("auth.bruteforce"),
+            Some(EventType::AuthBruteforce)
+        );
     }
 }
