@@ -11,6 +11,8 @@
 //! It is **not** a sink or a dispatcher: it does no I/O, knows nothing of PostgreSQL,
 //! HTTP or the classifier (the caller passes the verdict's reason, hardness and rule).
 
+pub mod auth;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 

@@ -11,6 +11,7 @@ use foldhash::HashMap;
 
 use chrono::{DateTime, Utc};
 
+use crate::auth::{AuthFailure, BruteforceAlarm};
 use crate::fact::{Fact, MessageKey, MessageUpdate, Noqueue, RecipientEvent};
 
 /// Merged state of one message within a batch.
@@ -114,6 +115,10 @@ pub struct Batch {
     pub recipients: HashMap<RecipientKey, RecipientRow>,
     /// NOQUEUE rows with the highest occurrence number seen (see [`Fact::Noqueue`]).
     pub noqueue: HashMap<Noqueue, i32>,
+    /// SASL authentication failures with their occurrence numbers, in line order.
+    pub auth_failures: Vec<(AuthFailure, i32)>,
+    /// Brute-force alarms, in line order.
+    pub auth_alarms: Vec<BruteforceAlarm>,
     /// Number of facts added.
     pub facts: u64,
 }
@@ -171,6 +176,8 @@ impl Batch {
                 let count = self.noqueue.entry(row).or_insert(0);
                 *count = (*count).max(occurrence);
             }
+            Fact::AuthFailure { row, occurrence } => self.auth_failures.push((row, occurrence)),
+            Fact::AuthBruteforce(alarm) => self.auth_alarms.push(alarm),
         }
     }
 
@@ -189,6 +196,8 @@ impl Batch {
                 .map(|r| 2 + r.earlier.len())
                 .sum::<usize>()
             + self.noqueue.len()
+            + self.auth_failures.len()
+            + self.auth_alarms.len()
     }
 
     /// True when nothing was added.

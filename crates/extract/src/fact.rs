@@ -291,4 +291,16 @@ pub enum Fact {
         /// adds to it.
         occurrence: i32,
     },
+    /// A SASL authentication failure.
+    AuthFailure {
+        /// The failure.
+        row: crate::auth::AuthFailure,
+        /// Which occurrence of identical failures in the same instant this is (1 for
+        /// the first): with the row, the key of the stored failure, so reading a line
+        /// again never stores it twice.
+        occurrence: i32,
+    },
+    /// Failures from one client address crossed the brute-force threshold (right
+    /// after the [`Fact::AuthFailure`] that crossed it).
+    AuthBruteforce(crate::auth::BruteforceAlarm),
 }

@@ -1,6 +1,7 @@
 //! Delivery extraction for pftrack: a deterministic state machine that turns parsed
 //! Postfix events, in log order, into delivery facts — per message (`delivery_from`),
-//! per recipient (`delivery_to`) and per NOQUEUE decision (`noqueue`).
+//! per recipient (`delivery_to`), per NOQUEUE decision (`noqueue`) and per SASL
+//! authentication failure (`auth_failure`, with brute-force alarms; see [`auth`]).
 //!
 //! This crate is **not** a parser (see `pftrack-parse`) and does no I/O: it has no
 //! database, no clock and no async runtime. [`Extractor`] decides which life of a
@@ -22,10 +23,12 @@
 //! assert_eq!(batch.messages.len(), 1);
 //! ```
 
+pub mod auth;
 mod batch;
 mod fact;
 mod machine;
 
+pub use auth::{AuthFailure, BruteforceAlarm, BruteforceRule};
 pub use batch::{Batch, MessageRow, RecipientKey, RecipientRow, same_event};
 pub use fact::{
     Fact, LinkKind, MessageKey, MessageUpdate, Noqueue, Origin, ParentLink, RecipientEvent,

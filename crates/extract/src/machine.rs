@@ -16,6 +16,10 @@ use pftrack_parse::{
     ContentCheck, DeliveryStatus, Event, NotificationKind, PostsuperAction, Reject, RejectAction,
 };
 
+use crate::auth::{
+    AuthFailure, BruteforceRule, BruteforceWatch, MAX_AUTH_REASON_LEN, MAX_AUTH_USERNAME_LEN,
+    bounded,
+};
 use crate::fact::{
     Fact, LinkKind, MessageKey, MessageUpdate, Noqueue, Origin, ParentLink, RecipientEvent,
     RecipientStatus,
@@ -117,6 +121,10 @@ pub struct ExtractStats {
     pub recipient_events: u64,
     /// NOQUEUE facts emitted.
     pub noqueue: u64,
+    /// SASL authentication failures emitted.
+    pub auth_failures: u64,
+    /// Brute-force alarms raised.
+    pub bruteforce_alarms: u64,
     /// Parent links made.
     pub links: u64,
     /// Open messages dropped because they were idle too long or over the cap.
@@ -142,6 +150,10 @@ pub struct Extractor {
     /// How many times each NOQUEUE decision has been seen in its instant (the row
     /// includes host and time), within [`NOQUEUE_OCCURRENCE_WINDOW`].
     noqueue_seen: HashMap<Noqueue, i32>,
+    /// The same numbering for identical SASL failures.
+    auth_seen: HashMap<AuthFailure, i32>,
+    /// Counts failures per client address for `auth.bruteforce`; `None`: no alarms.
+    bruteforce: Option<BruteforceWatch>,
     /// Header names (lower-case) whose header_checks INFO/WARN lines become message
     /// tags; empty (the default): no tags.
     tag_headers: Vec<String>,
@@ -165,6 +177,88 @@ impl Extractor {
             .filter(|h| !h.is_empty())
             .collect();
         self
+    }
+
+    /// Raise [`Fact::AuthBruteforce`] alarms by `rule` (none by default).
+    pub fn with_bruteforce(mut self, rule: BruteforceRule) -> Self {
+        self.bruteforce = Some(BruteforceWatch::new(rule));
+        self
+    }
+
+    /// Replay stored SASL failures (with their occurrence numbers), in time order:
+    /// the numbering of identical failures goes on where an interrupted load stopped,
+    /// and the brute-force window holds what it held then. Replay at least
+    /// `2 × window` before the resume point (see [`crate::auth`]); no facts come out.
+    pub fn prime_auth(&mut self, rows: impl IntoIterator<Item = (AuthFailure, i32)>) {
+        for (row, occurrence) in rows {
+            let latest = self.latest.map_or(row.at, |l| l.max(row.at));
+            if let Some(watch) = &mut self.bruteforce {
+                watch.observe(&row, occurrence, latest);
+            }
+            let seen = self.auth_seen.entry(row).or_insert(0);
+            *seen = (*seen).max(occurrence);
+        }
+    }
+
+    /// The number of this occurrence of `row` within its instant: 1 for the first.
+    fn auth_occurrence(&mut self, row: &AuthFailure) -> i32 {
+        if self.auth_seen.len() >= MAX_NOQUEUE_OCCURRENCES {
+            let horizon = self.latest.unwrap_or(row.at) - NOQUEUE_OCCURRENCE_WINDOW;
+            self.auth_seen.retain(|r, _| r.at >= horizon);
+            if self.auth_seen.len() >= MAX_NOQUEUE_OCCURRENCES {
+                self.auth_seen.clear();
+            }
+        }
+        match self.auth_seen.get_mut(row) {
+            Some(n) => {
+                *n = n.saturating_add(1);
+                *n
+            }
+            None => {
+                self.auth_seen.insert(row.clone(), 1);
+                1
+            }
+        }
+    }
+
+    /// A SASL failure: its row and, when it crosses the threshold, an alarm.
+    #[allow(clippy::too_many_arguments)]
+    fn auth_failed(
+        &mut self,
+        host: &Arc<str>,
+        at: DateTime<Utc>,
+        identifier: &str,
+        client: &pftrack_parse::Peer<'_>,
+        mechanism: &str,
+        reason: &str,
+        username: Option<&str>,
+        aborted: bool,
+        out: &mut impl FnMut(Fact),
+    ) {
+        self.stats.auth_failures += 1;
+        let row = AuthFailure {
+            host: host.clone(),
+            at,
+            service: identifier.to_owned(),
+            client_name: client.name.to_owned(),
+            client_addr: client.addr.to_owned(),
+            client_port: client.port,
+            method: mechanism.to_owned(),
+            username: username.map(|u| bounded(u, MAX_AUTH_USERNAME_LEN)),
+            reason: bounded(reason, MAX_AUTH_REASON_LEN),
+            aborted,
+        };
+        let occurrence = self.auth_occurrence(&row);
+        let latest = self.latest.unwrap_or(at);
+        let alarm = self
+            .bruteforce
+            .as_mut()
+            .and_then(|w| w.observe(&row, occurrence, latest));
+        out(Fact::AuthFailure { row, occurrence });
+        if let Some(alarm) = alarm {
+            self.stats.bruteforce_alarms += 1;
+            out(Fact::AuthBruteforce(alarm));
+        }
     }
 
     /// The message tag a header check line gives, when it names a configured header.
@@ -237,6 +331,7 @@ impl Extractor {
         if self.noqueue_seen.len() >= MAX_NOQUEUE_OCCURRENCES {
             let horizon = self.latest.unwrap_or(row.at) - NOQUEUE_OCCURRENCE_WINDOW;
             self.noqueue_seen.retain(|r, _| r.at >= horizon);
+            self.auth_seen.retain(|r, _| r.at >= horizon);
             if self.noqueue_seen.len() >= MAX_NOQUEUE_OCCURRENCES {
                 // A flood of distinct decisions within the window: forget them all
                 // (identical ones in one instant are then counted from one again).
@@ -266,6 +361,8 @@ impl Extractor {
     }
 
     /// Process one event logged by `daemon` on `host` at `at`, sending facts to `out`.
+    /// (SASL failures then name `daemon` as their service; see
+    /// [`Extractor::process_logged`].)
     pub fn process(
         &mut self,
         host: &Arc<str>,
@@ -274,10 +371,48 @@ impl Extractor {
         event: &Event<'_>,
         out: &mut impl FnMut(Fact),
     ) {
+        self.process_logged(host, at, daemon, event, out);
+    }
+
+    /// Process one event logged on `host` at `at` under the syslog `identifier`
+    /// (`postfix/submission/smtpd`; its last component is the daemon), sending facts
+    /// to `out`.
+    pub fn process_logged(
+        &mut self,
+        host: &Arc<str>,
+        at: DateTime<Utc>,
+        identifier: &str,
+        event: &Event<'_>,
+        out: &mut impl FnMut(Fact),
+    ) {
         self.stats.events += 1;
         self.maybe_sweep(at);
         let mut facts = std::mem::take(&mut self.line_facts);
-        self.process_event(host, at, daemon, event, &mut |f| facts.push(f));
+        if let Event::SaslFailed {
+            client,
+            mechanism,
+            reason,
+            sasl_username,
+            aborted,
+        } = event
+        {
+            self.auth_failed(
+                host,
+                at,
+                identifier,
+                client,
+                mechanism,
+                reason,
+                *sasl_username,
+                *aborted,
+                &mut |f| facts.push(f),
+            );
+        } else {
+            let daemon = identifier
+                .rfind('/')
+                .map_or(identifier, |i| &identifier[i + 1..]);
+            self.process_event(host, at, daemon, event, &mut |f| facts.push(f));
+        }
         for mut fact in facts.drain(..) {
             if let Fact::Message {
                 key, starts_life, ..

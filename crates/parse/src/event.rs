@@ -316,16 +316,22 @@ pub enum Event<'a> {
         /// The client.
         client: Option<Peer<'a>>,
     },
-    /// `warning: host[ip]: SASL LOGIN authentication failed: reason[, sasl_username=x]`.
+    /// smtpd's `warning: host[ip]: SASL LOGIN authentication failed: reason[,
+    /// sasl_username=x]` (Postfix ≥ 3.9 appends the username, `(unavailable)` when
+    /// unknown; before 2.x the reason and its colon may be missing), or `warning:
+    /// host[ip]: SASL LOGIN authentication aborted` (the client sent `*`).
     SaslFailed {
-        /// The client.
+        /// The client (`unknown[addr]` when its address has no reverse DNS name).
         client: Peer<'a>,
-        /// The SASL mechanism.
+        /// The SASL mechanism as logged (`LOGIN`, `PLAIN`, `CRAM-MD5`, …).
         mechanism: &'a str,
-        /// The reason text.
+        /// The reason text (the SASL server's reply; `(reason unavailable)` when it
+        /// gave none); empty for an aborted authentication or a line without one.
         reason: &'a str,
-        /// `sasl_username=` (Postfix ≥ 3.?).
+        /// `sasl_username=`; `None` when not logged or logged as `(unavailable)`.
         sasl_username: Option<&'a str>,
+        /// True for `authentication aborted` (the client gave up with `*`).
+        aborted: bool,
     },
     /// smtpd `improper command pipelining after STAGE from host[ip]: text`.
     ImproperPipelining {

@@ -234,19 +234,45 @@ fn reject_event<'a>(
     })
 }
 
-/// `host[ip]: SASL MECH authentication failed: reason[, sasl_username=user]` after
-/// `warning: `.
+/// `host[ip]: SASL MECH authentication failed: reason[, sasl_username=user]` or
+/// `host[ip]: SASL MECH authentication aborted` after `warning: ` (smtpd_sasl_glue.c).
+/// `sasl_username=(unavailable)` (Postfix could not tell) gives `None`.
 pub(crate) fn sasl_failed(i: &str) -> Res<'_, Event<'_>> {
     let (rest, client) = peer(i)?;
     let (rest, _) = tag(": SASL ")(rest)?;
     let (rest, mechanism) = ascii_till1(|c: u8| c == b' ')(rest)?;
-    let (rest, _) = tag(" authentication failed:")(rest)?;
-    let rest = rest.strip_prefix(' ').unwrap_or(rest);
+    let (rest, _) = tag(" authentication ")(rest)?;
+    if let Some(after) = rest.strip_prefix("aborted")
+        && after.trim_end().is_empty()
+    {
+        return Ok((
+            "",
+            Event::SaslFailed {
+                client,
+                mechanism,
+                reason: "",
+                sasl_username: None,
+                aborted: true,
+            },
+        ));
+    }
+    let (rest, _) = tag("failed")(rest)?;
+    // Old versions (and some SASL back ends) end the line here, or after the colon.
+    let rest = match rest.strip_prefix(':') {
+        Some(r) => r.strip_prefix(' ').unwrap_or(r),
+        None if rest.trim_end().is_empty() => "",
+        None => {
+            return Err(nom::Err::Error(nom::error::Error::new(
+                rest,
+                nom::error::ErrorKind::Tag,
+            )));
+        }
+    };
     let (reason, sasl_username) = match rfind(rest, ", sasl_username=") {
-        Some(at) => (
-            &rest[..at],
-            Some(rest[at + ", sasl_username=".len()..].trim_end()),
-        ),
+        Some(at) => {
+            let user = rest[at + ", sasl_username=".len()..].trim_end();
+            (&rest[..at], (user != "(unavailable)").then_some(user))
+        }
         None => (rest.trim_end(), None),
     };
     Ok((
@@ -256,6 +282,7 @@ pub(crate) fn sasl_failed(i: &str) -> Res<'_, Event<'_>> {
             mechanism,
             reason,
             sasl_username,
+            aborted: false,
         },
     ))
 }
@@ -560,8 +587,67 @@ mod tests {
                 mechanism: "LOGIN",
                 reason: "UGFzc3dvcmQ6",
                 sasl_username: None,
+                aborted: false,
             }
         );
+        // Postfix ≥ 3.9 when the username is not known.
+        let (_, e) = sasl_failed(
+            "unknown[2001:db8::1]: SASL LOGIN authentication failed: (reason unavailable), sasl_username=(unavailable)",
+        )
+        .unwrap();
+        assert!(matches!(
+            e,
+            Event::SaslFailed {
+                client: Peer {
+                    name: "unknown",
+                    addr: "2001:db8::1",
+                    port: None
+                },
+                reason: "(reason unavailable)",
+                sasl_username: None,
+                aborted: false,
+                ..
+            }
+        ));
+        // The client gave up (`*`).
+        let (_, e) =
+            sasl_failed("mail.example.com[192.0.2.9]:587: SASL PLAIN authentication aborted")
+                .unwrap();
+        assert!(matches!(
+            e,
+            Event::SaslFailed {
+                client: Peer {
+                    name: "mail.example.com",
+                    addr: "192.0.2.9",
+                    port: Some(587)
+                },
+                mechanism: "PLAIN",
+                reason: "",
+                aborted: true,
+                ..
+            }
+        ));
+        // Old Postfix: no reason at all.
+        let (_, e) =
+            sasl_failed("example.com[192.168.0.1]: SASL DIGEST-MD5 authentication failed").unwrap();
+        assert!(matches!(
+            e,
+            Event::SaslFailed {
+                mechanism: "DIGEST-MD5",
+                reason: "",
+                aborted: false,
+                ..
+            }
+        ));
+        // Not these.
+        assert!(
+            sasl_failed("example.com[192.168.0.1]: SASL LOGIN authentication failedX").is_err()
+        );
+        assert!(
+            sasl_failed("example.com[192.168.0.1]: SASL LOGIN authentication aborted now").is_err()
+        );
+        assert!(sasl_failed("example.com[192.168.0.1]: SASL LOGIN authentication").is_err());
+        assert!(sasl_failed("SASL authentication failure: Password verification failed").is_err());
         let (_, e) = sasl_failed(
             "unknown[192.0.2.4]: SASL PLAIN authentication failed: (reason unavailable), sasl_username=info@example.com",
         )

@@ -140,6 +140,8 @@ struct Summary {
     messages: u64,
     recipients: u64,
     noqueue: u64,
+    /// SASL authentication failures read.
+    auth_failures: u64,
     rows_written: u64,
     /// Secondary indexes built at the end of a bulk load.
     indexes_built: usize,
@@ -200,17 +202,20 @@ pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Resu
     let load = store.begin_load(args.defer_indexes.into()).await?;
     let positions = store.positions("file").await?;
     let prime = store.prime_entries(MAX_OPEN_MESSAGES).await?;
-    // A file loaded part-way goes on numbering identical NOQUEUE decisions of the
-    // instants it had reached.
+    // A file loaded part-way (or to its end, and grown since) goes on numbering
+    // identical NOQUEUE decisions and SASL failures of the instants it had reached.
     let resume_at = positions
         .iter()
-        .filter(|(source, p)| names.contains_key(*source) && !p.complete)
+        .filter(|(source, _)| names.contains_key(*source))
         .filter_map(|(_, p)| p.last_timestamp)
         .min();
     let noqueue_prime = match resume_at {
         Some(t) => store.noqueue_prime(t - NOQUEUE_OCCURRENCE_WINDOW).await?,
         None => Vec::new(),
     };
+    let bruteforce = config.auth.bruteforce.rule()?;
+    let auth_prime = crate::sasl::prime(&store, resume_at, bruteforce).await?;
+    let mut geo = config.geoip.open();
 
     let progress = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new_spinner();
@@ -233,7 +238,15 @@ pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Resu
     let (raw_tx, mut raw_rx) = mpsc::channel::<(Batch, Vec<InputCheckpoint>, u64)>(1);
     let encoder = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         while let Some((batch, checkpoints, lines)) = raw_rx.blocking_recv() {
-            let item = WorkItem::new(&batch, checkpoints, lines, &classifier, events.as_ref())?;
+            geo.refresh();
+            let item = WorkItem::new(
+                &batch,
+                checkpoints,
+                lines,
+                &classifier,
+                events.as_ref(),
+                Some(&geo),
+            )?;
             drop(batch);
             if tx.blocking_send(item).is_err() {
                 // The writer stopped with an error; it reports it.
@@ -249,7 +262,7 @@ pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Resu
             files,
             options,
             positions,
-            (prime, noqueue_prime),
+            (prime, noqueue_prime, auth_prime, bruteforce),
             filter,
             batch_lines,
             raw_tx,
@@ -284,7 +297,11 @@ pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Resu
         messages: outcome.extract.messages,
         recipients: outcome.extract.recipient_events,
         noqueue: outcome.extract.noqueue,
-        rows_written: totals.rows.messages + totals.rows.recipients + totals.rows.noqueue,
+        auth_failures: outcome.extract.auth_failures,
+        rows_written: totals.rows.messages
+            + totals.rows.recipients
+            + totals.rows.noqueue
+            + totals.rows.auth_failures,
         indexes_built: built.indexes,
         index_build_seconds: built.elapsed.as_secs_f64(),
         seconds,
@@ -308,7 +325,7 @@ fn print_summary(s: &Summary, json: bool) -> anyhow::Result<()> {
     } else {
         println!(
             "backfill: {} file(s) ({} failed), {} records ({} postfix: {} recognized, {} unknown), \
-             {} malformed lines; {} messages, {} recipient events, {} NOQUEUE; {} rows written{} \
+             {} malformed lines; {} messages, {} recipient events, {} NOQUEUE, {} SASL failures; {} rows written{} \
              in {:.2} s ({:.0} lines/s)",
             s.files,
             s.files_failed,
@@ -320,6 +337,7 @@ fn print_summary(s: &Summary, json: bool) -> anyhow::Result<()> {
             s.messages,
             s.recipients,
             s.noqueue,
+            s.auth_failures,
             s.rows_written,
             if s.indexes_built > 0 {
                 format!(
@@ -336,22 +354,33 @@ fn print_summary(s: &Summary, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the reader's extractor starts from: stored messages, NOQUEUE counts and SASL
+/// failures to replay, and the brute-force rule.
+type ReaderPrime = (
+    Vec<PrimeEntry>,
+    Vec<(Noqueue, i32)>,
+    Vec<(pftrack_extract::AuthFailure, i32)>,
+    Option<pftrack_extract::BruteforceRule>,
+);
+
 /// The sync half: read, parse, extract, batch; hand batches to the encoder.
 #[allow(clippy::too_many_arguments)]
 fn read_files(
     files: Vec<(PathBuf, Result<FileIdentity, pftrack_input::InputError>)>,
     options: ReaderOptions,
     mut positions: HashMap<String, InputCheckpoint>,
-    (prime, noqueue_prime): (Vec<PrimeEntry>, Vec<(Noqueue, i32)>),
+    (prime, noqueue_prime, auth_prime, bruteforce): ReaderPrime,
     filter: PostfixFilter,
     batch_lines: u64,
     tx: mpsc::Sender<(Batch, Vec<InputCheckpoint>, u64)>,
     progress: Option<&ProgressBar>,
     tag_headers: Vec<String>,
 ) -> anyhow::Result<ReaderOutcome> {
-    let mut extractor = Extractor::new().with_tag_headers(tag_headers);
+    let mut extractor =
+        crate::sasl::with_rule(Extractor::new().with_tag_headers(tag_headers), bruteforce);
     extractor.prime(prime);
     extractor.prime_noqueue(noqueue_prime);
+    extractor.prime_auth(auth_prime);
     let mut out = ReaderOutcome {
         counts: IngestCounts::default(),
         extract: ExtractStats::default(),
@@ -428,10 +457,10 @@ fn read_files(
                         let daemon = record.daemon();
                         let event = pftrack_parse::parse(daemon, &text);
                         count_event(&mut out.counts, &event);
-                        extractor.process(
+                        extractor.process_logged(
                             &record.host,
                             record.timestamp,
-                            daemon,
+                            &record.identifier,
                             &event,
                             &mut |f| batch.add(f),
                         );

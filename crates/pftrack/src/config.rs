@@ -42,6 +42,14 @@ pub struct Config {
     /// Prometheus `/metrics` of `pftrack run`; off when absent.
     pub metrics: Option<MetricsConfig>,
     // END metrics
+    // BEGIN sasl (issue 14)
+    /// GeoIP databases for the client addresses of SASL failures.
+    #[serde(default)]
+    pub geoip: GeoipConfig,
+    /// SASL authentication failures: the brute-force rule.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    // END sasl
 }
 
 // BEGIN metrics (issue 15)
@@ -128,6 +136,100 @@ impl EventsConfig {
     }
 }
 // END events
+
+// BEGIN sasl (issue 14)
+/// `geoip:` section: MaxMind-format databases (GeoLite2, DB-IP lite). Each is
+/// optional; an absent file means no enrichment, never an error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoipConfig {
+    /// A Country or City database (`GeoLite2-Country.mmdb`).
+    pub country: Option<PathBuf>,
+    /// An ASN database (`GeoLite2-ASN.mmdb`).
+    pub asn: Option<PathBuf>,
+}
+
+impl GeoipConfig {
+    /// The databases, opened (problems are warnings naming the file; see pftrack-geo).
+    pub fn open(&self) -> pftrack_geo::Geo {
+        pftrack_geo::Geo::open(self.country.as_deref(), self.asn.as_deref())
+    }
+}
+
+/// `auth:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// When failures of one client address are a brute-force attack.
+    #[serde(default)]
+    pub bruteforce: BruteforceConfig,
+}
+
+/// `auth: bruteforce:` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BruteforceConfig {
+    /// Whether `auth.bruteforce` events are raised (when events are enabled).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Failures from one client address within `window` that raise the event.
+    #[serde(default = "default_bruteforce_threshold")]
+    pub threshold: u32,
+    /// The sliding window (`10m`).
+    #[serde(default = "default_bruteforce_window")]
+    pub window: String,
+}
+
+impl Default for BruteforceConfig {
+    fn default() -> Self {
+        BruteforceConfig {
+            enabled: true,
+            threshold: default_bruteforce_threshold(),
+            window: default_bruteforce_window(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_bruteforce_threshold() -> u32 {
+    pftrack_extract::BruteforceRule::default().threshold
+}
+
+fn default_bruteforce_window() -> String {
+    "10m".to_owned()
+}
+
+impl BruteforceConfig {
+    /// The rule, `None` when disabled.
+    pub fn rule(&self) -> anyhow::Result<Option<pftrack_extract::BruteforceRule>> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let max = pftrack_extract::auth::MAX_BRUTEFORCE_THRESHOLD;
+        if self.threshold == 0 || self.threshold > max {
+            bail!(
+                "auth.bruteforce.threshold: {} is not between 1 and {max}",
+                self.threshold
+            );
+        }
+        let window = crate::duration::parse(&self.window)
+            .with_context(|| format!("auth.bruteforce.window: {:?}", self.window))?;
+        if window < chrono::TimeDelta::seconds(1) || window > chrono::TimeDelta::days(1) {
+            bail!(
+                "auth.bruteforce.window: {:?} is not between 1s and 1d",
+                self.window
+            );
+        }
+        Ok(Some(pftrack_extract::BruteforceRule {
+            threshold: self.threshold,
+            window,
+        }))
+    }
+}
+// END sasl
 
 /// `tags:` section.
 #[derive(Debug, Default, Deserialize)]
@@ -281,6 +383,9 @@ impl Config {
                 .with_context(|| format!("metrics.database_interval: {:?}", m.database_interval))?;
         }
         // END metrics
+        // BEGIN sasl (issue 14)
+        self.auth.bruteforce.rule()?;
+        // END sasl
         if let Some(tz) = &self.timezone {
             tz.parse::<pftrack_input::Zone>()
                 .map_err(|e| anyhow::anyhow!("timezone: {e}"))?;

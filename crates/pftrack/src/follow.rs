@@ -260,6 +260,13 @@ pub async fn run(
         }
         None => Vec::new(),
     };
+    let bruteforce = config.auth.bruteforce.rule()?;
+    let auth_prime = crate::sasl::prime(
+        &store,
+        stored.as_ref().and_then(|cp| cp.last_timestamp),
+        bruteforce,
+    )
+    .await?;
     // The position the first batch moves on from (the legacy key's row stays as it
     // is: the new key starts absent).
     let base = positions_base(&stored, &source_key);
@@ -285,6 +292,9 @@ pub async fn run(
         base,
         prime,
         noqueue_prime,
+        auth_prime,
+        bruteforce,
+        geo: config.geoip.open(),
         filter: PostfixFilter::new(&config.journal.identifiers),
         classifier: Arc::clone(&classifier),
         max_records: config.batch.max_records,
@@ -773,6 +783,12 @@ struct ReaderSettings {
     prime: Vec<PrimeEntry>,
     /// NOQUEUE counts of the instants the stored position had reached.
     noqueue_prime: Vec<(pftrack_extract::Noqueue, i32)>,
+    /// SASL failures to replay (identical ones' numbering, the brute-force window).
+    auth_prime: Vec<(pftrack_extract::AuthFailure, i32)>,
+    /// `auth.bruteforce`; `None`: disabled.
+    bruteforce: Option<pftrack_extract::BruteforceRule>,
+    /// GeoIP databases for SASL failures (checked for replacement before each batch).
+    geo: pftrack_geo::Geo,
     filter: PostfixFilter,
     /// The failure classifier, replaced on SIGHUP (each batch takes the current one).
     classifier: SharedClassifier,
@@ -843,9 +859,14 @@ fn follow_journal(
         }
     }
     let _ = opened.send(Ok(()));
-    let mut extractor = Extractor::new().with_tag_headers(s.tag_headers);
+    let mut extractor = crate::sasl::with_rule(
+        Extractor::new().with_tag_headers(s.tag_headers),
+        s.bruteforce,
+    );
     extractor.prime(s.prime);
     extractor.prime_noqueue(s.noqueue_prime);
+    extractor.prime_auth(s.auth_prime);
+    let geo = std::cell::RefCell::new(s.geo);
     let mut counts = IngestCounts::default();
     let mut batch = Batch::new();
     let mut in_batch: u64 = 0;
@@ -887,12 +908,14 @@ fn follow_journal(
             *base = cp.as_base();
         }
         let classifier = current_classifier(&s.classifier);
+        geo.borrow_mut().refresh();
         let item = WorkItem::new(
             &std::mem::take(batch),
             checkpoints,
             *in_batch,
             &classifier,
             s.events.as_ref(),
+            Some(&geo.borrow()),
         )?;
         *in_batch = 0;
         Ok(tx.blocking_send(item).is_ok())
@@ -944,9 +967,13 @@ fn follow_journal(
                         m.pipeline.records_postfix.inc();
                         pftrack_metrics::observe_service(m, record.service(), daemon, &event);
                     }
-                    extractor.process(&record.host, record.timestamp, daemon, &event, &mut |f| {
-                        batch.add(f)
-                    });
+                    extractor.process_logged(
+                        &record.host,
+                        record.timestamp,
+                        &record.identifier,
+                        &event,
+                        &mut |f| batch.add(f),
+                    );
                 }
                 clock.add(Instant::now(), record.timestamp);
                 last = Some((cursor, record.timestamp));

@@ -34,6 +34,7 @@ mod purge;
 mod reclassify_cmd;
 /// `pftrack report`: a pflogsumm-class summary of a period (text, JSON, HTML, mail).
 mod report_cmd;
+mod sasl;
 /// `metrics:`: Prometheus `/metrics` of `pftrack run` (issue 15).
 mod serve_metrics;
 /// `pftrack status`: what happened to a message.

@@ -46,16 +46,18 @@ impl WorkItem {
     /// Encode `batch` (on the caller's thread, so that the database never waits for
     /// it), its failures classified by `classifier`, together with the positions it
     /// brings its inputs to.
-    /// The outbox rows of the facts that `events` select go with them.
+    /// The outbox rows of the facts that `events` select go with them; SASL failures
+    /// carry what `geo` says of their client address.
     pub fn new(
         batch: &Batch,
         checkpoints: Vec<InputCheckpoint>,
         lines: u64,
         classifier: &Classifier,
         events: Option<&EventRules>,
+        geo: Option<&pftrack_geo::Geo>,
     ) -> Result<WorkItem, StoreError> {
         Ok(WorkItem {
-            rows: EncodedBatch::encode_with(batch, classifier, events)?,
+            rows: EncodedBatch::encode_with_geo(batch, classifier, events, geo)?,
             checkpoints,
             lines,
         })
@@ -168,6 +170,7 @@ pub async fn run_with(
         totals.rows.messages += stats.messages;
         totals.rows.recipients += stats.recipients;
         totals.rows.noqueue += stats.noqueue;
+        totals.rows.auth_failures += stats.auth_failures;
     }
     Ok(totals)
 }

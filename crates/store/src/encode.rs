@@ -12,9 +12,10 @@ use chrono::{DateTime, Utc};
 use pftrack_classify::{Classifier, Input, Verdict};
 use pftrack_events::{EventRules, MessageExpiry, RecipientFailure};
 use pftrack_extract::{
-    Batch, MessageKey, MessageRow, Noqueue, RecipientEvent, RecipientKey, RecipientRow,
-    RecipientStatus,
+    AuthFailure, Batch, MessageKey, MessageRow, Noqueue, RecipientEvent, RecipientKey,
+    RecipientRow, RecipientStatus,
 };
+use pftrack_geo::{Geo, GeoInfo};
 use tokio_postgres::types::{IsNull, ToSql, Type};
 
 use crate::StoreError;
@@ -43,6 +44,8 @@ pub struct EncodedBatch {
     pub(crate) attempts_new: CopyData,
     pub(crate) attempts_known: CopyData,
     pub(crate) noqueue: CopyData,
+    /// SASL authentication failures (`AUTH_COLUMNS`), in key order.
+    pub(crate) auth_failures: CopyData,
     /// Rows of the event outbox (`EVENT_COLUMNS`), by id; empty when events are off.
     pub(crate) events: CopyData,
 }
@@ -53,6 +56,8 @@ type RecipientOut<'a> = (&'a RecipientKey, &'a RecipientRow, Option<Verdict>);
 type AttemptOut<'a> = (&'a RecipientKey, &'a RecipientEvent, Option<Verdict>);
 /// A NOQUEUE row: fingerprint, count, verdict.
 type NoqueueOut<'a> = (&'a Noqueue, i64, i32, Verdict);
+/// A SASL failure: row, fingerprint, occurrence, what GeoIP says of its address.
+type AuthOut<'a> = (&'a AuthFailure, i64, i32, GeoInfo);
 /// An outbox row: id, type, when the fact happened, JSON payload.
 type EventOut = (String, &'static str, DateTime<Utc>, Vec<u8>);
 
@@ -182,6 +187,18 @@ impl EncodedBatch {
         classifier: &Classifier,
         events: Option<&EventRules>,
     ) -> Result<EncodedBatch, StoreError> {
+        EncodedBatch::encode_with_geo(batch, classifier, events, None)
+    }
+
+    /// Like [`EncodedBatch::encode_with`], SASL failures (and `auth.bruteforce`
+    /// payloads) enriched with what `geo`'s databases say of the client address now:
+    /// stored once, never rewritten by a later database.
+    pub fn encode_with_geo(
+        batch: &Batch,
+        classifier: &Classifier,
+        events: Option<&EventRules>,
+        geo: Option<&Geo>,
+    ) -> Result<EncodedBatch, StoreError> {
         let mut scratch = Vec::new();
         let mut messages: Vec<_> = batch.messages.iter().collect();
         messages.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -268,6 +285,41 @@ impl EncodedBatch {
             })
             .collect();
         noqueue.sort_unstable_by(|a, b| (&*a.0.host, a.0.at, a.1).cmp(&(&*b.0.host, b.0.at, b.1)));
+        let lookup = |addr: &str| geo.map(|g| g.lookup(addr)).unwrap_or_default();
+        let mut auth: Vec<AuthOut<'_>> = batch
+            .auth_failures
+            .iter()
+            .map(|(f, occurrence)| (f, auth_fingerprint(f), *occurrence, lookup(&f.client_addr)))
+            .collect();
+        auth.sort_unstable_by(|a, b| {
+            (&*a.0.host, a.0.at, a.1, a.2).cmp(&(&*b.0.host, b.0.at, b.1, b.2))
+        });
+        if let Some(rules) = events {
+            for alarm in batch.auth_alarms.iter().filter(|a| rules.in_window(a.at)) {
+                let info = lookup(&alarm.client_addr);
+                let b = pftrack_events::auth::Bruteforce {
+                    host: &alarm.host,
+                    client_addr: &alarm.client_addr,
+                    client_name: &alarm.client_name,
+                    crossed_at: alarm.at,
+                    occurrence: alarm.occurrence,
+                    count: alarm.count,
+                    first_at: alarm.first_at,
+                    window_secs: alarm.window_secs,
+                    usernames: &alarm.usernames,
+                    country: info.country.as_deref(),
+                    asn: info.asn,
+                    as_org: info.as_org.as_deref(),
+                };
+                let id = b.id();
+                event_rows.push(event_row(
+                    id.clone(),
+                    pftrack_events::EventType::AuthBruteforce,
+                    alarm.at,
+                    &b.payload(&id),
+                ));
+            }
+        }
         // By id, each once: the outbox's key order.
         event_rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         event_rows.dedup_by(|a, b| a.0 == b.0);
@@ -280,6 +332,7 @@ impl EncodedBatch {
             attempts_new: encode_rows(&attempts_new, &ATTEMPT_TYPES, attempt_fields)?,
             attempts_known: encode_rows(&attempts_known, &ATTEMPT_TYPES, attempt_fields)?,
             noqueue: encode_rows(&noqueue, &NOQUEUE_TYPES, noqueue_fields)?,
+            auth_failures: encode_rows(&auth, &AUTH_TYPES, auth_fields)?,
             events: encode_rows(&event_rows, &EVENT_TYPES, event_row_fields)?,
         })
     }
@@ -293,6 +346,7 @@ impl EncodedBatch {
             + self.attempts_new.rows
             + self.attempts_known.rows
             + self.noqueue.rows
+            + self.auth_failures.rows
             + self.events.rows
     }
 
@@ -311,6 +365,7 @@ impl EncodedBatch {
             &self.attempts_new,
             &self.attempts_known,
             &self.noqueue,
+            &self.auth_failures,
             &self.events,
         ]
         .iter()
@@ -587,6 +642,26 @@ fn noqueue_fields(row: &NoqueueOut<'_>, out: &mut Emit<'_>) -> Result<(), StoreE
     verdict_fields(Some(verdict), out)
 }
 
+fn auth_fields(row: &AuthOut<'_>, out: &mut Emit<'_>) -> Result<(), StoreError> {
+    let (f, fingerprint, occurrence, info) = row;
+    out(&&*f.host)?;
+    out(&f.at)?;
+    out(fingerprint)?;
+    out(occurrence)?;
+    out(&f.service.as_str())?;
+    out(&f.client_name.as_str())?;
+    out(&f.client_addr.as_str())?;
+    out(&f.client_port.map(i32::from))?;
+    out(&f.reverse_dns_known())?;
+    out(&f.method.as_str())?;
+    out(&f.username)?;
+    out(&f.reason.as_str())?;
+    out(&f.aborted)?;
+    out(&info.country)?;
+    out(&info.asn.map(i64::from))?;
+    out(&info.as_org)
+}
+
 /// A recipient row's primary key, in its column order (time first, so new keys go to
 /// the right edge of the index).
 fn recipient_key_order(k: &RecipientKey) -> (DateTime<Utc>, &str, &str, &str, &str) {
@@ -719,6 +794,66 @@ const NOQUEUE_TYPES: [Type; 19] = [
     Type::BOOL,
     Type::TEXT,
 ];
+
+/// Columns of a SASL failure row, in the order rows are COPYed.
+pub(crate) const AUTH_COLUMNS: &str = "(host, logged_at, fingerprint, occurrence, service,
+    client_name, client_addr, client_port, reverse_dns, sasl_method, sasl_username, reason,
+    aborted, country, asn, as_org)";
+
+const AUTH_TYPES: [Type; 16] = [
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::INT8,
+    Type::INT4,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT4,
+    Type::BOOL,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::BOOL,
+    Type::TEXT,
+    Type::INT8,
+    Type::TEXT,
+];
+
+/// A stable 64-bit FNV-1a hash of the logged fields of a SASL failure but host and
+/// time (key columns of their own); not of what GeoIP says. Stable across runs and
+/// versions: it is part of the key.
+fn auth_fingerprint(f: &AuthFailure) -> i64 {
+    let port = f.client_port.map(|p| p.to_string());
+    fnv_fields(&[
+        Some(&f.service),
+        Some(&f.client_name),
+        Some(&f.client_addr),
+        port.as_deref(),
+        Some(&f.method),
+        f.username.as_deref(),
+        Some(&f.reason),
+        Some(if f.aborted { "aborted" } else { "failed" }),
+    ])
+}
+
+/// FNV-1a over fields, each with a tag byte (keeps `None`, `""` and field boundaries
+/// apart) and a terminator.
+fn fnv_fields(fields: &[Option<&str>]) -> i64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0100_0000_01b3;
+    let mut h = OFFSET;
+    for s in fields {
+        let bytes = s.map(str::as_bytes);
+        for b in std::iter::once(u8::from(bytes.is_some()))
+            .chain(bytes.unwrap_or_default().iter().copied())
+            .chain(std::iter::once(0xffu8))
+        {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(PRIME);
+        }
+    }
+    h as i64
+}
 
 /// Columns of an outbox row, in the order rows are COPYed (recorded_at is the default).
 pub(crate) const EVENT_COLUMNS: &str = "(id, type, occurred_at, payload)";

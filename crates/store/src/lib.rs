@@ -376,6 +376,49 @@ impl Store {
             .collect())
     }
 
+    /// SASL failures stored at or after `since`, in time order with their occurrence
+    /// numbers: what [`pftrack_extract::Extractor::prime_auth`] replays when an input
+    /// resumes (identical failures go on being numbered; the brute-force window holds
+    /// what it held).
+    pub async fn auth_prime(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(pftrack_extract::AuthFailure, i32)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT host, logged_at, service, client_name, client_addr, client_port, \
+                 sasl_method, sasl_username, reason, aborted, occurrence \
+                 FROM auth_failure WHERE logged_at >= $1 \
+                 ORDER BY logged_at, host, occurrence, fingerprint",
+                &[&since],
+            )
+            .await
+            .map_err(|e| StoreError::query("reading SASL failures to resume their counts", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let host: String = r.get(0);
+                let port: Option<i32> = r.get(5);
+                (
+                    pftrack_extract::AuthFailure {
+                        host: host.into(),
+                        at: r.get(1),
+                        service: r.get(2),
+                        client_name: r.get(3),
+                        client_addr: r.get(4),
+                        client_port: port.and_then(|p| u16::try_from(p).ok()),
+                        method: r.get(6),
+                        username: r.get(7),
+                        reason: r.get(8),
+                        aborted: r.get(9),
+                    },
+                    r.get(10),
+                )
+            })
+            .collect())
+    }
+
     /// NOQUEUE rows logged at or after `since`, with their counts: for
     /// `Extractor::prime_noqueue`, when an input resumes at `since`.
     pub async fn noqueue_prime(

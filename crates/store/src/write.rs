@@ -4,8 +4,8 @@ use bytes::Bytes;
 use futures_util::SinkExt;
 
 use crate::encode::{
-    ATTEMPT_COLUMNS, CopyData, EVENT_COLUMNS, EncodedBatch, FROM_COLUMNS, NOQUEUE_COLUMNS,
-    TO_COLUMNS,
+    ATTEMPT_COLUMNS, AUTH_COLUMNS, CopyData, EVENT_COLUMNS, EncodedBatch, FROM_COLUMNS,
+    NOQUEUE_COLUMNS, TO_COLUMNS,
 };
 use crate::{InputCheckpoint, InputOverlap, PositionBase, Store, StoreError};
 
@@ -18,6 +18,8 @@ pub struct WriteStats {
     pub recipients: u64,
     /// NOQUEUE rows upserted.
     pub noqueue: u64,
+    /// SASL authentication failures stored for the first time.
+    pub auth_failures: u64,
     /// Events recorded in the outbox for the first time.
     pub events: u64,
     /// Other inputs that brought the same hosts' records over the same times.
@@ -131,6 +133,18 @@ ORDER BY host, logged_at, fingerprint
 ON CONFLICT (host, logged_at, fingerprint) DO UPDATE SET count = GREATEST(t.count, EXCLUDED.count),
     failure_reason = EXCLUDED.failure_reason, hard = EXCLUDED.hard,
     failure_rule = EXCLUDED.failure_rule";
+
+/// SASL failures: each once, whoever brings its line first (the key holds the
+/// occurrence number, so a line read again matches its stored row).
+const INSERT_AUTH_FAILURES: &str = "\
+INSERT INTO auth_failure (host, logged_at, fingerprint, occurrence, service, client_name,
+    client_addr, client_port, reverse_dns, sasl_method, sasl_username, reason, aborted, country,
+    asn, as_org)
+SELECT host, logged_at, fingerprint, occurrence, service, client_name, client_addr, client_port,
+    reverse_dns, sasl_method, sasl_username, reason, aborted, country, asn, as_org
+FROM pftrack_stage_auth
+ORDER BY host, logged_at, fingerprint, occurrence
+ON CONFLICT DO NOTHING";
 
 /// Outbox rows: each event once, whoever brings its fact first.
 const INSERT_EVENTS: &str = "\
@@ -280,6 +294,7 @@ impl Store {
                 .await?
             },
             noqueue: write_noqueue(&tx, batch).await?,
+            auth_failures: write_auth_failures(&tx, batch).await?,
             events: write_events(&tx, batch).await?,
         };
         tx.commit()
@@ -407,6 +422,7 @@ CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_from (LIKE delivery_from) ON COMMI
 CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_to (LIKE delivery_to) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_attempt (LIKE delivery_attempt) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_noqueue (LIKE noqueue) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_auth (LIKE auth_failure) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS pftrack_stage_event (LIKE event_outbox INCLUDING DEFAULTS)
     ON COMMIT DELETE ROWS";
 
@@ -525,6 +541,27 @@ async fn write_noqueue(
     tx.execute(&stmt, &[])
         .await
         .map_err(|e| StoreError::query("writing NOQUEUE rows", e))
+}
+
+/// The batch's SASL failures, each only if it is not stored yet. Returns the failures
+/// stored for the first time.
+async fn write_auth_failures(
+    tx: &deadpool_postgres::Transaction<'_>,
+    batch: &EncodedBatch,
+) -> Result<u64, StoreError> {
+    if batch.auth_failures.rows == 0 {
+        return Ok(0);
+    }
+    copy(tx, "pftrack_stage_auth", AUTH_COLUMNS, &batch.auth_failures)
+        .await
+        .map_err(|e| StoreError::query("copying SASL failures to the staging table", e))?;
+    let stmt = tx
+        .prepare_cached(INSERT_AUTH_FAILURES)
+        .await
+        .map_err(|e| StoreError::query("preparing the SASL failure insert", e))?;
+    tx.execute(&stmt, &[])
+        .await
+        .map_err(|e| StoreError::query("writing SASL failures", e))
 }
 
 /// The batch's events into the outbox, each only if its id is not there yet (a

@@ -167,11 +167,15 @@ pub fn view(event: &Event<'_>) -> View {
             mechanism,
             reason,
             sasl_username,
+            aborted,
         } => {
             v.peer("client", Some(*client));
             v.put("mechanism", mechanism);
             v.put("text", reason);
             v.opt("sasl_username", *sasl_username);
+            if *aborted {
+                v.put("sasl_outcome", "aborted");
+            }
         }
         Event::ImproperPipelining {
             stage,

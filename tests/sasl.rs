@@ -1,0 +1,212 @@
+//! SASL authentication failures (issue 14): the `auth_failure` rows of a scenario log
+//! with GeoIP enrichment from MaxMind's test databases, exactly once on re-run, on
+//! another batching and on resume; hostile lines; absent and corrupt databases; the
+//! `auth.bruteforce` event exactly once; the report's SASL section.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{TestDb, assert_rows, expected_lines, fixture, pftrack};
+
+/// `auth_failure` in the order and columns of `fixtures/sasl/*.expected`.
+const AUTH_ROWS: &str = "SELECT host, logged_at, occurrence, service, client_name, client_addr, \
+    client_port, reverse_dns, sasl_method, sasl_username, reason, aborted, country, asn, as_org \
+    FROM auth_failure ORDER BY logged_at, host, client_addr, occurrence, reason";
+
+/// Every auth_failure row and every event, to compare two databases exactly.
+const AUTH_ALL: &str = "SELECT 'auth', a::text FROM auth_failure a \
+    UNION ALL SELECT 'event', e.id || ' ' || e.type || ' ' || e.occurred_at || ' ' || e.payload::text \
+    FROM event_outbox e ORDER BY 1, 2";
+
+/// The events: time, client, count, usernames, country, ASN.
+const EVENT_ROWS: &str = "SELECT type, occurred_at, payload->'data'->>'host', \
+    payload->'data'->>'client_addr', payload->'data'->>'count', payload->'data'->'usernames', \
+    payload->'data'->>'country', payload->'data'->>'asn', payload->'data'->>'as_org' \
+    FROM event_outbox ORDER BY occurred_at, id";
+
+/// A configuration with the GeoIP databases `country` and `asn`, events since 2000 and
+/// a brute-force rule of 3 failures within a minute.
+fn config(dir: &Path, country: Option<&Path>, asn: Option<&Path>) -> PathBuf {
+    let mut text = String::from(
+        "events:\n  enabled: true\n  since: 2000-01-01T00:00:00Z\n\
+         auth:\n  bruteforce:\n    threshold: 3\n    window: 1m\n",
+    );
+    if country.is_some() || asn.is_some() {
+        text.push_str("geoip:\n");
+    }
+    if let Some(c) = country {
+        text.push_str(&format!("  country: {}\n", c.display()));
+    }
+    if let Some(a) = asn {
+        text.push_str(&format!("  asn: {}\n", a.display()));
+    }
+    let path = dir.join("pftrack.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn geoip(name: &str) -> PathBuf {
+    fixture(&format!("geoip/{name}"))
+}
+
+/// `pftrack --config CONFIG backfill …`.
+fn load(db: &TestDb, config: &Path, log: &Path, extra: &[&str]) -> std::process::Output {
+    let config = config.to_str().unwrap();
+    let log = log.to_str().unwrap();
+    let out = pftrack()
+        .args(["--config", config, "backfill", "--database-url", &db.url])
+        .args(["--year", "2025", "--timezone", "UTC"])
+        .args(extra)
+        .arg(log)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "backfill failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn scenario_rows_with_geoip_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        Some(&geoip("GeoLite2-Country-Test.mmdb")),
+        Some(&geoip("GeoLite2-ASN-Test.mmdb")),
+    );
+    let log = fixture("sasl/sasl.log");
+    let db = TestDb::new("sasl");
+    load(&db, &cfg, &log, &[]);
+    assert_rows(
+        "auth_failure",
+        &db.query(AUTH_ROWS),
+        &expected_lines(&fixture("sasl/sasl.expected")),
+    );
+    assert_rows(
+        "event_outbox",
+        &db.query(EVENT_ROWS),
+        &expected_lines(&fixture("sasl/sasl.events")),
+    );
+
+    // A re-run adds nothing.
+    let before = db.query(AUTH_ALL);
+    load(&db, &cfg, &log, &[]);
+    assert_eq!(before, db.query(AUTH_ALL), "a re-run changed the database");
+
+    // One line per transaction: the same rows and events.
+    let split = TestDb::new("sasl_split");
+    load(&split, &cfg, &log, &["--batch-lines", "1"]);
+    assert_eq!(before, split.query(AUTH_ALL), "batching changed the result");
+}
+
+#[test]
+fn resume_at_every_line_gives_the_same_rows_and_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), None, Some(&geoip("GeoLite2-ASN-Test.mmdb")));
+    let log = fixture("sasl/sasl.log");
+    let whole = TestDb::new("sasl_whole");
+    load(&whole, &cfg, &log, &[]);
+    let expected = whole.query(AUTH_ALL);
+    assert!(expected.contains("auth.bruteforce"), "{expected}");
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // The file grows line by line (its first line, hence its identity, stays): each
+    // load resumes where the previous one stopped, as after a kill.
+    let db = TestDb::new("sasl_resume");
+    let grown = dir.path().join("mail.log");
+    for n in 1..=lines.len() {
+        std::fs::write(&grown, format!("{}\n", lines[..n].join("\n"))).unwrap();
+        load(&db, &cfg, &grown, &[]);
+    }
+    assert_eq!(
+        expected,
+        db.query(AUTH_ALL),
+        "resuming changed the rows or the events"
+    );
+}
+
+#[test]
+fn absent_and_corrupt_databases_warn_and_load_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let corrupt = dir.path().join("corrupt-asn.mmdb");
+    std::fs::write(&corrupt, b"this is not a MaxMind database").unwrap();
+    let missing = dir.path().join("missing-country.mmdb");
+    let cfg = config(dir.path(), Some(&missing), Some(&corrupt));
+    let db = TestDb::new("sasl_nogeo");
+    let out = load(&db, &cfg, &fixture("sasl/sasl.log"), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // One warning, naming the corrupt file; nothing about the absent one at warn level.
+    assert_eq!(
+        stderr.matches("corrupt-asn.mmdb").count(),
+        1,
+        "stderr: {stderr}"
+    );
+    assert!(!stderr.contains("missing-country.mmdb"), "stderr: {stderr}");
+    // Every failure stored, none enriched.
+    assert_eq!(
+        db.query("SELECT count(*), count(country), count(asn) FROM auth_failure"),
+        "13|0|0\n"
+    );
+    // The wrong kind of database: also a warning naming it.
+    let cfg = config(dir.path(), Some(&geoip("GeoLite2-ASN-Test.mmdb")), None);
+    let db = TestDb::new("sasl_wrongkind");
+    let out = load(&db, &cfg, &fixture("sasl/sasl.log"), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("GeoLite2-ASN-Test.mmdb") && stderr.contains("not a country"),
+        "stderr: {stderr}"
+    );
+    assert_eq!(
+        db.query("SELECT count(*), count(country) FROM auth_failure"),
+        "13|0\n"
+    );
+}
+
+#[test]
+fn hostile_lines_never_stop_the_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hostile.log");
+    let prefix = "Mar 14 12:00:00 mx1 postfix/smtpd[1]: warning: ";
+    let mut bytes = Vec::new();
+    let mut line = |s: &[u8]| {
+        bytes.extend_from_slice(prefix.as_bytes());
+        bytes.extend_from_slice(s);
+        bytes.push(b'\n');
+    };
+    line(b"unknown[192.0.2.1]: SASL LOGIN authentication failed: \xff\xfe binary \x00 reason");
+    line(b"unknown[192.0.2.1: SASL LOGIN authentication failed: x");
+    line(b"unknown[]: SASL LOGIN authentication failed: empty address");
+    line(b"unknown[2001:db8::1]: SASL \xc3 authentication failed: x");
+    line(b"unknown[192.0.2.1]: SASL  authentication failed: no method");
+    line(b"unknown[192.0.2.1]: SASL LOGIN authentication failed: x, sasl_username=");
+    // Just under the 1 MiB line limit: a reason of about 1 MB, cut when stored.
+    let big = format!(
+        "unknown[192.0.2.3]: SASL LOGIN authentication failed: {}, sasl_username={}",
+        "A".repeat(1_000_000),
+        "u".repeat(5000)
+    );
+    line(big.as_bytes());
+    std::fs::write(&log, &bytes).unwrap();
+    let cfg = config(dir.path(), None, None);
+    let db = TestDb::new("sasl_hostile");
+    load(&db, &cfg, &log, &[]);
+    let rows = db.query(
+        "SELECT client_addr, sasl_method, length(reason), length(sasl_username) \
+         FROM auth_failure ORDER BY client_addr, length(reason)",
+    );
+    assert_eq!(
+        rows,
+        // `unknown[]`: an empty address; invalid UTF-8 and NUL as U+FFFD; an empty
+        // username; the 1 MB reason and 5000-byte username cut to their limits. The
+        // line without a method is not a failure (it stays an unknown warning).
+        "|LOGIN|13|\n192.0.2.1|LOGIN|1|0\n192.0.2.1|LOGIN|18|\n192.0.2.3|LOGIN|1024|256\n\
+         2001:db8::1|\u{fffd}|1|\n",
+        "{rows}"
+    );
+}
