@@ -84,6 +84,12 @@ pub struct EventsConfig {
     /// `recipient.failed` options.
     #[serde(default)]
     pub recipient_failed: RecipientFailedConfig,
+    /// Where events are delivered (webhook, exec, notify), each with its filter.
+    #[serde(default)]
+    pub sinks: Vec<pftrack_dispatch::SinkConfig>,
+    /// How the dispatcher runs.
+    #[serde(default)]
+    pub dispatch: pftrack_dispatch::DispatchConfig,
 }
 
 /// `events: recipient_failed:` section.
@@ -111,6 +117,29 @@ fn default_failed_reasons() -> Vec<String> {
 }
 
 impl EventsConfig {
+    /// The sinks, validated (secrets read from their files or variables).
+    pub fn sinks(&self) -> anyhow::Result<Vec<pftrack_dispatch::Sink>> {
+        Ok(pftrack_dispatch::validate_sinks(&self.sinks)?)
+    }
+
+    /// The sink named `name`, validated.
+    pub fn sink(&self, name: &str) -> anyhow::Result<pftrack_dispatch::Sink> {
+        match self.sinks.iter().find(|s| s.name == name) {
+            Some(s) => Ok(s.validate()?),
+            None => {
+                let names: Vec<&str> = self.sinks.iter().map(|s| s.name.as_str()).collect();
+                bail!(
+                    "no sink {name:?} in events.sinks of the configuration (configured: {})",
+                    if names.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                )
+            }
+        }
+    }
+
     /// `since` as a time.
     pub fn since(&self) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
         self.since
@@ -360,6 +389,9 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         self.events.since()?;
+        // BEGIN events (issue 12): secrets are read only by the commands that send.
+        self.events.dispatch.settings()?;
+        // END events
         if self.batch.max_records == 0 {
             bail!("batch.max_records must be at least 1");
         }

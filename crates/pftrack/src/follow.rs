@@ -277,6 +277,12 @@ pub async fn run(
         _ => None,
     };
     // END metrics
+    // BEGIN events (issue 12): the dispatcher, a task of its own next to the follower.
+    let dispatcher = match mode {
+        Mode::Daemon => crate::dispatch_cmd::RunDispatcher::start(config, url).await?,
+        Mode::Once { .. } => None,
+    };
+    // END events
     let options = JournalOptions {
         source,
         identifier_prefixes: config.journal.identifiers.clone(),
@@ -440,6 +446,11 @@ pub async fn run(
     if daemon && matches!(outcome.end, ReaderEnd::JournalEnded) {
         bail!("the journal reader stopped unexpectedly");
     }
+    // BEGIN events (issue 12)
+    if let Some(d) = dispatcher {
+        d.stop().await;
+    }
+    // END events
     if let Some(load) = load
         && totals.is_some()
     {
@@ -749,7 +760,7 @@ async fn connect_patiently(url: &str, config: &Config, mode: Mode) -> anyhow::Re
     }
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match (
         signal(SignalKind::terminate()),

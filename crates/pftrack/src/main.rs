@@ -3,7 +3,8 @@
 //! Subcommands: `parse` (records → JSON events, for corpus work and debugging),
 //! `backfill` (syslog files or the journal → PostgreSQL), `run` (the journald daemon),
 //! `status` (what happened to a mail), `classify` and `reclassify` (why a delivery
-//! failed), `report` (pflogsumm-class summaries), `events` (the outbox), `purge`
+//! failed), `report` (pflogsumm-class summaries), `events` (the outbox), `dispatch`
+//! (the outbox delivered to sinks), `purge`
 //! (retention), `migrate` (the schema), and the hidden `generate` (man pages,
 //! completions). The binary is the async shell around the sync core crates:
 //! input → parse → extract → store.
@@ -14,6 +15,8 @@ mod backfill;
 mod classify_cmd;
 /// The YAML configuration file.
 mod config;
+/// `pftrack dispatch`: the event outbox delivered to sinks (issue 12).
+mod dispatch_cmd;
 /// Human durations (`90d`).
 mod duration;
 /// `pftrack events`: the event outbox for operators (issue 12).
@@ -87,8 +90,10 @@ enum Command {
     Classify(classify_cmd::ClassifyArgs),
     /// Re-apply the current failure rules to stored failures (in batches, idempotent).
     Reclassify(reclassify_cmd::ReclassifyArgs),
-    /// The event outbox: list recorded events (docs/events.md).
+    /// The event outbox: list, show, replay, retry, test a sink (docs/events.md).
     Events(events_cmd::EventsArgs),
+    /// Deliver the event outbox to the configured sinks until stopped (docs/events.md).
+    Dispatch(dispatch_cmd::DispatchArgs),
     /// Summarise a period like pflogsumm: totals, traffic, domains, senders, failures.
     Report(report_cmd::ReportArgs),
     /// Generate man pages or shell completions (for packaging).
@@ -160,9 +165,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let url = config.database_url(cli.database_url.as_deref())?;
             runtime()?.block_on(report_cmd::run(&args, &config, &url))
         }
+        Command::Events(args) if !args.needs_database() => events_cmd::run_offline(&args),
         Command::Events(args) => {
             let url = config.database_url(cli.database_url.as_deref())?;
             runtime()?.block_on(events_cmd::run(&args, &config, &url))
+        }
+        Command::Dispatch(args) => {
+            let url = config.database_url(cli.database_url.as_deref())?;
+            runtime()?.block_on(dispatch_cmd::run(&args, &config, &url))
         }
         Command::Classify(args) => classify_cmd::run(&args, &config),
         Command::Reclassify(args) => {

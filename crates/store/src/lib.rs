@@ -24,6 +24,7 @@
 mod bulk;
 mod encode;
 mod error;
+mod listen;
 mod lock;
 mod purge;
 mod query;
@@ -40,6 +41,7 @@ use pftrack_extract::{MessageKey, Origin, PrimeEntry};
 pub use bulk::{BULK_LOCK_TIMEOUT, BulkLoad, INDEX_BUILD_CONNECTIONS, IndexBuild, IndexMode};
 pub use encode::EncodedBatch;
 pub use error::{StoreError, redact_url};
+pub use listen::{Listener, Notification};
 pub use lock::{APPLICATION_NAME_MAX, Busy, InputLocks, LockHolder, input_lock_key};
 pub use purge::{
     NOQUEUE_ROWS_PER_MESSAGE, PURGE_BATCH_MESSAGES, PurgeCounts, purge, purge_with_progress,
@@ -187,6 +189,8 @@ pub struct Store {
     target: String,
     /// This process's id as a loader, stored with every position it commits.
     loader_id: std::sync::Arc<str>,
+    /// How to open a connection outside the pool (LISTEN needs its own).
+    direct: std::sync::Arc<listen::Direct>,
 }
 
 impl std::fmt::Debug for Store {
@@ -223,6 +227,10 @@ impl Store {
                 })?;
         apply_libpq_defaults(&mut config);
         let connector = tls::make_connector(&tls_params, ca_file)?;
+        let direct = std::sync::Arc::new(listen::Direct {
+            config: config.clone(),
+            connector: connector.clone(),
+        });
         let manager = Manager::from_config(
             config,
             connector,
@@ -242,6 +250,7 @@ impl Store {
             pool,
             target,
             loader_id: new_loader_id().into(),
+            direct,
         };
         // Fail early, with a clear message, when the server cannot be reached.
         let _probe = store.client().await?;
