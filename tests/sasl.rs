@@ -210,3 +210,92 @@ fn hostile_lines_never_stop_the_load() {
         "{rows}"
     );
 }
+
+#[test]
+fn report_section_and_report_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        Some(&geoip("GeoLite2-Country-Test.mmdb")),
+        Some(&geoip("GeoLite2-ASN-Test.mmdb")),
+    );
+    let db = TestDb::new("sasl_report");
+    load(&db, &cfg, &fixture("sasl/sasl.log"), &[]);
+    let report = |extra: &[&str]| {
+        let out = common::run_ok(
+            &[
+                &["report", "--database-url", &db.url, "-d", "2025-03-13..2025-03-14"][..],
+                extra,
+            ]
+            .concat(),
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    // `--auth --format json`: the figures of the fixture, the last day and the period.
+    let json: serde_json::Value =
+        serde_json::from_str(&report(&["--auth", "--format", "json", "--top", "3"])).unwrap();
+    let period = &json["auth"]["period"];
+    assert_eq!(period["failures"], 13);
+    assert_eq!(period["aborted"], 1);
+    assert_eq!(period["clients"], 5);
+    assert_eq!(period["usernames"], 4);
+    let top = &period["top_clients"][0];
+    assert_eq!(top["client_addr"], "1.128.0.1");
+    assert_eq!(top["failures"], 9);
+    assert_eq!(top["usernames"], 3);
+    assert_eq!(top["asn"], 1221);
+    assert_eq!(top["as_org"], "Telstra Pty Ltd");
+    assert_eq!(period["top_clients"].as_array().unwrap().len(), 3);
+    assert_eq!(period["top_usernames"][0]["name"], "admin");
+    assert_eq!(period["top_usernames"][0]["failures"], 3);
+    assert_eq!(period["top_countries"][0]["name"], "unknown");
+    assert_eq!(period["top_countries"][1]["name"], "GB");
+    assert_eq!(period["top_asns"][0]["asn"], 1221);
+    assert_eq!(period["methods"][0]["name"], "LOGIN");
+    assert_eq!(period["methods"][0]["failures"], 9);
+    // The period's last day holds every failure; the day before none.
+    assert_eq!(json["auth"]["last_day"]["failures"], 13);
+    assert_eq!(
+        json["auth"]["last_day"]["since"],
+        "2025-03-14T00:00:00Z",
+        "{json}"
+    );
+    // Only mx2.
+    let mx2: serde_json::Value = serde_json::from_str(&report(&[
+        "--auth", "--format", "json", "--host", "mx2",
+    ]))
+    .unwrap();
+    assert_eq!(mx2["auth"]["period"]["failures"], 1);
+
+    // The whole report carries the section in every format.
+    let text = report(&[]);
+    assert!(text.contains("SASL Authentication Failures"), "{text}");
+    assert!(
+        text.contains("1.128.0.1") && text.contains("AS1221 Telstra Pty Ltd"),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&report(&["--format", "json"])).unwrap();
+    assert_eq!(json["auth"]["period"]["failures"], 13);
+    assert!(json["grand_totals"].is_object());
+    let html = report(&["--format", "html"]);
+    assert!(html.contains("<h2>SASL Authentication Failures</h2>"), "{html}");
+    assert!(html.contains("AS1221 Telstra Pty Ltd"));
+    let html = report(&["--auth", "--format", "html"]);
+    assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with("</body></html>\n"));
+    assert!(!html.contains("Grand Totals"));
+
+    // The web UI's view agrees.
+    assert_eq!(
+        db.query(
+            "SELECT day, client_addr, sum(failures), sum(aborted), max(usernames), min(country), \
+             min(asn) FROM auth_failures_daily WHERE host = 'mx1' GROUP BY 1, 2 ORDER BY 3 DESC, 2"
+        ),
+        // (per SASL method: LOGIN tried admin and root, PLAIN info@example.com)
+        "2025-03-14|1.128.0.1|8|0|2||1221\n\
+         2025-03-14|192.0.2.2|1|0|1||\n\
+         2025-03-14|2.125.160.216|1|0|0|GB|\n\
+         2025-03-14|2001:1700::5|1|1|0||6730\n\
+         2025-03-14|89.160.20.115|1|0|0|SE|29518\n"
+    );
+}

@@ -1,5 +1,6 @@
 //! `pftrack report`: a pflogsumm-class summary of a period from the database, as text,
-//! JSON or HTML, printed, written to a file or mailed through the local sendmail.
+//! JSON or HTML, printed, written to a file or mailed through the local sendmail;
+//! `--auth`: the SASL authentication failures alone.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,10 @@ pub struct ReportArgs {
     /// Length of the top-N lists (senders, recipients, domains, reasons' texts).
     #[arg(long, default_value_t = 10, value_name = "N")]
     top: usize,
+    /// Only the SASL authentication failures (top client addresses, usernames,
+    /// countries, ASNs; the last day and the whole period).
+    #[arg(long)]
+    auth: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = FormatArg::Text)]
     format: FormatArg,
@@ -100,21 +105,27 @@ pub async fn run(args: &ReportArgs, config: &Config, url: &str) -> anyhow::Resul
         hosts: args.hosts.clone(),
         top: args.top,
     };
-    let report = pftrack_report::build(&store, &opts).await?;
+    let (title, render): (String, Box<dyn Fn(Format) -> String>) = if args.auth {
+        let report = pftrack_report::build_auth(&store, &opts).await?;
+        (report.title(), Box::new(move |f| report.render(f)))
+    } else {
+        let report = pftrack_report::build(&store, &opts).await?;
+        (report.title(), Box::new(move |f| report.render(f)))
+    };
 
     if !args.mail_to.is_empty() {
         let mail = pftrack_report::mime_message(
-            &report.title(),
+            &title,
             args.mail_from.as_deref(),
             &args.mail_to,
-            &report.render(Format::Text),
-            &report.render(Format::Html),
+            &render(Format::Text),
+            &render(Format::Html),
         );
         send(&args.sendmail, &mail, args.mail_from.as_deref())?;
         eprintln!("report mailed to {}", args.mail_to.join(", "));
         return Ok(ExitCode::SUCCESS);
     }
-    let body = report.render(args.format.into());
+    let body = render(args.format.into());
     match &args.output {
         Some(path) => {
             std::fs::write(path, body).with_context(|| format!("writing {}", path.display()))?

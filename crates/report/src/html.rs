@@ -34,9 +34,10 @@ fn units(v: i64) -> String {
     }
 }
 
-pub(crate) fn render(r: &Report) -> String {
+/// The document up to the report's first section: title, style, period line.
+pub(crate) fn head(title: &str, period: &crate::PeriodInfo, generated_at: chrono::DateTime<chrono::Utc>) -> String {
     let mut o = String::new();
-    let title = esc(&r.title());
+    let title = esc(title);
     let _ = write!(
         o,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -49,11 +50,16 @@ td.l,th.l{{text-align:left}}tr:nth-child(even){{background:#f4f4f4}}\
 .totals td:first-child{{font-weight:600}}.muted{{color:#777}}.legend span{{margin-right:1em}}\
 .cols{{display:flex;flex-wrap:wrap;gap:2em}}svg text{{font-size:11px;fill:#333}}\
 </style></head><body>\n<h1>{title}</h1>\n<p class=\"muted\">{} .. {} ({}), generated {}</p>\n",
-        esc(&r.period.since.to_rfc3339()),
-        esc(&r.period.until.to_rfc3339()),
-        esc(&r.period.timezone),
-        esc(&r.generated_at.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        esc(&period.since.to_rfc3339()),
+        esc(&period.until.to_rfc3339()),
+        esc(&period.timezone),
+        esc(&generated_at.format("%Y-%m-%d %H:%M:%S UTC").to_string())
     );
+    o
+}
+
+pub(crate) fn render(r: &Report) -> String {
+    let mut o = head(&r.title(), &r.period, r.generated_at);
 
     let g = &r.grand_totals;
     o.push_str("<h2>Grand Totals</h2>\n<div class=\"cols\"><table class=\"totals\">\n");
@@ -203,6 +209,15 @@ td.l,th.l{{text-align:left}}tr:nth-child(even){{background:#f4f4f4}}\
         }
         o.push_str("</table>\n");
     }
+    crate::auth::html(&mut o, &r.auth);
+    o.push_str("</body></html>\n");
+    o
+}
+
+/// The SASL section alone (`pftrack report --auth`).
+pub(crate) fn render_auth(r: &crate::AuthReport) -> String {
+    let mut o = head(&r.title(), &r.period, r.generated_at);
+    crate::auth::html(&mut o, &r.auth);
     o.push_str("</body></html>\n");
     o
 }
@@ -293,7 +308,7 @@ fn traffic_table(o: &mut String, first: &str, rows: &[Traffic]) {
 }
 
 /// Horizontal bars: one per (label, value).
-fn hbar_chart(o: &mut String, rows: &[(String, i64)], colour: &str) {
+pub(crate) fn hbar_chart(o: &mut String, rows: &[(String, i64)], colour: &str) {
     if rows.is_empty() {
         o.push_str("<p class=\"muted\">none</p>\n");
         return;

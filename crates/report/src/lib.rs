@@ -14,6 +14,7 @@
 //! changes the database). Counting follows pflogsumm where sound; each difference is
 //! documented in `docs/reports.md`.
 
+mod auth;
 mod html;
 mod mail;
 mod period;
@@ -23,6 +24,7 @@ mod text;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub use auth::{AuthAsn, AuthClient, AuthCount, AuthSection, AuthSummary};
 pub use mail::mime_message;
 pub use period::Period;
 
@@ -105,6 +107,21 @@ pub struct Report {
     /// Not in pflogsumm: the recipients with the most bounces (and expiries), then
     /// deferrals.
     pub problem_recipients: Vec<ProblemRecipient>,
+    /// Not in pflogsumm: SASL authentication failures (MailLogSentinel's digest).
+    pub auth: AuthSection,
+}
+
+/// The SASL section on its own (`pftrack report --auth`).
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthReport {
+    /// [`JSON_SCHEMA`].
+    pub schema: u32,
+    /// When the report was made.
+    pub generated_at: DateTime<Utc>,
+    /// What it covers.
+    pub period: PeriodInfo,
+    /// The failures.
+    pub auth: AuthSection,
 }
 
 /// A recipient that failed in the period.
@@ -282,7 +299,48 @@ pub struct SlowDelivery {
 
 /// Build the report for `opts` from the database.
 pub async fn build(store: &pftrack_store::Store, opts: &Options) -> Result<Report, ReportError> {
-    queries::build(store, opts).await
+    let (mut report, auth) = tokio::try_join!(queries::build(store, opts), auth::build(store, opts))?;
+    report.auth = auth;
+    Ok(report)
+}
+
+/// Build the SASL section alone for `opts`.
+pub async fn build_auth(
+    store: &pftrack_store::Store,
+    opts: &Options,
+) -> Result<AuthReport, ReportError> {
+    let auth = auth::build(store, opts).await?;
+    Ok(AuthReport {
+        schema: JSON_SCHEMA,
+        generated_at: Utc::now(),
+        period: PeriodInfo {
+            since: opts.period.since,
+            until: opts.period.until,
+            timezone: opts.period.tz.name().to_owned(),
+            hosts: opts.hosts.clone(),
+        },
+        auth,
+    })
+}
+
+impl AuthReport {
+    /// Render in `format`.
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Text => text::render_auth(self),
+            Format::Json => {
+                let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+                s.push('\n');
+                s
+            }
+            Format::Html => html::render_auth(self),
+        }
+    }
+
+    /// A one-line title: "pftrack SASL report 2025-03-14 (mx1)".
+    pub fn title(&self) -> String {
+        title("pftrack SASL report", &self.period)
+    }
 }
 
 impl Report {
@@ -301,23 +359,28 @@ impl Report {
 
     /// A one-line title: "pftrack report 2025-03-14 (mx1)".
     pub fn title(&self) -> String {
-        let tz: chrono_tz::Tz = self.period.timezone.parse().unwrap_or(chrono_tz::UTC);
-        let first = self.period.since.with_timezone(&tz).date_naive();
-        let last = (self.period.until - chrono::Duration::nanoseconds(1))
-            .with_timezone(&tz)
-            .date_naive();
-        let days = if first == last {
-            first.to_string()
-        } else {
-            format!("{first} .. {last}")
-        };
-        let hosts = if self.period.hosts.is_empty() {
-            "all hosts".to_owned()
-        } else {
-            self.period.hosts.join(", ")
-        };
-        format!("pftrack report {days} ({hosts})")
+        title("pftrack report", &self.period)
     }
+}
+
+/// "`what` 2025-03-14 (mx1)".
+fn title(what: &str, period: &PeriodInfo) -> String {
+    let tz: chrono_tz::Tz = period.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let first = period.since.with_timezone(&tz).date_naive();
+    let last = (period.until - chrono::Duration::nanoseconds(1))
+        .with_timezone(&tz)
+        .date_naive();
+    let days = if first == last {
+        first.to_string()
+    } else {
+        format!("{first} .. {last}")
+    };
+    let hosts = if period.hosts.is_empty() {
+        "all hosts".to_owned()
+    } else {
+        period.hosts.join(", ")
+    };
+    format!("{what} {days} ({hosts})")
 }
 
 /// pflogsumm's unit rule: values above 512 k are shown in k, above 512 m in m.

@@ -434,6 +434,7 @@ pub(crate) async fn build(store: &Store, opts: &Options) -> Result<Report, Repor
         rejects: sections.remove("rejected").unwrap_or_default(),
         slowest_deliveries: take(&mut r, "slow")?,
         problem_recipients: take(&mut r, "problems")?,
+        auth: crate::AuthSection::default(),
     })
 }
 

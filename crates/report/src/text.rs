@@ -178,6 +178,22 @@ pub(crate) fn render(r: &Report) -> String {
             );
         }
     }
+    crate::auth::text(&mut out, &r.auth);
+    out
+}
+
+/// The SASL section alone (`pftrack report --auth`).
+pub(crate) fn render_auth(r: &crate::AuthReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", r.title());
+    let _ = writeln!(
+        out,
+        "period: {} .. {} ({})",
+        r.period.since.to_rfc3339(),
+        r.period.until.to_rfc3339(),
+        r.period.timezone
+    );
+    crate::auth::text(&mut out, &r.auth);
     out
 }
 
