@@ -224,7 +224,13 @@ fn report_section_and_report_auth() {
     let report = |extra: &[&str]| {
         let out = common::run_ok(
             &[
-                &["report", "--database-url", &db.url, "-d", "2025-03-13..2025-03-14"][..],
+                &[
+                    "report",
+                    "--database-url",
+                    &db.url,
+                    "-d",
+                    "2025-03-13..2025-03-14",
+                ][..],
                 extra,
             ]
             .concat(),
@@ -257,15 +263,12 @@ fn report_section_and_report_auth() {
     // The period's last day holds every failure; the day before none.
     assert_eq!(json["auth"]["last_day"]["failures"], 13);
     assert_eq!(
-        json["auth"]["last_day"]["since"],
-        "2025-03-14T00:00:00Z",
+        json["auth"]["last_day"]["since"], "2025-03-14T00:00:00Z",
         "{json}"
     );
     // Only mx2.
-    let mx2: serde_json::Value = serde_json::from_str(&report(&[
-        "--auth", "--format", "json", "--host", "mx2",
-    ]))
-    .unwrap();
+    let mx2: serde_json::Value =
+        serde_json::from_str(&report(&["--auth", "--format", "json", "--host", "mx2"])).unwrap();
     assert_eq!(mx2["auth"]["period"]["failures"], 1);
 
     // The whole report carries the section in every format.
@@ -279,7 +282,10 @@ fn report_section_and_report_auth() {
     assert_eq!(json["auth"]["period"]["failures"], 13);
     assert!(json["grand_totals"].is_object());
     let html = report(&["--format", "html"]);
-    assert!(html.contains("<h2>SASL Authentication Failures</h2>"), "{html}");
+    assert!(
+        html.contains("<h2>SASL Authentication Failures</h2>"),
+        "{html}"
+    );
     assert!(html.contains("AS1221 Telstra Pty Ltd"));
     let html = report(&["--auth", "--format", "html"]);
     assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with("</body></html>\n"));

@@ -457,6 +457,61 @@ mod tests {
         assert!(config.database.url.is_some());
     }
 
+    // BEGIN sasl (issue 14)
+    #[test]
+    fn sasl_sections_of_the_example_parse() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/pftrack.example.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let section: String = text
+            .lines()
+            .skip_while(|l| *l != "# geoip:")
+            .take_while(|l| !l.is_empty())
+            .map(|l| format!("{}\n", l.trim_start_matches("# ")))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sasl.yaml");
+        std::fs::write(&file, &section).unwrap();
+        let config = Config::load(&file).unwrap();
+        assert_eq!(
+            config.geoip.asn.as_deref(),
+            Some(Path::new("/var/lib/GeoIP/GeoLite2-ASN.mmdb"))
+        );
+        let rule = config.auth.bruteforce.rule().unwrap().unwrap();
+        assert_eq!(rule.threshold, 10);
+        assert_eq!(rule.window, chrono::TimeDelta::minutes(10));
+        // Defaults: no databases, the same rule.
+        assert!(Config::default().geoip.country.is_none());
+        assert_eq!(
+            Config::default().auth.bruteforce.rule().unwrap(),
+            Some(rule)
+        );
+        for (yaml, complaint) in [
+            (
+                "auth:\n  bruteforce:\n    threshold: 0\n",
+                "auth.bruteforce.threshold",
+            ),
+            (
+                "auth:\n  bruteforce:\n    window: 2d\n",
+                "auth.bruteforce.window",
+            ),
+            (
+                "auth:\n  bruteforce:\n    window: soon\n",
+                "auth.bruteforce.window",
+            ),
+            ("geoip:\n  city: /x.mmdb\n", "city"),
+        ] {
+            std::fs::write(&file, yaml).unwrap();
+            let err = format!("{:#}", Config::load(&file).unwrap_err());
+            assert!(err.contains(complaint), "{yaml}: {err}");
+        }
+        std::fs::write(&file, "auth:\n  bruteforce:\n    enabled: false\n").unwrap();
+        assert_eq!(
+            Config::load(&file).unwrap().auth.bruteforce.rule().unwrap(),
+            None
+        );
+    }
+    // END sasl
+
     // BEGIN events (issue 12)
     #[test]
     fn events_section_of_the_example_parses() {

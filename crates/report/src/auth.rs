@@ -218,7 +218,8 @@ pub(crate) fn text(out: &mut String, a: &AuthSection) {
                 out,
                 "    {:>6}   {:<9} {}  ({} addresses)",
                 x.failures,
-                x.asn.map_or_else(|| "unknown".to_owned(), |n| format!("AS{n}")),
+                x.asn
+                    .map_or_else(|| "unknown".to_owned(), |n| format!("AS{n}")),
                 trim(x.as_org.as_deref().unwrap_or(""), 50),
                 x.clients
             );
@@ -284,7 +285,9 @@ pub(crate) fn html(o: &mut String, a: &AuthSection) {
         o.push_str("</table></div>\n");
         html_counts(o, "usernames", &s.top_usernames);
         html_counts(o, "countries", &s.top_countries);
-        o.push_str("<div><table><tr><th>failures</th><th class=\"l\">AS</th><th>addresses</th></tr>\n");
+        o.push_str(
+            "<div><table><tr><th>failures</th><th class=\"l\">AS</th><th>addresses</th></tr>\n",
+        );
         for x in &s.top_asns {
             let _ = writeln!(
                 o,

@@ -35,7 +35,11 @@ fn units(v: i64) -> String {
 }
 
 /// The document up to the report's first section: title, style, period line.
-pub(crate) fn head(title: &str, period: &crate::PeriodInfo, generated_at: chrono::DateTime<chrono::Utc>) -> String {
+pub(crate) fn head(
+    title: &str,
+    period: &crate::PeriodInfo,
+    generated_at: chrono::DateTime<chrono::Utc>,
+) -> String {
     let mut o = String::new();
     let title = esc(title);
     let _ = write!(

@@ -299,7 +299,8 @@ pub struct SlowDelivery {
 
 /// Build the report for `opts` from the database.
 pub async fn build(store: &pftrack_store::Store, opts: &Options) -> Result<Report, ReportError> {
-    let (mut report, auth) = tokio::try_join!(queries::build(store, opts), auth::build(store, opts))?;
+    let (mut report, auth) =
+        tokio::try_join!(queries::build(store, opts), auth::build(store, opts))?;
     report.auth = auth;
     Ok(report)
 }
