@@ -8,6 +8,8 @@
 //! (retention), `migrate` (the schema), and the hidden `generate` (man pages,
 //! completions). The binary is the async shell around the sync core crates:
 //! input → parse → extract → store.
+//!
+//! `export` writes accounting records (TSV, CSV, JSONL) for other systems (crates/export).
 
 /// `pftrack backfill`: syslog files into the database.
 mod backfill;
@@ -23,6 +25,8 @@ mod duration;
 mod events_cmd;
 /// One loader per input: locks, waiting, and the exit code of a refused loader.
 mod exclusive;
+/// `pftrack export`: accounting records as TSV, CSV or JSONL, one-off or incremental.
+mod export_cmd;
 /// Following the journal: the daemon and journal backfills.
 mod follow;
 /// `pftrack generate` (hidden): man pages and shell completions, for packaging.
@@ -96,6 +100,8 @@ enum Command {
     Dispatch(dispatch_cmd::DispatchArgs),
     /// Summarise a period like pflogsumm: totals, traffic, domains, senders, failures.
     Report(report_cmd::ReportArgs),
+    /// Accounting records (delivered, deferred, bounced, rejected) as TSV, CSV or JSONL.
+    Export(export_cmd::ExportArgs),
     /// Generate man pages or shell completions (for packaging).
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -164,6 +170,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => {
             let url = config.database_url(cli.database_url.as_deref())?;
             runtime()?.block_on(report_cmd::run(&args, &config, &url))
+        }
+        Command::Export(args) => {
+            let url = config.database_url(cli.database_url.as_deref())?;
+            runtime()?.block_on(export_cmd::run(&args, &config, &url))
         }
         Command::Events(args) if !args.needs_database() => events_cmd::run_offline(&args),
         Command::Events(args) => {
