@@ -1,6 +1,9 @@
 -- pftrack schema, version 11: incremental accounting export (`pftrack export --output DIR`,
 -- issue 14, crates/export).
 --
+-- Exported tables: delivery_attempt, noqueue, auth_failure (and the expiries on
+-- delivery_from, below).
+--
 -- Which rows has an export directory seen? Not a time (a backfill of old logs inserts
 -- old times later) and not a sequence (loaders commit concurrently, so a smaller value
 -- can become visible after a larger one was exported): the transaction that stored the
@@ -23,6 +26,12 @@ ALTER TABLE delivery_attempt
     ALTER COLUMN loaded_xid SET DEFAULT (pg_current_xact_id()::text::bigint);
 -- Rows arrive in transaction order: a block-range index costs almost nothing per row.
 CREATE INDEX delivery_attempt_loaded_xid ON delivery_attempt USING brin (loaded_xid);
+
+-- SASL authentication failures (V9) are immutable like attempts.
+ALTER TABLE auth_failure ADD COLUMN loaded_xid bigint;
+ALTER TABLE auth_failure
+    ALTER COLUMN loaded_xid SET DEFAULT (pg_current_xact_id()::text::bigint);
+CREATE INDEX auth_failure_loaded_xid ON auth_failure USING brin (loaded_xid);
 
 -- NOQUEUE rows count identical decisions of one instant, and a later batch can raise
 -- the count of a stored row (the same instant's lines split over two transactions).

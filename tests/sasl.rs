@@ -16,8 +16,9 @@ const AUTH_ROWS: &str = "SELECT host, logged_at, occurrence, service, client_nam
     client_port, reverse_dns, sasl_method, sasl_username, reason, aborted, country, asn, as_org \
     FROM auth_failure ORDER BY logged_at, host, client_addr, occurrence, reason";
 
-/// Every auth_failure row and every event, to compare two databases exactly.
-const AUTH_ALL: &str = "SELECT 'auth', a::text FROM auth_failure a \
+/// Every auth_failure row (without the transaction that stored it, V11) and every
+/// event, to compare two databases exactly.
+const AUTH_ALL: &str = "SELECT 'auth', (to_jsonb(a) - 'loaded_xid')::text FROM auth_failure a \
     UNION ALL SELECT 'event', e.id || ' ' || e.type || ' ' || e.occurred_at || ' ' || e.payload::text \
     FROM event_outbox e ORDER BY 1, 2";
 

@@ -1,6 +1,6 @@
 //! `pftrack-export`: accounting records from the facts pftrack stored in PostgreSQL,
 //! the job haraka's accounting_files plugin does — one line per delivered, deferred,
-//! bounced or rejected recipient, with selectable fields, as TSV, CSV (RFC 4180) or
+//! bounced or rejected recipient and per failed SASL authentication, with selectable fields, as TSV, CSV (RFC 4180) or
 //! JSON Lines — for billing, compliance and other systems.
 //!
 //! What it is:
@@ -18,8 +18,7 @@
 //!
 //! What it is not: a log reader (it reads only the database), a writer of delivery
 //! facts (it writes only its own tables, `export_target` and `export_file`), or a
-//! shipper (other programs pick the archived files up). SASL authentication failures
-//! are not exported yet: their table is not on this branch (docs/reports.md).
+//! shipper (other programs pick the archived files up).
 
 mod format;
 mod incremental;
@@ -136,12 +135,14 @@ pub struct Counts {
     pub bounced: u64,
     /// `rejected` records.
     pub rejected: u64,
+    /// `auth-failure` records.
+    pub auth_failures: u64,
 }
 
 impl Counts {
     /// All records.
     pub fn total(&self) -> u64 {
-        self.delivered + self.deferred + self.bounced + self.rejected
+        self.delivered + self.deferred + self.bounced + self.rejected + self.auth_failures
     }
 
     pub(crate) fn add(&mut self, t: RecordType) {
@@ -150,6 +151,7 @@ impl Counts {
             RecordType::Deferred => self.deferred += 1,
             RecordType::Bounced => self.bounced += 1,
             RecordType::Rejected => self.rejected += 1,
+            RecordType::AuthFailure => self.auth_failures += 1,
         }
     }
 }
@@ -158,12 +160,13 @@ impl std::fmt::Display for Counts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} records ({} delivered, {} deferred, {} bounced, {} rejected)",
+            "{} records ({} delivered, {} deferred, {} bounced, {} rejected, {} auth-failure)",
             self.total(),
             self.delivered,
             self.deferred,
             self.bounced,
-            self.rejected
+            self.rejected,
+            self.auth_failures
         )
     }
 }

@@ -14,7 +14,7 @@ use crate::record::{Field, RecordType, Value, relay_addr};
 /// The columns every statement returns (their positions are used by [`value`]).
 const COLUMNS: &str = "type, logged_at, queued_at, host, queue_id, message_id, sender, recipient, \
      orig_recipient, size, client_name, client_addr, helo, sasl_username, relay, dsn, response, \
-     delay, reason, hard";
+     delay, reason, hard, sasl_method, country, asn, as_org";
 
 /// Attempt statuses → record types; `discarded` and `deleted` (by postsuper) are no
 /// accounting records.
@@ -33,6 +33,7 @@ fn attempt_statuses(types: &[RecordType]) -> Vec<&'static str> {
             RecordType::Deferred => s.push("deferred"),
             RecordType::Bounced => s.extend(["bounced", "expired"]),
             RecordType::Rejected => s.push("rejected"),
+            RecordType::AuthFailure => {}
         }
     }
     s
@@ -44,7 +45,8 @@ fn attempts_select(condition: &str) -> String {
                 a.host, a.queue_id, f.message_id, f.sender, a.recipient, \
                 nullif(a.orig_recipient, '') AS orig_recipient, f.size, f.client_name, \
                 f.client_addr, NULL::text AS helo, f.sasl_username, a.relay, a.dsn, a.response, \
-                a.delay, a.failure_reason AS reason, a.hard
+                a.delay, a.failure_reason AS reason, a.hard, f.sasl_method, NULL::text AS country, \
+                NULL::bigint AS asn, NULL::text AS as_org
          FROM delivery_attempt a
          LEFT JOIN delivery_from f
            ON f.queue_id = a.queue_id AND f.host = a.host AND f.arrived_at = a.arrived_at
@@ -59,7 +61,9 @@ fn noqueue_select(from: &str, condition: &str) -> String {
                 NULL::text AS queue_id, NULL::text AS message_id, n.sender, n.recipient, \
                 NULL::text AS orig_recipient, NULL::bigint AS size, n.client_name, \
                 n.client_addr, n.helo, NULL::text AS sasl_username, NULL::text AS relay, n.dsn, \
-                concat_ws(' ', n.code::text, n.dsn, n.reason) AS response, NULL::real AS delay, n.failure_reason AS reason, n.hard
+                concat_ws(' ', n.code::text, n.dsn, n.reason) AS response, NULL::real AS delay, n.failure_reason AS reason, n.hard, \
+                NULL::text AS sasl_method, NULL::text AS country, NULL::bigint AS asn, \
+                NULL::text AS as_org
          FROM {from}
          WHERE {NOQUEUE_REJECTS} AND ({condition})"
     )
@@ -73,12 +77,31 @@ fn expired_select(condition: &str) -> String {
                 nullif(t.orig_recipient, '') AS orig_recipient, f.size, f.client_name, \
                 f.client_addr, NULL::text AS helo, f.sasl_username, t.relay, t.dsn, t.response, \
                 extract(epoch FROM f.expired_at - f.arrived_at)::real AS delay, \
-                'expired' AS reason, true AS hard
+                'expired' AS reason, true AS hard, f.sasl_method, NULL::text AS country, \
+                NULL::bigint AS asn, NULL::text AS as_org
          FROM delivery_from f
          JOIN delivery_to t
            ON t.queue_id = f.queue_id AND t.host = f.host AND t.arrived_at = f.arrived_at
          WHERE f.expired_at IS NOT NULL AND t.status = 'deferred' AND f.expired_at >= t.status_at
            AND ({condition})"
+    )
+}
+
+/// SASL authentication failures (V9): the SASL server's reason as the response
+/// (`aborted` when the client gave up).
+fn auth_select(condition: &str) -> String {
+    format!(
+        "SELECT 'auth-failure' AS type, s.logged_at, NULL::timestamptz AS queued_at, s.host, \
+                NULL::text AS queue_id, NULL::text AS message_id, NULL::text AS sender, \
+                NULL::text AS recipient, NULL::text AS orig_recipient, NULL::bigint AS size, \
+                s.client_name, s.client_addr, NULL::text AS helo, s.sasl_username, \
+                NULL::text AS relay, NULL::text AS dsn, \
+                CASE WHEN s.aborted THEN 'authentication aborted' \
+                     ELSE nullif(s.reason, '') END AS response, \
+                NULL::real AS delay, NULL::text AS reason, NULL::boolean AS hard, \
+                s.sasl_method, s.country, s.asn, s.as_org
+         FROM auth_failure s
+         WHERE {condition}"
     )
 }
 
@@ -106,6 +129,7 @@ fn assemble(
     attempts: String,
     expired: String,
     noqueue: Vec<String>,
+    auth: String,
 ) -> Statement {
     let statuses = attempt_statuses(types);
     let mut parts = vec![attempts];
@@ -114,6 +138,9 @@ fn assemble(
     }
     if types.contains(&RecordType::Rejected) {
         parts.extend(noqueue);
+    }
+    if types.contains(&RecordType::AuthFailure) {
+        parts.push(auth);
     }
     Statement {
         sql: format!(
@@ -134,6 +161,7 @@ pub(crate) fn period(types: &[RecordType]) -> Statement {
             "noqueue n CROSS JOIN LATERAL generate_series(1, n.count) AS occ",
             "n.logged_at >= $2 AND n.logged_at < $3",
         )],
+        auth_select("s.logged_at >= $2 AND s.logged_at < $3"),
     )
 }
 
@@ -178,6 +206,10 @@ pub(crate) fn window(types: &[RecordType], first: bool) -> Statement {
         attempts,
         expired_select(NOT_EXPORTED_EXPIRY),
         vec![plain, stepped],
+        auth_select(&format!(
+            "(s.loaded_xid >= $2 AND s.loaded_xid < $3){}",
+            pre_v11("s.loaded_xid")
+        )),
     )
 }
 
@@ -188,6 +220,7 @@ pub(crate) fn record_type(row: &Row) -> Option<RecordType> {
         "deferred" => Some(RecordType::Deferred),
         "bounced" => Some(RecordType::Bounced),
         "rejected" => Some(RecordType::Rejected),
+        "auth-failure" => Some(RecordType::AuthFailure),
         _ => None,
     }
 }
@@ -240,6 +273,13 @@ pub(crate) fn value(row: &Row, field: Field) -> Value<'_> {
             Ok(Some(b)) => Value::Bool(b),
             _ => Value::Null,
         },
+        Field::SaslMethod => text(row, 20),
+        Field::Country => text(row, 21),
+        Field::Asn => match row.try_get::<_, Option<i64>>(22) {
+            Ok(Some(n)) => Value::Int(n),
+            _ => Value::Null,
+        },
+        Field::AsOrg => text(row, 23),
     }
 }
 

@@ -18,15 +18,18 @@ pub enum RecordType {
     /// A recipient refused: before queueing (NOQUEUE, one record per occurrence) or
     /// after (cleanup, a milter).
     Rejected,
+    /// A failed SASL authentication (smtpd's `SASL … authentication failed`).
+    AuthFailure,
 }
 
 impl RecordType {
     /// Every type, in the order of `--types` defaults.
-    pub const ALL: [RecordType; 4] = [
+    pub const ALL: [RecordType; 5] = [
         RecordType::Delivered,
         RecordType::Deferred,
         RecordType::Bounced,
         RecordType::Rejected,
+        RecordType::AuthFailure,
     ];
 
     /// The name in `--types` and in the `type` field.
@@ -36,16 +39,19 @@ impl RecordType {
             RecordType::Deferred => "deferred",
             RecordType::Bounced => "bounced",
             RecordType::Rejected => "rejected",
+            RecordType::AuthFailure => "auth-failure",
         }
     }
 
-    /// The file name prefix of incremental exports (haraka's `d`, `df`, `b`, plus `r`).
+    /// The file name prefix of incremental exports (haraka's `d`, `df`, `b`, plus `r`
+    /// and `af`).
     pub fn prefix(self) -> &'static str {
         match self {
             RecordType::Delivered => "d",
             RecordType::Deferred => "df",
             RecordType::Bounced => "b",
             RecordType::Rejected => "r",
+            RecordType::AuthFailure => "af",
         }
     }
 
@@ -130,11 +136,20 @@ pub enum Field {
     Reason,
     /// Whether the failure is permanent.
     Hard,
+    /// The SASL mechanism (the message's, or the failed attempt's).
+    SaslMethod,
+    /// The client address's country (ISO 3166-1 alpha-2) as stored with a SASL
+    /// failure; empty for other types.
+    Country,
+    /// The client address's autonomous system number (SASL failures).
+    Asn,
+    /// The autonomous system's organisation (SASL failures).
+    AsOrg,
 }
 
 impl Field {
     /// Every field, in the default order.
-    pub const ALL: [Field; 21] = [
+    pub const ALL: [Field; 25] = [
         Field::Type,
         Field::LoggedAt,
         Field::QueuedAt,
@@ -156,6 +171,10 @@ impl Field {
         Field::Delay,
         Field::Reason,
         Field::Hard,
+        Field::SaslMethod,
+        Field::Country,
+        Field::Asn,
+        Field::AsOrg,
     ];
 
     /// The name in `--fields` and in header lines.
@@ -182,6 +201,10 @@ impl Field {
             Field::Delay => "delay",
             Field::Reason => "reason",
             Field::Hard => "hard",
+            Field::SaslMethod => "sasl_method",
+            Field::Country => "country",
+            Field::Asn => "asn",
+            Field::AsOrg => "as_org",
         }
     }
 

@@ -1,5 +1,5 @@
-//! `pftrack export`: accounting records (delivered, deferred, bounced, rejected) as
-//! TSV, CSV or JSONL — a period to standard output or a file, or incrementally into a
+//! `pftrack export`: accounting records (delivered, deferred, bounced, rejected,
+//! auth-failure) as TSV, CSV or JSONL — a period to standard output or a file, or incrementally into a
 //! directory (`--output DIR`, each record once). The work is `pftrack_export`'s.
 
 use std::io::Write;
@@ -36,7 +36,8 @@ pub struct ExportArgs {
     /// Zone of -d days (an IANA name such as Europe/Berlin).
     #[arg(long, value_name = "ZONE", default_value = "UTC")]
     timezone: String,
-    /// Record types, comma-separated: delivered, deferred, bounced, rejected (default: all).
+    /// Record types, comma-separated: delivered, deferred, bounced, rejected,
+    /// auth-failure (default: all).
     #[arg(long, value_name = "LIST", default_value = "")]
     types: String,
     /// Fields, comma-separated, in order (default: all; see docs/reports.md).

@@ -100,7 +100,7 @@ enum Command {
     Dispatch(dispatch_cmd::DispatchArgs),
     /// Summarise a period like pflogsumm: totals, traffic, domains, senders, failures.
     Report(report_cmd::ReportArgs),
-    /// Accounting records (delivered, deferred, bounced, rejected) as TSV, CSV or JSONL.
+    /// Accounting records (delivered, deferred, bounced, rejected, auth-failure) as TSV, CSV, JSONL.
     Export(export_cmd::ExportArgs),
     /// Generate man pages or shell completions (for packaging).
     #[command(hide = true)]

@@ -268,13 +268,6 @@ impl Store {
         &self.loader_id
     }
 
-    /// A pooled connection for a crate that runs its own transactions (the accounting
-    /// export, `crates/export`, which reads a snapshot and records its files in one
-    /// transaction). Returned to the pool when dropped.
-    pub async fn connection(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.client().await
-    }
-
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool
             .get()
