@@ -83,6 +83,17 @@ FROM generate_series(1, 500) i;
 INSERT INTO noqueue (host, logged_at, fingerprint, daemon, action, stage, reason)
 SELECT 'mx1', now() - interval '5 days', i, 'smtpd', 'reject', 'RCPT', 'Relay access denied'
 FROM generate_series(1, 50) i;
+
+INSERT INTO auth_failure (host, logged_at, fingerprint, occurrence, service, client_name,
+    client_addr, reverse_dns, sasl_method, reason, aborted)
+SELECT 'mx1', now() - (100 + i % 100) * interval '1 day', i, 1, 'postfix/smtpd', 'unknown',
+       '192.0.2.1', false, 'LOGIN', 'authentication failure', false
+FROM generate_series(1, 400) i;
+INSERT INTO auth_failure (host, logged_at, fingerprint, occurrence, service, client_name,
+    client_addr, reverse_dns, sasl_method, reason, aborted)
+SELECT 'mx1', now() - interval '5 days', i, 1, 'postfix/smtpd', 'unknown', '192.0.2.1',
+       false, 'LOGIN', 'authentication failure', false
+FROM generate_series(1, 40) i;
 ";
 
 fn purge_json(db: &TestDb, extra: &[&str]) -> Value {
@@ -112,6 +123,7 @@ fn old_rows_go_recent_and_in_flight_stay() {
     assert_eq!(r["messages"], 1200 + 10 + 5, "{r}");
     assert_eq!(r["recipients"], 2400 + 10 + 5, "{r}");
     assert_eq!(r["noqueue"], 500, "{r}");
+    assert_eq!(r["auth_failures"], 400, "{r}");
     assert_eq!(r["kept_in_flight"], 5 + 1 + 2, "{r}");
     assert!(r["batches"].as_u64().unwrap() >= 13 + 2, "{r}");
 
@@ -134,6 +146,7 @@ fn old_rows_go_recent_and_in_flight_stay() {
         "recipient rows without their message"
     );
     assert_eq!(count(&db, "SELECT count(*) FROM noqueue"), 50);
+    assert_eq!(count(&db, "SELECT count(*) FROM auth_failure"), 40);
 
     // Nothing more to do the second time.
     let r = purge_json(&db, &["--older-than", "90d"]);

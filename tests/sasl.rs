@@ -99,6 +99,25 @@ fn scenario_rows_with_geoip_exactly_once() {
     load(&db, &cfg, &log, &[]);
     assert_eq!(before, db.query(AUTH_ALL), "a re-run changed the database");
 
+    // The same lines through another input (a copy with another first line): the
+    // failures are there already, nothing is added.
+    let copy = tempfile::tempdir().unwrap();
+    let other = copy.path().join("copy.log");
+    std::fs::write(
+        &other,
+        format!(
+            "Mar 14 10:59:59 mx1 kernel: another first line\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        ),
+    )
+    .unwrap();
+    load(&db, &cfg, &other, &[]);
+    assert_eq!(
+        before,
+        db.query(AUTH_ALL),
+        "a second input of the same lines changed the database"
+    );
+
     // One line per transaction: the same rows and events.
     let split = TestDb::new("sasl_split");
     load(&split, &cfg, &log, &["--batch-lines", "1"]);
@@ -304,5 +323,152 @@ fn report_section_and_report_auth() {
          2025-03-14|2.125.160.216|1|0|0|GB|\n\
          2025-03-14|2001:1700::5|1|1|0||6730\n\
          2025-03-14|89.160.20.115|1|0|0|SE|29518\n"
+    );
+}
+
+/// A deterministic log of `lines` lines: bursts of SASL failures from 40 client
+/// addresses (identical lines within one second among them), with smtpd's connect and
+/// disconnect lines around them, over several hours.
+fn attack_log(dir: &Path, lines: usize) -> PathBuf {
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let users = ["admin", "info", "test", "root", "sales", "office"];
+    let mut t: i64 = 0;
+    let mut out = String::new();
+    let mut n = 0;
+    while n < lines {
+        let r = next();
+        t += (r % 3) as i64;
+        let stamp = chrono::DateTime::from_timestamp(1_741_910_400 + t, 0)
+            .unwrap()
+            .format("%b %e %H:%M:%S");
+        let c = (r >> 8) % 40;
+        let addr = match c % 4 {
+            0 => format!("1.128.{}.{}", c, 1 + c),
+            1 => format!("12.81.92.{c}"),
+            2 => format!("2001:1700::{c:x}"),
+            _ => format!("203.0.113.{c}"),
+        };
+        let user = users[((r >> 16) % users.len() as u64) as usize];
+        let service = if c % 3 == 0 { "submission" } else { "smtps" };
+        let failure = format!(
+            "{stamp} mx{} postfix/{service}/smtpd[{}]: warning: unknown[{addr}]: SASL LOGIN authentication failed: (reason unavailable), sasl_username={user}\n",
+            1 + c % 2,
+            100 + c
+        );
+        match (r >> 24) % 10 {
+            0 => out.push_str(&format!(
+                "{stamp} mx{} postfix/{service}/smtpd[{}]: connect from unknown[{addr}]\n",
+                1 + c % 2,
+                100 + c
+            )),
+            // The same failure twice in one second.
+            1 => {
+                out.push_str(&failure);
+                out.push_str(&failure);
+                n += 1;
+            }
+            _ => out.push_str(&failure),
+        }
+        n += 1;
+    }
+    let path = dir.join("attack.log");
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+/// A configuration of events with a brute-force rule of 5 within a minute.
+fn attack_config(dir: &Path) -> PathBuf {
+    let path = dir.join("attack.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "events:\n  enabled: true\n  since: 2000-01-01T00:00:00Z\n\
+             auth:\n  bruteforce:\n    threshold: 5\n    window: 1m\n\
+             geoip:\n  asn: {}\n",
+            geoip("GeoLite2-ASN-Test.mmdb").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn backfill_cmd(db: &TestDb, config: &Path, log: &Path) -> std::process::Command {
+    let mut cmd = pftrack();
+    cmd.args(["--config", config.to_str().unwrap()])
+        .args(["backfill", "--database-url", &db.url])
+        .args([
+            "--year",
+            "2025",
+            "--timezone",
+            "UTC",
+            "--batch-lines",
+            "300",
+        ])
+        .arg(log)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    cmd
+}
+
+#[test]
+fn kill_9_and_two_loaders_leave_every_failure_and_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = attack_log(dir.path(), 20_000);
+    let cfg = attack_config(dir.path());
+
+    let clean = TestDb::new("sasl_attack_clean");
+    let started = std::time::Instant::now();
+    assert!(backfill_cmd(&clean, &cfg, &log).status().unwrap().success());
+    let clean_run = started.elapsed();
+    let expected = clean.query(AUTH_ALL);
+    let failures = expected.lines().filter(|l| l.starts_with("auth|")).count();
+    let events = expected.lines().filter(|l| l.starts_with("event|")).count();
+    assert!(failures > 15_000, "{failures} failures");
+    assert!(events > 50, "{events} events");
+
+    // Killed (SIGKILL) at spread moments, then run to the end.
+    let killed = TestDb::new("sasl_attack_killed");
+    let mut kills = 0;
+    for i in 0..5 {
+        let mut child = backfill_cmd(&killed, &cfg, &log).spawn().unwrap();
+        std::thread::sleep(clean_run.mul_f64(0.1 + 0.15 * f64::from(i)));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(
+        kills > 0,
+        "no run was killed: the clean run took {clean_run:?}"
+    );
+    assert!(
+        backfill_cmd(&killed, &cfg, &log)
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        expected == killed.query(AUTH_ALL),
+        "after {kills} kills the failures or events differ"
+    );
+
+    // Two loaders of the same file at once.
+    let two = TestDb::new("sasl_attack_two");
+    let mut a = backfill_cmd(&two, &cfg, &log).spawn().unwrap();
+    let mut b = backfill_cmd(&two, &cfg, &log).spawn().unwrap();
+    a.wait().unwrap();
+    b.wait().unwrap();
+    // One of them may have given way (the input was busy): finish the load.
+    assert!(backfill_cmd(&two, &cfg, &log).status().unwrap().success());
+    assert!(
+        expected == two.query(AUTH_ALL),
+        "two loaders stored other failures or events"
     );
 }

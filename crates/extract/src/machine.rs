@@ -1458,4 +1458,49 @@ mod tests {
             ]))
         );
     }
+
+    #[test]
+    fn sasl_failures_are_numbered_and_primed_like_one_run() {
+        let host: Arc<str> = Arc::from("mx1");
+        let line = "warning: unknown[192.0.2.1]: SASL LOGIN authentication failed: \
+                    (reason unavailable), sasl_username=admin";
+        let lines = [
+            ("2025-03-14T11:00:00Z", line),
+            ("2025-03-14T11:00:00Z", line),
+            ("2025-03-14T11:00:01Z", line),
+        ];
+        let rule = BruteforceRule {
+            threshold: 3,
+            window: TimeDelta::seconds(60),
+        };
+        let feed = |ex: &mut Extractor, lines: &[(&str, &str)]| {
+            let mut batch = Batch::new();
+            for (t, msg) in lines {
+                let event = pftrack_parse::parse("smtpd", msg);
+                ex.process_logged(&host, at(t), "postfix/submission/smtpd", &event, &mut |f| {
+                    batch.add(f)
+                });
+            }
+            batch
+        };
+        let whole = feed(&mut Extractor::new().with_bruteforce(rule), &lines);
+        let numbers: Vec<i32> = whole.auth_failures.iter().map(|(_, n)| *n).collect();
+        assert_eq!(numbers, vec![1, 2, 1]);
+        assert_eq!(whole.auth_failures[0].0.service, "postfix/submission/smtpd");
+        assert_eq!(whole.auth_failures[0].0.username.as_deref(), Some("admin"));
+        assert!(!whole.auth_failures[0].0.reverse_dns_known());
+        assert_eq!(whole.auth_alarms.len(), 1);
+        assert_eq!(whole.auth_alarms[0].at, at("2025-03-14T11:00:01Z"));
+        assert!(whole.messages.is_empty() && whole.noqueue.is_empty());
+
+        // Resumed after the second line: primed with what was stored, the same facts.
+        let mut resumed = Extractor::new().with_bruteforce(rule);
+        resumed.prime_auth(whole.auth_failures[..2].iter().cloned());
+        let rest = feed(&mut resumed, &lines[2..]);
+        assert_eq!(rest.auth_failures, whole.auth_failures[2..].to_vec());
+        assert_eq!(rest.auth_alarms, whole.auth_alarms);
+        // Without priming, the same line would be counted from scratch: no alarm.
+        let cold = feed(&mut Extractor::new().with_bruteforce(rule), &lines[2..]);
+        assert!(cold.auth_alarms.is_empty());
+    }
 }

@@ -59,6 +59,7 @@ struct Report {
     recipients: u64,
     attempts: u64,
     noqueue: u64,
+    auth_failures: u64,
     kept_in_flight: u64,
     batches: u64,
     seconds: f64,
@@ -99,6 +100,7 @@ pub async fn run(args: &PurgeArgs, config: &Config, url: &str) -> anyhow::Result
         recipients: counts.recipients,
         attempts: counts.attempts,
         noqueue: counts.noqueue,
+        auth_failures: counts.auth_failures,
         kept_in_flight: counts.kept,
         batches: counts.batches,
         seconds,
@@ -113,11 +115,13 @@ pub async fn run(args: &PurgeArgs, config: &Config, url: &str) -> anyhow::Result
     } else {
         println!(
             "purged {} messages, {} recipients and {} NOQUEUE rows older than {} \
-             in {} batches, {:.1} s ({:.0} rows/s); kept {} old messages in flight",
+             (and {} SASL failures) in {} batches, {:.1} s ({:.0} rows/s); kept {} old \
+             messages in flight",
             report.messages,
             report.recipients,
             report.noqueue,
             short_duration(older_than),
+            report.auth_failures,
             report.batches,
             seconds,
             report.rows_per_second,

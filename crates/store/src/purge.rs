@@ -1,5 +1,5 @@
-//! Retention: delete messages, their recipients (with their attempt history) and
-//! NOQUEUE rows older than a limit,
+//! Retention: delete messages, their recipients (with their attempt history), NOQUEUE
+//! rows and SASL authentication failures older than a limit,
 //! in bounded batches, never touching a message still in flight.
 //!
 //! **Old**: a message that arrived before `now − older_than` (by the database's
@@ -58,6 +58,8 @@ pub struct PurgeCounts {
     pub attempts: u64,
     /// NOQUEUE rows deleted.
     pub noqueue: u64,
+    /// SASL authentication failures (`auth_failure`) deleted.
+    pub auth_failures: u64,
     /// Old messages kept because they or their family are in flight (or a writer held
     /// them during the purge).
     pub kept: u64,
@@ -68,7 +70,7 @@ pub struct PurgeCounts {
 impl PurgeCounts {
     /// All rows deleted.
     pub fn rows(&self) -> u64 {
-        self.messages + self.recipients + self.attempts + self.noqueue
+        self.messages + self.recipients + self.attempts + self.noqueue + self.auth_failures
     }
 }
 
@@ -139,6 +141,23 @@ SELECT count(*) FROM gone";
 /// The next UTC day after `$1`, up to `$2`, with NOQUEUE rows.
 const NEXT_NOQUEUE_DAY_SQL: &str = "\
 SELECT min(utc_day(logged_at)) FROM noqueue
+WHERE utc_day(logged_at) > $1 AND utc_day(logged_at) <= $2";
+
+/// [`PURGE_NOQUEUE_SQL`] for SASL failures.
+const PURGE_AUTH_SQL: &str = "\
+WITH victims AS MATERIALIZED (
+    SELECT ctid FROM auth_failure
+    WHERE utc_day(logged_at) = $3 AND logged_at < $1
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM auth_failure WHERE ctid = ANY (ARRAY(SELECT ctid FROM victims)) RETURNING 1
+)
+SELECT count(*) FROM gone";
+
+/// The next UTC day after `$1`, up to `$2`, with SASL failures.
+const NEXT_AUTH_DAY_SQL: &str = "\
+SELECT min(utc_day(logged_at)) FROM auth_failure
 WHERE utc_day(logged_at) > $1 AND utc_day(logged_at) <= $2";
 
 /// Planner settings of a purge transaction. Every access in it is either the next few
@@ -231,29 +250,44 @@ pub async fn purge_with_progress(
         }
     }
 
-    let noqueue_limit =
+    let row_limit =
         i64::try_from(batch.saturating_mul(NOQUEUE_ROWS_PER_MESSAGE)).unwrap_or(i64::MAX);
-    let mut day = BEFORE_ALL;
-    while let Some(d) = next_day(store, NEXT_NOQUEUE_DAY_SQL, day, last_day).await? {
-        day = d;
-        loop {
-            let deleted: i64 = with_retries(store, "purging NOQUEUE rows", move |client| {
-                Box::pin(async move {
-                    let tx = client.transaction().await?;
-                    tx.batch_execute(BATCH_SETTINGS).await?;
-                    let row = tx
-                        .query_one(PURGE_NOQUEUE_SQL, &[&cutoff, &noqueue_limit, &day])
-                        .await?;
-                    tx.commit().await?;
-                    Ok(row.get(0))
+    // Rows that stand alone (no message, no family): by day, in batches.
+    let tables: [(&'static str, &'static str, &'static str); 2] = [
+        (
+            NEXT_NOQUEUE_DAY_SQL,
+            PURGE_NOQUEUE_SQL,
+            "purging NOQUEUE rows",
+        ),
+        (NEXT_AUTH_DAY_SQL, PURGE_AUTH_SQL, "purging SASL failures"),
+    ];
+    for (i, (next_sql, purge_sql, what)) in tables.into_iter().enumerate() {
+        let mut day = BEFORE_ALL;
+        while let Some(d) = next_day(store, next_sql, day, last_day).await? {
+            day = d;
+            loop {
+                let deleted: i64 = with_retries(store, what, move |client| {
+                    Box::pin(async move {
+                        let tx = client.transaction().await?;
+                        tx.batch_execute(BATCH_SETTINGS).await?;
+                        let row = tx
+                            .query_one(purge_sql, &[&cutoff, &row_limit, &day])
+                            .await?;
+                        tx.commit().await?;
+                        Ok(row.get(0))
+                    })
                 })
-            })
-            .await?;
-            counts.noqueue += deleted as u64;
-            counts.batches += 1;
-            progress(&counts);
-            if deleted < noqueue_limit {
-                break;
+                .await?;
+                if i == 0 {
+                    counts.noqueue += deleted as u64;
+                } else {
+                    counts.auth_failures += deleted as u64;
+                }
+                counts.batches += 1;
+                progress(&counts);
+                if deleted < row_limit {
+                    break;
+                }
             }
         }
     }
@@ -333,9 +367,10 @@ mod tests {
             recipients: 3,
             attempts: 5,
             noqueue: 4,
+            auth_failures: 6,
             kept: 1,
             batches: 2,
         };
-        assert_eq!(c.rows(), 14);
+        assert_eq!(c.rows(), 20);
     }
 }

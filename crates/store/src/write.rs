@@ -294,7 +294,7 @@ impl Store {
                 .await?
             },
             noqueue: write_noqueue(&tx, batch).await?,
-            auth_failures: write_auth_failures(&tx, batch).await?,
+            auth_failures: write_auth_failures(&tx, batch, placement).await?,
             events: write_events(&tx, batch).await?,
         };
         tx.commit()
@@ -545,12 +545,26 @@ async fn write_noqueue(
 
 /// The batch's SASL failures, each only if it is not stored yet. Returns the failures
 /// stored for the first time.
+///
+/// A loader never reads a line twice (its position moves with the rows, and identical
+/// failures go on being numbered after a resume), so the rows go straight into the
+/// table; a row that exists after all — the same lines through another input — fails
+/// the transaction with a duplicate key, and the batch is written again with every
+/// row merged ([`Placement::MergeAll`]: through the staging table, `ON CONFLICT DO
+/// NOTHING`).
 async fn write_auth_failures(
     tx: &deadpool_postgres::Transaction<'_>,
     batch: &EncodedBatch,
+    placement: Placement,
 ) -> Result<u64, StoreError> {
     if batch.auth_failures.rows == 0 {
         return Ok(0);
+    }
+    if placement == Placement::InsertNew {
+        copy(tx, "auth_failure", AUTH_COLUMNS, &batch.auth_failures)
+            .await
+            .map_err(|e| StoreError::query("copying SASL failures", e))?;
+        return Ok(batch.auth_failures.rows);
     }
     copy(tx, "pftrack_stage_auth", AUTH_COLUMNS, &batch.auth_failures)
         .await
