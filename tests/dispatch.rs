@@ -31,8 +31,9 @@ use serde_json::Value;
 
 const FIXTURES: [&str; 3] = ["unknown_user", "mailbox_full", "deferred_then_expired"];
 
-/// The events the three fixtures make (tests/events.rs checks which).
-const FIXTURE_EVENTS: usize = 4;
+/// The events the three fixtures make (tests/events.rs checks which): three
+/// `recipient.failed`, one `message.expired`, three `message.bounced_back`.
+const FIXTURE_EVENTS: usize = 7;
 
 /// How long a test waits for something that should happen within seconds.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -273,6 +274,22 @@ fn all_delivered(db: &TestDb, sink: &str, n: usize) -> bool {
     ) == n
 }
 
+/// The ids of the events written as `<id>.json` into `dir` by exec sinks, each file
+/// checked to hold the event with its name as id.
+fn json_files(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|f| {
+            let path = f.unwrap().path();
+            let event: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let id = event["id"].as_str().unwrap().to_owned();
+            assert_eq!(path.file_stem().unwrap().to_str().unwrap(), id);
+            id
+        })
+        .collect()
+}
+
 /// No secret of the sinks appears in `text`.
 fn assert_no_secrets(text: &str, secret_file: &Path) {
     let secret = std::fs::read_to_string(secret_file).unwrap();
@@ -285,12 +302,12 @@ fn assert_no_secrets(text: &str, secret_file: &Path) {
 fn every_event_arrives_signed_once_per_fact() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(dir.path(), "web", 0);
-    let exec_out = dir.path().join("exec.out");
+    let exec_out = dir.path().join("exec");
+    std::fs::create_dir(&exec_out).unwrap();
     let sinks = format!(
-        "{}    - name: cmd\n      type: exec\n      command: [sh, -c, 'cat >> {}; echo >> {}']\n    \
+        "{}    - name: cmd\n      type: exec\n      command: [sh, -c, 'cat > {}/$PFTRACK_EVENT_ID.json']\n    \
          - name: wake\n      type: notify\n      channel: pftrack_test_wake\n",
         webhook("web", &receiver, ""),
-        exec_out.display(),
         exec_out.display()
     );
     let config = write_config(dir.path(), &sinks);
@@ -340,19 +357,8 @@ fn every_event_arrives_signed_once_per_fact() {
     let received: BTreeSet<String> = receiver.event_ids(true).into_keys().collect();
     assert_eq!(received, ids);
 
-    // exec: one JSON document per event on stdin.
-    let out = std::fs::read_to_string(&exec_out).unwrap();
-    let exec_ids: BTreeSet<String> = out
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(exec_ids, ids);
+    // exec: each event's JSON on stdin (and its id in the environment).
+    assert_eq!(json_files(&exec_out), ids);
 
     // NOTIFY: the listening session heard every id.
     let heard = listener.wait_with_output().unwrap();
@@ -417,9 +423,18 @@ fn every_event_arrives_signed_once_per_fact() {
         .stdout,
     )
     .unwrap();
-    assert!(replayed.starts_with("3 event(s)"), "{replayed}");
+    let on_the_14th = count(
+        &db,
+        "SELECT count(*) FROM event_outbox WHERE occurred_at >= '2025-03-14' \
+         AND occurred_at < '2025-03-15'",
+    );
+    assert!(on_the_14th > 0 && on_the_14th < FIXTURE_EVENTS);
+    assert!(
+        replayed.starts_with(&format!("{on_the_14th} event(s)")),
+        "{replayed}"
+    );
     wait_until("the replay", PATIENCE, || {
-        receiver.requests().len() == FIXTURE_EVENTS + 3
+        receiver.requests().len() == FIXTURE_EVENTS + on_the_14th
     });
     let again = receiver.event_ids(true);
     assert_eq!(
@@ -427,7 +442,7 @@ fn every_event_arrives_signed_once_per_fact() {
         ids,
         "a replay made new ids"
     );
-    assert_eq!(again.values().filter(|n| **n == 2).count(), 3);
+    assert_eq!(again.values().filter(|n| **n == 2).count(), on_the_14th);
     let tested = run_ok(&[
         "events",
         "test",
@@ -678,7 +693,8 @@ fn garbage_resets_and_slowness_are_retried() {
 fn commands_that_hang_or_fail_are_retried() {
     let dir = tempfile::tempdir().unwrap();
     let mode = dir.path().join("cmd.mode");
-    let out = dir.path().join("cmd.out");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
     let script = dir.path().join("consumer.sh");
     std::fs::write(
         &script,
@@ -686,7 +702,7 @@ fn commands_that_hang_or_fail_are_retried() {
             "#!/bin/sh\ncase \"$(cat {mode} 2>/dev/null)\" in\n\
              hang) sleep 30 ;;\n\
              fail) echo \"boom for $PFTRACK_EVENT_ID\" >&2; exit 3 ;;\n\
-             *) cat >> {out}; echo >> {out} ;;\nesac\n",
+             *) cat > {out}/$PFTRACK_EVENT_ID.json ;;\nesac\n",
             mode = mode.display(),
             out = out.display()
         ),
@@ -730,18 +746,7 @@ fn commands_that_hang_or_fail_are_retried() {
     wait_until("delivery once the command works", PATIENCE, || {
         all_delivered(&db, "cmd", FIXTURE_EVENTS)
     });
-    let got: BTreeSet<String> = std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(got, outbox_ids(&db));
+    assert_eq!(json_files(&out), outbox_ids(&db));
 }
 
 /// True when a live journald with `/dev/log` is there (see tests/follow.rs).

@@ -12,6 +12,7 @@
 //! HTTP or the classifier (the caller passes the verdict's reason, hardness and rule).
 
 pub mod auth;
+pub mod lasting;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
@@ -27,14 +28,22 @@ pub enum EventType {
     /// Repeated SASL authentication failures from one client (a password-guessing
     /// attack); its id and payload live in the `auth` module.
     AuthBruteforce,
+    /// A non-delivery notification (bounce) went back to a message's sender; its id
+    /// and payload live in the `lasting` module.
+    MessageBouncedBack,
+    /// A recipient is still deferred a configured time after its message arrived
+    /// (found by a periodic sweep, `lasting` module).
+    RecipientDeferredLong,
 }
 
 impl EventType {
     /// Every type, in a stable order.
-    pub const ALL: [EventType; 3] = [
+    pub const ALL: [EventType; 5] = [
         EventType::RecipientFailed,
         EventType::MessageExpired,
         EventType::AuthBruteforce,
+        EventType::MessageBouncedBack,
+        EventType::RecipientDeferredLong,
     ];
 
     /// The name in payloads and in the outbox (`recipient.failed`).
@@ -43,6 +52,8 @@ impl EventType {
             EventType::RecipientFailed => "recipient.failed",
             EventType::MessageExpired => "message.expired",
             EventType::AuthBruteforce => "auth.bruteforce",
+            EventType::MessageBouncedBack => "message.bounced_back",
+            EventType::RecipientDeferredLong => "recipient.deferred_long",
         }
     }
 
@@ -62,9 +73,9 @@ impl std::fmt::Display for EventType {
 /// recipient's fault and fires `recipient.failed` by default. Sender-reputation
 /// blocks (`blocklisted`, `spam`, `policy`…) are not the recipient's fault.
 ///
-/// `mailboxfull` fires on a *hard* failure only (the remote side bounced with 5.2.2);
-/// "mailboxfull held over N days" (a soft failure that persists) is not implemented
-/// yet.
+/// `mailboxfull` fires here on a *hard* failure (the remote side bounced with 5.2.2);
+/// a soft mailbox-full deferral that persists fires `recipient.failed` through the
+/// sweep of [`lasting`] ("mailboxfull held over N days").
 pub const DEFAULT_RECIPIENT_FAILED_REASONS: [&str; 5] = [
     "userunknown",
     "hostunknown",
@@ -83,6 +94,8 @@ pub struct EventRules {
     pub recipient_failed_reasons: Vec<String>,
     /// Whether `message.expired` fires.
     pub message_expired: bool,
+    /// Whether `message.bounced_back` fires.
+    pub message_bounced_back: bool,
 }
 
 impl Default for EventRules {
@@ -95,6 +108,7 @@ impl Default for EventRules {
                 .map(|r| (*r).to_owned())
                 .collect(),
             message_expired: true,
+            message_bounced_back: true,
         }
     }
 }
@@ -111,6 +125,12 @@ impl EventRules {
         hard == Some(true)
             && self.in_window(at)
             && self.recipient_failed_reasons.iter().any(|r| r == reason)
+    }
+
+    /// Whether a notification that arrived at `at` for a bounce fires
+    /// `message.bounced_back`.
+    pub fn message_bounced_back(&self, at: DateTime<Utc>) -> bool {
+        self.message_bounced_back && self.in_window(at)
     }
 
     /// Whether a message that expired at `at` fires `message.expired`.

@@ -84,6 +84,11 @@ pub struct EventsConfig {
     /// `recipient.failed` options.
     #[serde(default)]
     pub recipient_failed: RecipientFailedConfig,
+    /// `recipient.deferred_long` options.
+    #[serde(default)]
+    pub deferred_long: DeferredLongConfig,
+    /// How often `pftrack run` sweeps for lasting deferrals (`5m`).
+    pub sweep_interval: Option<String>,
     /// Where events are delivered (webhook, exec, notify), each with its filter.
     #[serde(default)]
     pub sinks: Vec<pftrack_dispatch::SinkConfig>,
@@ -99,12 +104,46 @@ pub struct RecipientFailedConfig {
     /// Reasons (docs/classification.md) for which a hard failure fires the event.
     #[serde(default = "default_failed_reasons")]
     pub reasons: Vec<String>,
+    /// A soft mailbox-full deferral held this long fires the event too (`3d`; `off`),
+    /// when `mailboxfull` is among the reasons.
+    pub mailboxfull_held: Option<String>,
 }
 
 impl Default for RecipientFailedConfig {
     fn default() -> Self {
         RecipientFailedConfig {
             reasons: default_failed_reasons(),
+            mailboxfull_held: None,
+        }
+    }
+}
+
+/// `events: deferred_long:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeferredLongConfig {
+    /// A recipient still deferred this long after its message arrived fires
+    /// `recipient.deferred_long` (`1d`; `off`).
+    pub after: Option<String>,
+}
+
+/// Default of `events.sweep_interval`.
+pub const DEFAULT_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// `off`, or a duration; `None` when not given.
+fn optional_age(
+    key: &str,
+    value: Option<&str>,
+) -> anyhow::Result<Option<Option<chrono::TimeDelta>>> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.trim().eq_ignore_ascii_case("off") => Ok(Some(None)),
+        Some(v) => {
+            let d = crate::duration::parse(v).with_context(|| format!("{key}: {v:?}"))?;
+            if d <= chrono::TimeDelta::zero() {
+                bail!("{key}: {v:?} must be more than 0 (or off)");
+            }
+            Ok(Some(Some(d)))
         }
     }
 }
@@ -117,6 +156,48 @@ fn default_failed_reasons() -> Vec<String> {
 }
 
 impl EventsConfig {
+    /// What the sweep looks for, facts from `since` on.
+    pub fn sweep_rules(
+        &self,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> anyhow::Result<pftrack_events::lasting::SweepRules> {
+        let deferred_long = optional_age(
+            "events.deferred_long.after",
+            self.deferred_long.after.as_deref(),
+        )?
+        .unwrap_or(Some(pftrack_events::lasting::DEFAULT_DEFERRED_LONG_AFTER));
+        let held = optional_age(
+            "events.recipient_failed.mailboxfull_held",
+            self.recipient_failed.mailboxfull_held.as_deref(),
+        )?
+        .unwrap_or(Some(pftrack_events::lasting::DEFAULT_MAILBOX_FULL_HELD));
+        let mailbox_full = self
+            .recipient_failed
+            .reasons
+            .iter()
+            .any(|r| r == "mailboxfull");
+        Ok(pftrack_events::lasting::SweepRules {
+            since,
+            deferred_long_after: deferred_long,
+            mailbox_full_held: held.filter(|_| mailbox_full),
+        })
+    }
+
+    /// `sweep_interval` as a duration.
+    pub fn sweep_interval(&self) -> anyhow::Result<std::time::Duration> {
+        match &self.sweep_interval {
+            None => Ok(DEFAULT_SWEEP_INTERVAL),
+            Some(v) => {
+                let d = crate::duration::parse(v)
+                    .with_context(|| format!("events.sweep_interval: {v:?}"))?;
+                match d.to_std() {
+                    Ok(d) if !d.is_zero() => Ok(d),
+                    _ => bail!("events.sweep_interval: {v:?} must be more than 0"),
+                }
+            }
+        }
+    }
+
     /// The sinks, validated (secrets read from their files or variables).
     pub fn sinks(&self) -> anyhow::Result<Vec<pftrack_dispatch::Sink>> {
         Ok(pftrack_dispatch::validate_sinks(&self.sinks)?)
@@ -161,6 +242,7 @@ impl EventsConfig {
             since: Some(self.since()?.unwrap_or(enabled_at)),
             recipient_failed_reasons: self.recipient_failed.reasons.clone(),
             message_expired: true,
+            message_bounced_back: true,
         })
     }
 }
@@ -391,6 +473,8 @@ impl Config {
         self.events.since()?;
         // BEGIN events (issue 12): secrets are read only by the commands that send.
         self.events.dispatch.settings()?;
+        self.events.sweep_rules(None)?;
+        self.events.sweep_interval()?;
         // END events
         if self.batch.max_records == 0 {
             bail!("batch.max_records must be at least 1");

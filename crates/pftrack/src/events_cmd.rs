@@ -41,6 +41,9 @@ enum EventsCommand {
     Test(TestArgs),
     /// Print a new random webhook secret (`whsec_…`) for a sink's secret_file.
     Secret,
+    /// Look for lasting deferrals now (`recipient.deferred_long`, mailbox full held);
+    /// `pftrack run` does this every events.sweep_interval.
+    Sweep,
 }
 
 #[derive(Debug, clap::Args)]
@@ -125,6 +128,7 @@ pub async fn run(args: &EventsArgs, config: &Config, url: &str) -> anyhow::Resul
         EventsCommand::Retry(a) => retry(a, config, url).await,
         EventsCommand::Test(a) => test(a, config, url).await,
         EventsCommand::Secret => run_offline(args),
+        EventsCommand::Sweep => sweep(config, url).await,
     }
 }
 
@@ -269,6 +273,21 @@ async fn test(args: &TestArgs, config: &Config, url: &str) -> anyhow::Result<Exi
             Ok(ExitCode::from(1))
         }
     }
+}
+
+async fn sweep(config: &Config, url: &str) -> anyhow::Result<ExitCode> {
+    if !config.events.enabled {
+        bail!("events are not enabled (events.enabled in the configuration)");
+    }
+    let store = connect(config, url).await?;
+    let since = match config.events.since()? {
+        Some(s) => s,
+        None => store.events_enabled_at().await?,
+    };
+    let rules = config.events.sweep_rules(Some(since))?;
+    let n = store.sweep_lasting(&rules, Utc::now()).await?;
+    println!("{n} event(s) recorded");
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn list(args: &ListArgs, config: &Config, url: &str) -> anyhow::Result<ExitCode> {

@@ -181,6 +181,7 @@ pub async fn run(
     let store = connect_patiently(url, config, mode).await?;
     store.migrate().await?;
     let events = crate::writer::event_rules(config, &store).await?;
+    let events_for_sweep = events.clone();
     // The journal position is ours alone before it is read: another daemon (or
     // journal backfill) of the same journal moves it on until it lets go.
     let journal_name = match &source {
@@ -355,6 +356,16 @@ pub async fn run(
         if let Some(limit) = crate::purge::retention(None, config)? {
             tokio::spawn(retention_task(store.clone(), limit));
         }
+        // BEGIN events (issue 12): the sweep for lasting deferrals.
+        if let Some(rules) = &events_for_sweep {
+            let sweep = config.events.sweep_rules(rules.since)?;
+            tokio::spawn(sweep_task(
+                store.clone(),
+                sweep,
+                config.events.sweep_interval()?,
+            ));
+        }
+        // END events
         // Indexes an interrupted bulk load left deferred: built in the background (it
         // can take minutes, and systemd waits for READY only so long); commits wait
         // while each one is built.
@@ -710,6 +721,25 @@ async fn retention_task(store: Store, older_than: TimeDelta) {
         }
     }
 }
+
+// BEGIN events (issue 12)
+/// Sweep for lasting deferrals (`recipient.deferred_long`, mailbox full held) every
+/// `interval`; a failure is logged and tried again at the next one.
+async fn sweep_task(store: Store, rules: pftrack_events::lasting::SweepRules, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match store.sweep_lasting(&rules, Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "Sweep: lasting deferrals recorded as events."),
+            Err(e) => {
+                tracing::warn!(error = %e, "Sweep for lasting deferrals failed; tried again later.")
+            }
+        }
+    }
+}
+// END events
 
 /// Connect, waiting for PostgreSQL when the daemon starts before it.
 /// Build the indexes an interrupted bulk load left deferred, logging what happened.

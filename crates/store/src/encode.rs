@@ -236,6 +236,27 @@ impl EncodedBatch {
                         &m.payload(&id),
                     ));
                 }
+                // A bounce (non-delivery notification) created for a message: its
+                // sender is told (issue 12).
+                if let Some(parent) = row.update.parent.as_ref().filter(|p| {
+                    p.kind == pftrack_extract::LinkKind::NonDelivery
+                        && rules.message_bounced_back(key.arrived_at)
+                }) {
+                    let b = pftrack_events::lasting::BouncedBack {
+                        host: &key.host,
+                        queue_id: &parent.queue_id,
+                        arrived_at: parent.arrived_at,
+                        ndr_queue_id: &key.queue_id,
+                        ndr_arrived_at: key.arrived_at,
+                    };
+                    let id = b.id();
+                    event_rows.push(event_row(
+                        id.clone(),
+                        pftrack_events::EventType::MessageBouncedBack,
+                        key.arrived_at,
+                        &b.payload(&id),
+                    ));
+                }
             }
         }
         for (key, row) in recipients {

@@ -29,6 +29,7 @@ mod lock;
 mod purge;
 mod query;
 mod reclassify;
+mod sweep;
 mod tls;
 mod write;
 
@@ -54,6 +55,7 @@ pub use reclassify::{
     DEFAULT_RECLASSIFY_BATCH, MAX_RECLASSIFY_BATCH, ReasonChange, ReclassifyCursor,
     ReclassifyOptions, ReclassifyPage, ReclassifyTable,
 };
+pub use sweep::{SWEEP_LIMIT, SWEEP_LOOKBACK};
 pub use write::{OVERLAP_TOLERANCE_SECS, WriteStats};
 
 /// Connections kept in the pool: one writer, one reader, spare for status lookups.

@@ -146,11 +146,21 @@ FROM pftrack_stage_auth
 ORDER BY host, logged_at, fingerprint, occurrence
 ON CONFLICT DO NOTHING";
 
-/// Outbox rows: each event once, whoever brings its fact first.
+/// Outbox rows: each event once, whoever brings its fact first. The message's sender
+/// and Message-ID, logged on other lines, are joined from `delivery_from` (written
+/// earlier in the same transaction) into the payload's data when it names a message.
 const INSERT_EVENTS: &str = "\
 INSERT INTO event_outbox (id, type, occurred_at, payload)
-SELECT id, type, occurred_at, payload FROM pftrack_stage_event
-ORDER BY id
+SELECT s.id, s.type, s.occurred_at,
+    CASE WHEN f.queue_id IS NULL THEN s.payload
+    ELSE jsonb_set(s.payload, '{data}',
+        jsonb_build_object('sender', f.sender, 'message_id', f.message_id) || (s.payload -> 'data'))
+    END
+FROM pftrack_stage_event s
+LEFT JOIN delivery_from f ON f.queue_id = s.payload #>> '{data,queue_id}'
+    AND f.host = s.payload #>> '{data,host}'
+    AND f.arrived_at = (s.payload #>> '{data,arrived_at}')::timestamptz
+ORDER BY s.id
 ON CONFLICT (id) DO NOTHING";
 
 /// The first time a loader ran with events enabled: recorded once, read back.
