@@ -11,7 +11,7 @@
 //!   is expected) → one warning naming the file, no enrichment from it, loading goes on;
 //! * **replaced on disk** (a new monthly download) → picked up without a restart: the
 //!   file's modification time, inode and size are checked at most every
-//!   [`RELOAD_CHECK_INTERVAL`] by [`Geo::refresh`], and a changed file is read again.
+//!   [`RELOAD_CHECK_INTERVAL`] (or [`Geo::with_check_interval`]) by [`Geo::refresh`], and a changed file is read again.
 //!   A replacement that cannot be read leaves the previous database in use (one warning
 //!   per replacement), so a half-copied file never turns enrichment off.
 //!
@@ -286,10 +286,21 @@ impl Slot {
 }
 
 /// The configured databases. Cheap to query; [`Geo::refresh`] picks up replacements.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Geo {
     country: Option<Slot>,
     asn: Option<Slot>,
+    check_interval: Duration,
+}
+
+impl Default for Geo {
+    fn default() -> Self {
+        Geo {
+            country: None,
+            asn: None,
+            check_interval: RELOAD_CHECK_INTERVAL,
+        }
+    }
 }
 
 impl Geo {
@@ -304,7 +315,15 @@ impl Geo {
         Geo {
             country: country.map(|p| Slot::new(p.to_owned(), DatabaseKind::Country)),
             asn: asn.map(|p| Slot::new(p.to_owned(), DatabaseKind::Asn)),
+            check_interval: RELOAD_CHECK_INTERVAL,
         }
+    }
+
+    /// Look at the files at most every `interval` instead of
+    /// [`RELOAD_CHECK_INTERVAL`].
+    pub fn with_check_interval(mut self, interval: Duration) -> Geo {
+        self.check_interval = interval;
+        self
     }
 
     /// Whether any database is configured (loaded or not).
@@ -318,10 +337,10 @@ impl Geo {
         (loaded(&self.country), loaded(&self.asn))
     }
 
-    /// Look at the files for a replacement, unless that was done less than
-    /// [`RELOAD_CHECK_INTERVAL`] ago.
+    /// Look at the files for a replacement, unless that was done less than the check
+    /// interval ([`RELOAD_CHECK_INTERVAL`] unless set) ago.
     pub fn refresh(&mut self) {
-        self.refresh_at(Instant::now(), RELOAD_CHECK_INTERVAL);
+        self.refresh_at(Instant::now(), self.check_interval);
     }
 
     /// [`Geo::refresh`] at `now`, checking files not looked at for `interval`.

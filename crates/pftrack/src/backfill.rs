@@ -215,7 +215,7 @@ pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Resu
     };
     let bruteforce = config.auth.bruteforce.rule()?;
     let auth_prime = crate::sasl::prime(&store, resume_at, bruteforce).await?;
-    let mut geo = config.geoip.open();
+    let mut geo = config.geoip.open()?;
 
     let progress = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new_spinner();

@@ -258,12 +258,30 @@ pub struct GeoipConfig {
     pub country: Option<PathBuf>,
     /// An ASN database (`GeoLite2-ASN.mmdb`).
     pub asn: Option<PathBuf>,
+    /// How often, at most, the files are looked at for a replacement (`30s`).
+    pub check_interval: Option<String>,
 }
 
 impl GeoipConfig {
+    /// `check_interval`, checked: 1 s to 1 day.
+    pub fn check_interval(&self) -> anyhow::Result<std::time::Duration> {
+        let Some(text) = &self.check_interval else {
+            return Ok(pftrack_geo::RELOAD_CHECK_INTERVAL);
+        };
+        let d = crate::duration::parse(text)
+            .with_context(|| format!("geoip.check_interval: {text:?}"))?;
+        if d < chrono::TimeDelta::seconds(1) || d > chrono::TimeDelta::days(1) {
+            bail!("geoip.check_interval: {text:?} is not between 1s and 1d");
+        }
+        Ok(d.to_std()?)
+    }
+
     /// The databases, opened (problems are warnings naming the file; see pftrack-geo).
-    pub fn open(&self) -> pftrack_geo::Geo {
-        pftrack_geo::Geo::open(self.country.as_deref(), self.asn.as_deref())
+    pub fn open(&self) -> anyhow::Result<pftrack_geo::Geo> {
+        Ok(
+            pftrack_geo::Geo::open(self.country.as_deref(), self.asn.as_deref())
+                .with_check_interval(self.check_interval()?),
+        )
     }
 }
 
@@ -501,6 +519,7 @@ impl Config {
         // END metrics
         // BEGIN sasl (issue 14)
         self.auth.bruteforce.rule()?;
+        self.geoip.check_interval()?;
         // END sasl
         if let Some(tz) = &self.timezone {
             tz.parse::<pftrack_input::Zone>()
@@ -583,6 +602,7 @@ mod tests {
                 "auth.bruteforce.window",
             ),
             ("geoip:\n  city: /x.mmdb\n", "city"),
+            ("geoip:\n  check_interval: 0s\n", "geoip.check_interval"),
         ] {
             std::fs::write(&file, yaml).unwrap();
             let err = format!("{:#}", Config::load(&file).unwrap_err());

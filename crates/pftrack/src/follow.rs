@@ -301,7 +301,7 @@ pub async fn run(
         noqueue_prime,
         auth_prime,
         bruteforce,
-        geo: config.geoip.open(),
+        geo: config.geoip.open()?,
         filter: PostfixFilter::new(&config.journal.identifiers),
         classifier: Arc::clone(&classifier),
         max_records: config.batch.max_records,
