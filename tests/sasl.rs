@@ -212,13 +212,26 @@ fn hostile_lines_never_stop_the_load() {
         "u".repeat(5000)
     );
     line(big.as_bytes());
+    // NUL in the host name and in the syslog identifier.
+    bytes.extend_from_slice(
+        b"Mar 14 12:00:01 mx\x001 postfix/smtpd[1]: warning: unknown[198.51.100.1]: SASL LOGIN authentication failed: x\n\
+          Mar 14 12:00:01 mx1 postfix/sm\x00tpd[1]: warning: unknown[198.51.100.2]: SASL LOGIN authentication failed: y\n",
+    );
     std::fs::write(&log, &bytes).unwrap();
     let cfg = config(dir.path(), None, None);
     let db = TestDb::new("sasl_hostile");
     load(&db, &cfg, &log, &[]);
+    assert_eq!(
+        db.query(
+            "SELECT host, service FROM auth_failure WHERE client_addr LIKE '198.51.100.%' \
+             ORDER BY client_addr"
+        ),
+        "mx\u{fffd}1|postfix/smtpd\nmx1|postfix/sm\u{fffd}tpd\n"
+    );
     let rows = db.query(
         "SELECT client_addr, sasl_method, length(reason), length(sasl_username) \
-         FROM auth_failure ORDER BY client_addr, length(reason)",
+         FROM auth_failure WHERE client_addr NOT LIKE '198.51.100.%' \
+         ORDER BY client_addr, length(reason)",
     );
     assert_eq!(
         rows,

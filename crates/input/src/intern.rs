@@ -78,7 +78,14 @@ impl Interner {
         let arc = match self.map.get(bytes) {
             Some(a) => Arc::clone(a),
             None => {
-                let a: Arc<str> = Arc::from(String::from_utf8_lossy(bytes));
+                // NUL becomes U+FFFD like invalid UTF-8: PostgreSQL's text cannot hold
+                // it, and a damaged host name must not stop a load.
+                let text = String::from_utf8_lossy(bytes);
+                let a: Arc<str> = if text.contains('\0') {
+                    Arc::from(text.replace('\0', "\u{fffd}"))
+                } else {
+                    Arc::from(text)
+                };
                 if self.map.len() >= INTERN_CAPACITY {
                     self.map.clear();
                 }
@@ -119,10 +126,15 @@ mod tests {
             b"postfix/smtpd",
             b"postfix/smtpd\0",
         ] {
-            assert_eq!(i.get(k).as_bytes(), String::from_utf8_lossy(k).as_bytes());
+            assert_eq!(
+                i.get(k).as_bytes(),
+                String::from_utf8_lossy(k)
+                    .replace('\0', "\u{fffd}")
+                    .as_bytes()
+            );
         }
         assert_eq!(&*i.get(b"a"), "a");
-        assert_eq!(&*i.get(b"a\0"), "a\0");
+        assert_eq!(&*i.get(b"a\0"), "a\u{fffd}");
         assert_eq!(&*i.get(b"postfix/smtpd"), "postfix/smtpd");
     }
 }
