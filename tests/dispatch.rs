@@ -866,3 +866,85 @@ fn a_hard_bounce_in_the_journal_reaches_the_webhook() {
     // one sample on a shared machine gets some slack.
     assert!(latency < Duration::from_secs(10), "took {latency:?}");
 }
+
+#[test]
+fn the_example_consumer_disables_addresses_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new("dispatch_consumer");
+    run_ok(&["migrate", "--database-url", &db.url]);
+    db.query(
+        "CREATE TABLE subscriber (email text PRIMARY KEY, disabled_at timestamptz, \
+         disabled_reason text); \
+         CREATE TABLE pftrack_processed_event (id text PRIMARY KEY, \
+         processed_at timestamptz NOT NULL DEFAULT now()); \
+         INSERT INTO subscriber (email) VALUES ('Ghost@remote.example.net'), \
+         ('nobody@mx1.example.com'), ('erin@full.example.net'), ('alice@example.org')",
+    );
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, run_ok(&["events", "secret"]).stdout).unwrap();
+    let port_file = dir.path().join("consumer.port");
+    let mut consumer = Command::new("python3")
+        .arg(common::repo().join("examples/disable_addresses.py"))
+        .args(["--secret-file", secret.to_str().unwrap()])
+        .args(["--database", &db.url])
+        .args(["--listen", "127.0.0.1:0"])
+        .args(["--port-file", port_file.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the consumer to listen", Duration::from_secs(20), || {
+        port_file.exists()
+    });
+    let port = std::fs::read_to_string(&port_file).unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "    - name: crm\n      type: webhook\n      url: http://127.0.0.1:{port}/pftrack\n      \
+             secret_file: {}\n      types: [recipient.failed]\n      backoff_min: 200ms\n      \
+             backoff_max: 1s\n",
+            secret.display()
+        ),
+    );
+    let _dispatch = Dispatch::start(&db, &config, dir.path().join("dispatch.log"));
+    wait_registered(&db, 1, &dir.path().join("dispatch.log"));
+    load(&db, &config);
+    wait_until("the consumer to process the failures", PATIENCE, || {
+        all_delivered(&db, "crm", 3)
+    });
+    let disabled = "SELECT email, disabled_reason FROM subscriber WHERE disabled_at IS NOT NULL \
+                    ORDER BY 1";
+    let expected = "Ghost@remote.example.net|userunknown (5.1.1)\n\
+                    erin@full.example.net|mailboxfull (5.2.2)\n\
+                    nobody@mx1.example.com|userunknown (5.1.1)\n";
+    assert_eq!(db.query(disabled), expected);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM pftrack_processed_event"),
+        3
+    );
+    // Delivered again (a replay): the consumer sees the same ids and changes nothing.
+    let before = db.query("SELECT email, disabled_at FROM subscriber ORDER BY 1");
+    run_ok(&[
+        "events",
+        "replay",
+        "--sink",
+        "crm",
+        "--database-url",
+        &db.url,
+    ]);
+    wait_until("the replay", PATIENCE, || {
+        count(
+            &db,
+            "SELECT count(*) FROM event_delivery WHERE state = 'delivered' AND attempts = 2",
+        ) == 3
+    });
+    assert_eq!(
+        db.query("SELECT email, disabled_at FROM subscriber ORDER BY 1"),
+        before
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM pftrack_processed_event"),
+        3
+    );
+    let _ = consumer.kill();
+    let _ = consumer.wait();
+}
