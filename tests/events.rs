@@ -350,3 +350,38 @@ fn lasting_deferrals_are_swept_once() {
         "0 event(s) recorded\n"
     );
 }
+
+#[test]
+fn retention_purges_events_no_sink_waits_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = enabled(dir.path());
+    let db = TestDb::new("events_purge");
+    load_all(&db, &["-c", cfg.to_str().unwrap()]);
+    // As if recorded when they happened (in 2025), and one sink still waiting for one.
+    db.query(
+        "UPDATE event_outbox SET recorded_at = occurred_at; \
+         INSERT INTO event_sink (name, kind, target) VALUES ('web', 'webhook', 'http://x/'); \
+         INSERT INTO event_delivery (event_id, sink, state) \
+         SELECT id, 'web', CASE WHEN type = 'message.expired' THEN 'pending' ELSE 'delivered' END \
+         FROM event_outbox",
+    );
+    let out = run_ok(&[
+        "purge",
+        "--older-than",
+        "30d",
+        "--json",
+        "--database-url",
+        &db.url,
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["events"], 6, "{report}");
+    assert_eq!(
+        db.query("SELECT type FROM event_outbox"),
+        "message.expired\n",
+        "the event a sink waits for stays"
+    );
+    assert_eq!(
+        db.query("SELECT count(*), min(state) FROM event_delivery"),
+        "1|pending\n"
+    );
+}

@@ -719,6 +719,18 @@ async fn retention_task(store: Store, older_than: TimeDelta) {
                 tracing::warn!(error = %e, "Retention purge failed; it is tried again tomorrow.")
             }
         }
+        // BEGIN events (issue 12): the outbox, events no sink waits for.
+        match store
+            .purge_events(Utc::now() - older_than, pftrack_store::PURGE_BATCH_MESSAGES)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "Retention applied to the event outbox."),
+            Err(e) => {
+                tracing::warn!(error = %e, "Purging old events failed; tried again tomorrow.")
+            }
+        }
+        // END events
     }
 }
 

@@ -60,6 +60,8 @@ struct Report {
     attempts: u64,
     noqueue: u64,
     auth_failures: u64,
+    /// Outbox events (issue 12) whose deliveries were all settled.
+    events: u64,
     kept_in_flight: u64,
     batches: u64,
     seconds: f64,
@@ -93,6 +95,11 @@ pub async fn run(args: &PurgeArgs, config: &Config, url: &str) -> anyhow::Result
     if show_progress {
         eprintln!();
     }
+    // BEGIN events (issue 12): the outbox, events that no sink waits for.
+    let events = store
+        .purge_events(chrono::Utc::now() - older_than, args.batch)
+        .await?;
+    // END events
     let seconds = started.elapsed().as_secs_f64();
     let report = Report {
         older_than_seconds: older_than.num_seconds(),
@@ -101,6 +108,7 @@ pub async fn run(args: &PurgeArgs, config: &Config, url: &str) -> anyhow::Result
         attempts: counts.attempts,
         noqueue: counts.noqueue,
         auth_failures: counts.auth_failures,
+        events,
         kept_in_flight: counts.kept,
         batches: counts.batches,
         seconds,
@@ -115,13 +123,14 @@ pub async fn run(args: &PurgeArgs, config: &Config, url: &str) -> anyhow::Result
     } else {
         println!(
             "purged {} messages, {} recipients and {} NOQUEUE rows older than {} \
-             (and {} SASL failures) in {} batches, {:.1} s ({:.0} rows/s); kept {} old \
-             messages in flight",
+             (and {} SASL failures, {} events) in {} batches, {:.1} s ({:.0} rows/s); kept {} \
+             old messages in flight",
             report.messages,
             report.recipients,
             report.noqueue,
             short_duration(older_than),
             report.auth_failures,
+            report.events,
             report.batches,
             seconds,
             report.rows_per_second,

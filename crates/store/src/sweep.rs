@@ -170,3 +170,41 @@ impl Store {
             .map_err(|e| StoreError::query("recording swept events", e))
     }
 }
+
+/// Events recorded and happened before `$1` whose deliveries are all settled
+/// (delivered or failed; none pending), at most `$2`.
+const PURGE_EVENTS: &str = "\
+WITH victims AS (
+    SELECT o.id FROM event_outbox o
+    WHERE o.recorded_at < $1 AND o.occurred_at < $1
+        AND NOT EXISTS (SELECT 1 FROM event_delivery d
+                        WHERE d.event_id = o.id AND d.state = 'pending')
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM event_outbox o USING victims v WHERE o.id = v.id";
+
+impl Store {
+    /// Retention of the outbox: delete events older than `before` (by the fact and
+    /// by when recorded) that no sink still waits for, with their delivery rows, in
+    /// batches of `batch`. Returns how many. Pending deliveries keep their events.
+    pub async fn purge_events(
+        &self,
+        before: DateTime<Utc>,
+        batch: usize,
+    ) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let batch = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
+        let mut deleted = 0;
+        loop {
+            let n = client
+                .execute(PURGE_EVENTS, &[&before, &batch])
+                .await
+                .map_err(|e| StoreError::query("purging old events", e))?;
+            deleted += n;
+            if n < batch as u64 {
+                return Ok(deleted);
+            }
+        }
+    }
+}
