@@ -948,3 +948,53 @@ fn the_example_consumer_disables_addresses_once() {
     let _ = consumer.kill();
     let _ = consumer.wait();
 }
+
+#[test]
+fn two_dispatchers_share_the_outbox_and_batches_are_signed_arrays() {
+    const QUEUED: usize = 500;
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(dir.path(), "web", 0);
+    let config = write_config(
+        dir.path(),
+        &webhook(
+            "web",
+            &receiver,
+            "      batch_size: 10\n      concurrency: 4\n",
+        ),
+    );
+    let db = TestDb::new("dispatch_two");
+    run_ok(&["migrate", "--database-url", &db.url]);
+    let _one = Dispatch::start(&db, &config, dir.path().join("dispatch.log"));
+    let _two = Dispatch::start(&db, &config, dir.path().join("two.log"));
+    wait_registered(&db, 1, &dir.path().join("dispatch.log"));
+    db.query(&format!(
+        "INSERT INTO event_outbox (id, type, occurred_at, payload) \
+         SELECT 'evt_two' || g, 'recipient.failed', now(), jsonb_build_object('type', \
+         'recipient.failed', 'id', 'evt_two' || g, 'timestamp', now(), 'data', \
+         jsonb_build_object('recipient', 'r' || g || '@example.net', 'reason', 'userunknown')) \
+         FROM generate_series(1, {QUEUED}) g"
+    ));
+    wait_until("every queued event", PATIENCE, || {
+        all_delivered(&db, "web", QUEUED)
+    });
+    let requests = receiver.requests();
+    assert!(requests.iter().all(|r| r["verified"] == true));
+    // Arrays of at most 10, each request with its own message id.
+    for r in &requests {
+        let body: Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+        let events = body.as_array().expect("a batch is an array");
+        assert!(!events.is_empty() && events.len() <= 10);
+        assert!(r["id"].as_str().unwrap().starts_with("msg_"));
+    }
+    // Claimed with SKIP LOCKED: no event went out twice.
+    let ids = receiver.event_ids(true);
+    assert_eq!(ids.len(), QUEUED);
+    assert!(ids.values().all(|n| *n == 1), "an event was sent twice");
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM event_delivery WHERE attempts <> 1"
+        ),
+        0
+    );
+}
