@@ -168,7 +168,8 @@ pub const ALL_ROWS: &str = "SELECT 'from', f::text FROM delivery_from f \
     UNION ALL SELECT 'to', t::text FROM delivery_to t \
     UNION ALL SELECT 'attempt', (to_jsonb(a) - 'loaded_xid')::text FROM delivery_attempt a \
     UNION ALL SELECT 'noqueue', (to_jsonb(n) - 'loaded_xid' - 'count_steps' - 'count_step_xids')::text \
-    FROM noqueue n ORDER BY 1, 2";
+    FROM noqueue n \
+    UNION ALL SELECT 'auth', (to_jsonb(a) - 'loaded_xid')::text FROM auth_failure a ORDER BY 1, 2";
 
 /// Lines of an expected-rows file without comments and blank lines.
 pub fn expected_lines(path: &Path) -> Vec<String> {
