@@ -254,7 +254,8 @@ clean_host() {
     if dpkg-query -W -f='${Status}' pftrack 2>/dev/null | grep -Eq 'installed|config-files'; then
         dpkg --purge pftrack >/dev/null || return 1
     fi
-    rm -rf /etc/pftrack /usr/local/bin/pftrack /etc/systemd/system/pftrack.service
+    rm -rf /etc/pftrack /usr/local/bin/pftrack /etc/systemd/system/pftrack.service \
+        /etc/systemd/system/pftrack-export.service /etc/systemd/system/pftrack-export.timer
     if getent passwd pftrack >/dev/null; then userdel pftrack || return 1; fi
     if getent group pftrack >/dev/null; then groupdel pftrack || return 1; fi
     return 0
@@ -459,6 +460,31 @@ installed_unit_ok() {
         [ -z "$out" ] || { echo "$out"; return 1; }
 }
 check "systemd-analyze verify is clean on the installed unit, with the installed binary" installed_unit_ok
+
+# --- (f2) the accounting export timer (off by default) ------------------------------
+export_timer_ok() {
+    [ ! -e /etc/systemd/system/pftrack-export.timer ] || { echo "#   installed while off"; return 1; }
+    local dir=/var/lib/pftrack/accounting
+    ansible-playbook -i "$HERE/inventory.yml" -e "@$WORK/vars.yml" -e pftrack_export_timer=true \
+        -e pftrack_export_format=csv "$REPO/ansible/playbook.yml" >"$WORK/run-export.log" 2>&1 ||
+        { grep -E '^fatal' "$WORK/run-export.log" | cut -c 1-1500; return 1; }
+    local out
+    out=$(systemd-analyze verify /etc/systemd/system/pftrack-export.service \
+        /etc/systemd/system/pftrack-export.timer 2>&1) && [ -z "$out" ] || { echo "$out"; return 1; }
+    grep -qx "ExecStart=$INSTALLED_BIN export --config /etc/pftrack/pftrack.yaml --output $dir --format csv --rotate-size 200M --rotate-interval 1d" \
+        /etc/systemd/system/pftrack-export.service || { grep ExecStart /etc/systemd/system/pftrack-export.service; return 1; }
+    [ "$(stat -c '%a %U %G' "$dir")" = "750 pftrack pftrack" ] || return 1
+    # The service's command, as its user, against the deployed database.
+    runuser -u pftrack -- "$INSTALLED_BIN" export --config /etc/pftrack/pftrack.yaml \
+        --output "$dir" --format csv 2>&1 | sed 's/^/#   /'
+    [ -d "$dir/archive" ] &&
+        [ "$(psql_admin -d pftrack -c "SELECT count(*) FROM export_target WHERE target = '$dir'")" = 1 ] || return 1
+    # Off again: both units removed.
+    ansible-playbook -i "$HERE/inventory.yml" -e "@$WORK/vars.yml" "$REPO/ansible/playbook.yml" \
+        >"$WORK/run-export-off.log" 2>&1 || { tail -30 "$WORK/run-export-off.log"; return 1; }
+    [ ! -e /etc/systemd/system/pftrack-export.timer ] && [ ! -e /etc/systemd/system/pftrack-export.service ]
+}
+check "pftrack_export_timer: export units installed and verified, the export runs as pftrack; removed when off" export_timer_ok
 
 # --- (g) the read-only role over TCP with a password --------------------------------
 reader_sql() {
