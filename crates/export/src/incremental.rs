@@ -189,7 +189,12 @@ pub async fn export_incremental(
         ..RunSummary::default()
     };
     let known = reconcile(&client, &target, &dir, &archive, &mut summary).await?;
+    let waited = std::time::Instant::now();
     wait_for_horizon(&client).await?;
+    tracing::debug!(
+        seconds = waited.elapsed().as_secs_f64(),
+        "Waited for the horizon."
+    );
 
     let tx = client
         .build_transaction()
@@ -197,7 +202,10 @@ pub async fn export_incremental(
         .start()
         .await
         .map_err(ExportError::query("starting the export transaction"))?;
-    // The first statement takes the snapshot; the horizon is that snapshot's xmin.
+    tx.batch_execute(query::SESSION)
+        .await
+        .map_err(ExportError::query("setting up the export session"))?;
+    // The first query takes the snapshot; the horizon is that snapshot's xmin.
     let row = tx
         .query_one(
             "SELECT t.watermark, pg_snapshot_xmin(pg_current_snapshot())::text::bigint
@@ -326,6 +334,11 @@ pub async fn export_incremental(
         }
     }
 
+    tracing::debug!(
+        seconds = waited.elapsed().as_secs_f64(),
+        records = summary.counts.total(),
+        "Records written."
+    );
     for w in writers.values_mut() {
         w.sync()?;
     }
@@ -398,6 +411,7 @@ pub async fn export_incremental(
     tx.commit()
         .await
         .map_err(ExportError::query("committing the export"))?;
+    tracing::debug!(seconds = waited.elapsed().as_secs_f64(), "Committed.");
     if let Some(pace) = opts.pace {
         tokio::time::sleep(pace * 20).await;
     }

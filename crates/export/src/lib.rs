@@ -185,11 +185,19 @@ pub async fn export_period<W: Write>(
         path: PathBuf::from("the output"),
         source,
     };
-    let client = store.connection().await?;
+    let mut client = store.connection().await?;
+    // A transaction for the settings (SET LOCAL) only: the statement reads.
+    let tx = client
+        .transaction()
+        .await
+        .map_err(ExportError::query("starting the export"))?;
+    tx.batch_execute(query::SESSION)
+        .await
+        .map_err(ExportError::query("setting up the export session"))?;
     let statement = query::period(&selection.types);
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
         [&statement.statuses, &since, &until];
-    let rows = client
+    let rows = tx
         .query_raw(&statement.sql, params)
         .await
         .map_err(ExportError::query("selecting the records of the period"))?;
@@ -223,5 +231,8 @@ pub async fn export_period<W: Write>(
     }
     out.write_all(&buf).map_err(io_err)?;
     out.flush().map_err(io_err)?;
+    tx.commit()
+        .await
+        .map_err(ExportError::query("ending the export"))?;
     Ok(counts)
 }
