@@ -28,11 +28,12 @@ use crate::{Store, StoreError};
 const BULK_LOAD_LOCK_KEY: i64 = 0x7066_7472_6163_6b01; // "pftrack\1"
 
 /// Tables whose secondary indexes a bulk load defers.
-const BULK_TABLES: [&str; 4] = [
+const BULK_TABLES: [&str; 5] = [
     "delivery_from",
     "delivery_to",
     "delivery_attempt",
     "noqueue",
+    "auth_failure",
 ];
 
 /// How long setting indexes aside may wait for the tables' locks. Dropping an index
@@ -133,7 +134,8 @@ impl Store {
             .query_one(
                 "SELECT NOT EXISTS (SELECT 1 FROM delivery_from)
                     AND NOT EXISTS (SELECT 1 FROM delivery_to)
-                    AND NOT EXISTS (SELECT 1 FROM noqueue)",
+                    AND NOT EXISTS (SELECT 1 FROM noqueue)
+                    AND NOT EXISTS (SELECT 1 FROM auth_failure)",
                 &[],
             )
             .await
