@@ -251,10 +251,15 @@ pub(crate) fn html(o: &mut String, a: &AuthSection) {
         vec![("last day", &a.last_day), ("period", &a.period)]
     };
     for (label, s) in spans {
+        let from = s.since.map(|t| t.to_rfc3339()).unwrap_or_default();
         let _ = writeln!(
             o,
-            "<h3>{label}</h3>\n<p>{} failures ({} aborted) from {} client addresses, {} usernames</p>",
-            s.failures, s.aborted, s.clients, s.usernames
+            "<h3>{label} <span class=\"muted\">(from {})</span></h3>\n<p>{} failures ({} aborted) from {} client addresses, {} usernames</p>",
+            esc(&from),
+            s.failures,
+            s.aborted,
+            s.clients,
+            s.usernames
         );
         if s.failures == 0 {
             continue;
@@ -279,7 +284,11 @@ pub(crate) fn html(o: &mut String, a: &AuthSection) {
                     _ => "-".to_owned(),
                 }),
                 c.usernames,
-                esc(c.client_name.as_deref().unwrap_or("unknown"))
+                esc(c
+                    .client_name
+                    .as_deref()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or("no name"))
             );
         }
         o.push_str("</table></div>\n");
