@@ -184,6 +184,7 @@ pub async fn run(args: BackfillArgs, config: &Config, url: &str) -> anyhow::Resu
 
     let store = Store::connect_with(url, config.database.ca_file.as_deref()).await?;
     store.migrate().await?;
+    store.sync_host_aliases(&config.fleet.host_aliases).await?;
     // Before anything that depends on what is stored: another loader of these inputs
     // may be moving their positions on until it lets go.
     let when_busy = if args.no_wait {

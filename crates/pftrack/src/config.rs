@@ -50,7 +50,25 @@ pub struct Config {
     #[serde(default)]
     pub auth: AuthConfig,
     // END sasl
+    // BEGIN fleet (issue 16)
+    /// Several hosts in one database: how hosts are known to each other.
+    #[serde(default)]
+    pub fleet: FleetConfig,
+    // END fleet
 }
+
+// BEGIN fleet (issue 16)
+/// `fleet:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetConfig {
+    /// Other names and addresses of a host, by its syslog host name, for relays that
+    /// name it in a way its logs do not show (`store1: [lmtp.example.internal,
+    /// 10.0.0.5]`). Written into the `host_alias` table at every start.
+    #[serde(default)]
+    pub host_aliases: std::collections::BTreeMap<String, Vec<String>>,
+}
+// END fleet
 
 // BEGIN metrics (issue 15)
 /// `metrics:` section.
@@ -521,6 +539,9 @@ impl Config {
         self.auth.bruteforce.rule()?;
         self.geoip.check_interval()?;
         // END sasl
+        // BEGIN fleet (issue 16)
+        pftrack_store::alias_rows(&self.fleet.host_aliases).map_err(anyhow::Error::msg)?;
+        // END fleet
         if let Some(tz) = &self.timezone {
             tz.parse::<pftrack_input::Zone>()
                 .map_err(|e| anyhow::anyhow!("timezone: {e}"))?;

@@ -180,6 +180,7 @@ pub async fn run(
     }
     let store = connect_patiently(url, config, mode).await?;
     store.migrate().await?;
+    store.sync_host_aliases(&config.fleet.host_aliases).await?;
     let events = crate::writer::event_rules(config, &store).await?;
     let events_for_sweep = events.clone();
     // The journal position is ours alone before it is read: another daemon (or

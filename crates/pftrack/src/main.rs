@@ -197,6 +197,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     pftrack_store::Store::connect_with(&url, config.database.ca_file.as_deref())
                         .await?;
                 let applied = store.migrate().await?;
+                store.sync_host_aliases(&config.fleet.host_aliases).await?;
                 println!("applied {applied} migration(s) to {}", store.target());
                 let built = store.restore_deferred_indexes().await?;
                 if built.indexes > 0 {

@@ -13,7 +13,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, TimeZone, Utc};
-use pftrack_store::{Found, Lookup, MessageLink, MessageRecord, RecipientRecord, Store, Window};
+use pftrack_store::{
+    Found, Hop, Lookup, MessageLink, MessageRecord, RecipientRecord, Store, Window,
+};
 use serde::Serialize;
 
 use crate::config::Config;
@@ -350,6 +352,68 @@ impl<'a> JsonLink<'a> {
     }
 }
 
+/// Where a recipient went next: the same host's re-injection or forward, or another
+/// host's message it was relayed to (`queued as`).
+#[derive(Serialize)]
+struct JsonContinuation<'a> {
+    host: &'a str,
+    queue_id: &'a str,
+    arrived_at: DateTime<Utc>,
+    kind: Option<&'a str>,
+}
+
+impl<'a> JsonContinuation<'a> {
+    fn new(host: &'a str, r: &'a RecipientRecord) -> Option<Self> {
+        match (r.path.first(), &r.continued_as) {
+            (Some(h), _) => Some(JsonContinuation {
+                host: &h.host,
+                queue_id: &h.queue_id,
+                arrived_at: h.arrived_at,
+                kind: Some(&h.link),
+            }),
+            (None, Some(c)) => Some(JsonContinuation {
+                host,
+                queue_id: &c.queue_id,
+                arrived_at: c.arrived_at,
+                kind: c.kind.as_deref(),
+            }),
+            (None, None) => None,
+        }
+    }
+}
+
+/// One hop of a recipient's path after the message looked up.
+#[derive(Serialize)]
+struct JsonHop<'a> {
+    host: &'a str,
+    queue_id: &'a str,
+    arrived_at: DateTime<Utc>,
+    link: &'a str,
+    recipient: &'a str,
+    status: &'a str,
+    status_at: Option<DateTime<Utc>>,
+    dsn: Option<&'a str>,
+    relay: Option<&'a str>,
+    response: Option<&'a str>,
+}
+
+impl<'a> JsonHop<'a> {
+    fn new(h: &'a Hop) -> Self {
+        JsonHop {
+            host: &h.host,
+            queue_id: &h.queue_id,
+            arrived_at: h.arrived_at,
+            link: &h.link,
+            recipient: &h.recipient,
+            status: &h.status,
+            status_at: h.status_at,
+            dsn: h.dsn.as_deref(),
+            relay: h.relay.as_deref(),
+            response: h.response.as_deref(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct JsonCounts {
     recipients: i64,
@@ -376,10 +440,17 @@ struct JsonRecipient<'a> {
     first_attempt_at: Option<DateTime<Utc>>,
     last_attempt_at: Option<DateTime<Utc>>,
     queued_as: Option<&'a str>,
-    continued_as: Option<JsonLink<'a>>,
+    continued_as: Option<JsonContinuation<'a>>,
     failure_reason: Option<&'a str>,
     hard: Option<bool>,
     failure_rule: Option<&'a str>,
+    /// The fate at the end of the path (the recipient itself when it has none), as the
+    /// final_* columns of delivery_status.
+    final_status: &'a str,
+    final_host: &'a str,
+    final_queue_id: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    path: Vec<JsonHop<'a>>,
 }
 
 #[derive(Serialize)]
@@ -471,10 +542,14 @@ impl<'a> JsonMessage<'a> {
                     first_attempt_at: r.first_attempt_at,
                     last_attempt_at: r.last_attempt_at,
                     queued_as: r.queued_as.as_deref(),
-                    continued_as: r.continued_as.as_ref().map(JsonLink::new),
+                    continued_as: JsonContinuation::new(&m.host, r),
                     failure_reason: r.failure_reason.as_deref(),
                     hard: r.hard,
                     failure_rule: r.failure_rule.as_deref(),
+                    final_status: r.path.last().map_or(&r.status, |h| &h.status),
+                    final_host: r.path.last().map_or(&m.host, |h| &h.host),
+                    final_queue_id: r.path.last().map_or(&m.queue_id, |h| &h.queue_id),
+                    path: r.path.iter().map(JsonHop::new).collect(),
                 })
                 .collect(),
         }
@@ -762,11 +837,31 @@ fn render_recipients(out: &mut String, m: &MessageRecord, address: Option<&str>,
         }
         if let Some(c) = &r.continued_as {
             notes.push(format!("continued as {}", link_text(c)));
+        } else if let Some(h) = r.path.first() {
+            notes.push(format!(
+                "continued as {} {} {} (arrived {})",
+                h.link,
+                h.host,
+                h.queue_id,
+                local(h.arrived_at)
+            ));
         }
         if r.status != "sent" && r.attempts == 0 {
             notes.push(format!("{} at {}", r.status, local(r.status_at)));
         }
         for note in notes {
+            let _ = writeln!(out, "      {}", style.dim(&note));
+        }
+        if !r.path.is_empty() {
+            // Not dimmed: each hop's status is coloured.
+            let _ = writeln!(out, "      {}", path_text(m, r, style));
+        }
+        // Why it failed at the end of its path.
+        if let Some(end) = r.path.last()
+            && end.status != "sent"
+            && let Some(resp) = &end.response
+        {
+            let note = format!("at {} {}: {resp}", end.host, end.queue_id);
             let _ = writeln!(out, "      {}", style.dim(&note));
         }
     }
@@ -777,6 +872,36 @@ fn render_recipients(out: &mut String, m: &MessageRecord, address: Option<&str>,
             m.recipients.len() - shown.len()
         );
     }
+}
+
+/// The path of a recipient through hosts and messages, each hop with its status:
+/// `path: mx1 4Lq0… sent → reinjection mx1 4Lq1… sent → relay store1 7C2D… bounced 5.2.2`.
+fn path_text(m: &MessageRecord, r: &RecipientRecord, style: Style) -> String {
+    let mut text = format!(
+        "path: {} {} {}",
+        m.host,
+        m.queue_id,
+        style.status(&r.status)
+    );
+    for h in &r.path {
+        let _ = write!(
+            text,
+            " → {} {} {} {}",
+            h.link,
+            h.host,
+            h.queue_id,
+            style.status(&h.status)
+        );
+        if h.status != "sent"
+            && let Some(dsn) = &h.dsn
+        {
+            let _ = write!(text, " {dsn}");
+        }
+        if !h.recipient.eq_ignore_ascii_case(&r.recipient) {
+            let _ = write!(text, " (to {})", h.recipient);
+        }
+    }
+    text
 }
 
 /// A recipient's failure reason and whether it is hard or soft (`userunknown, hard`);

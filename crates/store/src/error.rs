@@ -86,6 +86,12 @@ pub enum StoreError {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// The configured host alias map (`fleet.host_aliases`) cannot be used.
+    #[error("{reason}")]
+    HostAliases {
+        /// What is wrong, naming the entry.
+        reason: String,
+    },
 }
 
 /// What to check after a failed connection.
@@ -158,7 +164,8 @@ impl StoreError {
             | StoreError::Tls { .. }
             | StoreError::IndexBuild { .. }
             | StoreError::Encode { .. }
-            | StoreError::PositionMoved { .. } => false,
+            | StoreError::PositionMoved { .. }
+            | StoreError::HostAliases { .. } => false,
         }
     }
 }

@@ -24,6 +24,7 @@
 mod bulk;
 mod encode;
 mod error;
+mod fleet;
 mod listen;
 mod lock;
 mod purge;
@@ -42,13 +43,14 @@ use pftrack_extract::{MessageKey, Origin, PrimeEntry};
 pub use bulk::{BULK_LOCK_TIMEOUT, BulkLoad, INDEX_BUILD_CONNECTIONS, IndexBuild, IndexMode};
 pub use encode::EncodedBatch;
 pub use error::{StoreError, redact_url};
+pub use fleet::{MAX_ALIAS_LEN, alias_rows};
 pub use listen::{Listener, Notification};
 pub use lock::{APPLICATION_NAME_MAX, Busy, InputLocks, LockHolder, input_lock_key};
 pub use purge::{
     NOQUEUE_ROWS_PER_MESSAGE, PURGE_BATCH_MESSAGES, PurgeCounts, purge, purge_with_progress,
 };
 pub use query::{
-    ADDRESS_KEYS_SQL, Found, Lookup, MESSAGE_ID_KEYS_SQL, MessageLink, MessageRecord,
+    ADDRESS_KEYS_SQL, Found, Hop, Lookup, MESSAGE_ID_KEYS_SQL, MessageLink, MessageRecord,
     QUEUE_ID_KEYS_SQL, RecipientRecord, StatusCounts, Window,
 };
 pub use reclassify::{

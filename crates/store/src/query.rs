@@ -106,6 +106,37 @@ pub struct RecipientRecord {
     pub hard: Option<bool>,
     /// The rule that decided the reason, to explain or override it.
     pub failure_rule: Option<String>,
+    /// Where the recipient went after this message, hop by hop (migration V12's
+    /// `delivery_path()` without hop 0): the same host's re-injection or forward, then
+    /// other hosts' messages it was relayed to. Empty when it went nowhere this
+    /// database knows; the last hop is its fate at the end of the chain.
+    pub path: Vec<Hop>,
+}
+
+/// One message a recipient passed through after the one looked up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hop {
+    /// Host that logged it.
+    pub host: String,
+    /// Its queue id.
+    pub queue_id: String,
+    /// When it arrived there.
+    pub arrived_at: DateTime<Utc>,
+    /// The recipient there (rewritten by an alias or virtual map, maybe).
+    pub recipient: String,
+    /// Its status there; `unknown` when that message has no delivery of the recipient
+    /// logged (yet).
+    pub status: String,
+    /// Time of that status.
+    pub status_at: Option<DateTime<Utc>>,
+    /// Enhanced status code.
+    pub dsn: Option<String>,
+    /// `relay=` there.
+    pub relay: Option<String>,
+    /// The reply or reason there.
+    pub response: Option<String>,
+    /// How it got there from the previous hop: `reinjection`, `forward` or `relay`.
+    pub link: String,
 }
 
 /// One found message with its recipients and links.
@@ -265,6 +296,20 @@ JOIN delivery_status d
   ON d.queue_id = k.queue_id AND d.host = k.host AND d.arrived_at = k.arrived_at
 ORDER BY d.recipient, d.orig_recipient";
 
+/// The paths of the recipients of the given messages that were sent with a `queued
+/// as` id (the others go nowhere), hop 0 left out: one `delivery_path()` call each.
+const PATHS_SQL: &str = "\
+SELECT t.host, t.queue_id, t.arrived_at, t.recipient, t.orig_recipient, p.hop, p.host,
+       p.queue_id, p.arrived_at, p.recipient, p.status, p.status_at, p.dsn, p.relay,
+       p.response, p.link
+FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS k(host, queue_id, arrived_at)
+JOIN delivery_to t
+  ON t.queue_id = k.queue_id AND t.host = k.host AND t.arrived_at = k.arrived_at
+CROSS JOIN LATERAL delivery_path(t.host, t.queue_id, t.arrived_at, t.recipient,
+                                 t.orig_recipient) p
+WHERE t.queued_as IS NOT NULL AND t.status = 'sent' AND p.hop > 0
+ORDER BY t.host, t.queue_id, t.arrived_at, t.recipient, t.orig_recipient, p.hop";
+
 const CHILDREN_SQL: &str = "\
 SELECT c.host, c.parent_queue_id, c.parent_arrived_at, c.queue_id, c.arrived_at, c.parent_kind
 FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS k(host, queue_id, arrived_at)
@@ -367,6 +412,40 @@ impl Store {
         }
 
         let stmt = client
+            .prepare_cached(PATHS_SQL)
+            .await
+            .map_err(|e| StoreError::query("preparing the path read", e))?;
+        let hops = client
+            .query(&stmt, &params)
+            .await
+            .map_err(|e| StoreError::query("reading recipient paths", e))?;
+        for r in &hops {
+            let key: Key = (r.get(0), r.get(1), r.get(2));
+            let recipient: &str = r.get(3);
+            let orig: &str = r.get(4);
+            let Some(m) = find(&mut messages, &key) else {
+                continue;
+            };
+            let Some(rcpt) = m.recipients.iter_mut().find(|x| {
+                x.recipient == recipient && x.orig_recipient.as_deref().unwrap_or("") == orig
+            }) else {
+                continue;
+            };
+            rcpt.path.push(Hop {
+                host: r.get(6),
+                queue_id: r.get(7),
+                arrived_at: r.get(8),
+                recipient: r.get(9),
+                status: r.get(10),
+                status_at: r.get(11),
+                dsn: r.get(12),
+                relay: r.get(13),
+                response: r.get(14),
+                link: r.get::<_, Option<String>>(15).unwrap_or_default(),
+            });
+        }
+
+        let stmt = client
             .prepare_cached(CHILDREN_SQL)
             .await
             .map_err(|e| StoreError::query("preparing the link read", e))?;
@@ -446,6 +525,7 @@ impl Store {
         for (what, sql) in [
             ("message read", MESSAGES_SQL),
             ("recipient read", RECIPIENTS_SQL),
+            ("path read", PATHS_SQL),
             ("link read", CHILDREN_SQL),
         ] {
             let rows = client
@@ -553,6 +633,7 @@ fn recipient_from_row(r: &tokio_postgres::Row) -> RecipientRecord {
         failure_reason: r.get(17),
         hard: r.get(18),
         failure_rule: r.get(19),
+        path: Vec::new(),
     }
 }
 

@@ -1,0 +1,318 @@
+//! Cross-host links (issue 16, migration V12): a recipient relayed to another host
+//! whose logs are in the same database is followed there, and its fate at the end of
+//! the chain is in `delivery_status`, `message_status` and `pftrack status`.
+//!
+//! The two-tier fixture (`fixtures/fleet/`): mx1 receives a mail for bob and carol,
+//! passes it through its content filter, relays it to store1, which delivers bob's copy
+//! and bounces carol's (mailbox full); store1's non-delivery notification travels back
+//! through mx1 and out to the sender. Loaded as one file, as two files in either order,
+//! and with store1's file loaded after a later week of other mail, the links and fates
+//! must be the same rows.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+
+use common::{TestDb, assert_rows, backfill, expected_lines, fixture, pftrack, run_ok};
+
+/// Every recipient of the fixture hosts with its fate at the end of its path.
+const FINAL_ROWS: &str = "SELECT host, queue_id, recipient, status, final_status, final_host, \
+    final_queue_id, final_arrived_at FROM delivery_status \
+    WHERE host IN ('mx1', 'store1', 'edge', 'vault', 'alpha', 'beta') \
+      AND arrived_at >= '2025-03-14' AND arrived_at < '2025-03-15' \
+    ORDER BY arrived_at, host, queue_id, recipient";
+
+/// Every hop of every such recipient's path.
+const PATH_ROWS: &str = "SELECT t.host, t.queue_id, t.recipient, p.hop, p.link, p.host, \
+    p.queue_id, p.recipient, p.status, p.dsn FROM delivery_to t \
+    CROSS JOIN LATERAL delivery_path(t.host, t.queue_id, t.arrived_at, t.recipient, \
+    t.orig_recipient) p \
+    WHERE t.host IN ('mx1', 'store1', 'edge', 'vault', 'alpha', 'beta') \
+      AND t.arrived_at >= '2025-03-14' AND t.arrived_at < '2025-03-15' \
+    ORDER BY t.arrived_at, t.host, t.queue_id, t.recipient, p.hop";
+
+/// The messages' outcomes and fates.
+const MESSAGE_ROWS: &str = "SELECT host, queue_id, outcome, final_status, final_host, \
+    final_queue_id FROM message_status \
+    WHERE host IN ('mx1', 'store1', 'edge', 'vault', 'alpha', 'beta') \
+      AND arrived_at >= '2025-03-14' AND arrived_at < '2025-03-15' \
+    ORDER BY arrived_at, host, queue_id";
+
+fn fleet(name: &str) -> std::path::PathBuf {
+    fixture(&format!("fleet/{name}"))
+}
+
+fn assert_two_tier(db: &TestDb, how: &str) {
+    let expected = expected_lines(&fleet("fleet.expected"));
+    let (finals, rest): (Vec<String>, Vec<String>) =
+        expected.into_iter().partition(|l| l.starts_with("final|"));
+    let (paths, messages): (Vec<String>, Vec<String>) =
+        rest.into_iter().partition(|l| l.starts_with("path|"));
+    let strip = |v: Vec<String>, p: &str| -> Vec<String> {
+        v.iter()
+            .map(|l| l.strip_prefix(p).unwrap_or(l).to_owned())
+            .collect()
+    };
+    assert_rows(
+        &format!("{how}: final fates"),
+        &db.query(FINAL_ROWS),
+        &strip(finals, "final|"),
+    );
+    assert_rows(
+        &format!("{how}: paths"),
+        &db.query(PATH_ROWS),
+        &strip(paths, "path|"),
+    );
+    assert_rows(
+        &format!("{how}: messages"),
+        &db.query(MESSAGE_ROWS),
+        &strip(messages, "message|"),
+    );
+}
+
+#[test]
+fn two_tier_as_one_file() {
+    let db = TestDb::new("fleet_one");
+    backfill(&db, &fleet("fleet.log"), &[]);
+    assert_two_tier(&db, "one file");
+}
+
+#[test]
+fn two_tier_as_two_files_mx_first() {
+    let db = TestDb::new("fleet_mx_first");
+    backfill(&db, &fleet("mx1.log"), &[]);
+    // Before store1's logs: mx1's recipients end at mx1 (sent onwards, nothing known).
+    assert_eq!(
+        db.query(
+            "SELECT DISTINCT final_host FROM delivery_status WHERE host = 'mx1' \
+             AND recipient = 'carol@example.com'"
+        )
+        .trim(),
+        "mx1"
+    );
+    backfill(&db, &fleet("store1.log"), &[]);
+    assert_two_tier(&db, "mx1 then store1");
+}
+
+#[test]
+fn two_tier_as_two_files_store_first() {
+    let db = TestDb::new("fleet_store_first");
+    backfill(&db, &fleet("store1.log"), &[]);
+    backfill(&db, &fleet("mx1.log"), &[]);
+    assert_two_tier(&db, "store1 then mx1");
+}
+
+/// store1's logs arrive after a week of other mail on mx1 and mx2 has been loaded (a
+/// separate backfill run, as a late log shipment would be): the link still forms.
+#[test]
+fn two_tier_with_the_second_host_a_week_later() {
+    let db = TestDb::new("fleet_week_later");
+    backfill(&db, &fleet("mx1.log"), &[]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let other = later_mail(dir.path());
+    backfill(&db, &other, &[]);
+    let later: i64 = db
+        .query("SELECT count(*) FROM delivery_from WHERE arrived_at >= '2025-03-20'")
+        .trim()
+        .parse()
+        .expect("a count");
+    assert!(later > 1000, "the later week was loaded: {later} messages");
+    backfill(&db, &fleet("store1.log"), &[]);
+    assert_two_tier(&db, "store1 a week later");
+}
+
+/// A week of generated mail on mx1 and mx2, from 2025-03-20 (after the fixture).
+fn later_mail(dir: &Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("later.log");
+    let file = std::fs::File::create(&path).expect("create the log");
+    let mut file = std::io::BufWriter::new(file);
+    let config = pftrack_loggen::GenConfig {
+        seed: 16,
+        lines: 30_000,
+        format: pftrack_loggen::StampFormat::Rfc3339,
+        start: chrono::NaiveDate::from_ymd_opt(2025, 3, 20)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .expect("a valid date"),
+        hosts: vec!["mx1".into(), "mx2".into()],
+        messages_per_second: 0.005,
+        queue_id_space: 4096,
+        ..pftrack_loggen::GenConfig::default()
+    };
+    pftrack_loggen::generate(&config, &mut file).expect("the generator writes");
+    file.flush().expect("the log is written");
+    path
+}
+
+#[test]
+fn status_shows_the_path_and_where_the_recipient_continued() {
+    let db = TestDb::new("fleet_status");
+    backfill(&db, &fleet("fleet.log"), &[]);
+
+    let out = run_ok(&[
+        "status",
+        "--database-url",
+        &db.url,
+        "--json",
+        "4Lq0c62Hm2z9fLW",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let carol = v[0]["recipients"]
+        .as_array()
+        .expect("recipients")
+        .iter()
+        .find(|r| r["recipient"] == "carol@example.com")
+        .expect("carol");
+    assert_eq!(carol["continued_as"]["host"], "store1");
+    assert_eq!(carol["continued_as"]["queue_id"], "7C2D9A41F3");
+    assert_eq!(
+        carol["continued_as"]["arrived_at"],
+        "2025-03-14T09:00:03.100Z"
+    );
+    assert_eq!(carol["continued_as"]["kind"], "relay");
+    assert_eq!(carol["final_status"], "bounced");
+    assert_eq!(carol["final_host"], "store1");
+    assert_eq!(carol["final_queue_id"], "7C2D9A41F3");
+    assert_eq!(
+        carol["path"][0]["recipient"],
+        "carol@store1.example.internal"
+    );
+    assert_eq!(carol["path"][0]["dsn"], "5.2.2");
+
+    // The message as received: MX → filter → mailbox host, each hop with its status.
+    let out = run_ok(&["status", "--database-url", &db.url, "4Lq0c60QJdz9fLV"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "path: mx1 4Lq0c60QJdz9fLV sent → reinjection mx1 4Lq0c62Hm2z9fLW sent → relay \
+             store1 7C2D9A41F3 bounced 5.2.2 (to carol@store1.example.internal)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("at store1 7C2D9A41F3: host store1.example.internal[private/dovecot-lmtp] said: 552 5.2.2"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "path: mx1 4Lq0c60QJdz9fLV sent → reinjection mx1 4Lq0c62Hm2z9fLW sent → relay \
+             store1 7C2D9A41F3 sent (to bob@store1.example.internal)"
+        ),
+        "{text}"
+    );
+
+    // The notification: store1 → mx1 → the sender's server (not in the database).
+    let out = run_ok(&["status", "--database-url", &db.url, "--json", "8E1F2A3B4C"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let alice = &v[0]["recipients"][0];
+    assert_eq!(alice["continued_as"]["host"], "mx1");
+    assert_eq!(alice["continued_as"]["queue_id"], "4Lq0c64Wn7z9fLX");
+    assert_eq!(alice["final_status"], "sent");
+    assert_eq!(alice["final_host"], "mx1");
+    assert_eq!(alice["path"].as_array().map(Vec::len), Some(1));
+
+    // A recipient with no path has none in JSON and is its own end.
+    let out = run_ok(&["status", "--database-url", &db.url, "--json", "7C2D9A41F3"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    for r in v[0]["recipients"].as_array().expect("recipients") {
+        assert!(r.get("path").is_none(), "{r}");
+        assert!(r["continued_as"].is_null(), "{r}");
+        assert_eq!(r["final_host"], "store1");
+        assert_eq!(r["final_status"], r["status"]);
+    }
+}
+
+/// Hosts known by another name: the relay names vault by address only (an alias in
+/// the configuration) or by its myhostname (learned from the Message-IDs Postfix
+/// generated on vault); vault's smtpd saw edge as unknown[…].
+#[test]
+fn host_aliases_from_the_configuration_and_names_learned_from_the_logs() {
+    let db = TestDb::new("fleet_alias");
+    backfill(&db, &fleet("alias.log"), &[]);
+    let fate = |rcpt: &str| {
+        db.query(&format!(
+            "SELECT final_status || ' ' || final_host || ' ' || final_queue_id \
+             FROM delivery_status WHERE host = 'edge' AND recipient = '{rcpt}'"
+        ))
+        .trim()
+        .to_owned()
+    };
+    // Without aliases: the by-address relay stays unlinked; the myhostname one links.
+    assert_eq!(fate("dave@example.net"), "sent edge 5A1B2C3D4E");
+    assert_eq!(fate("erin@example.net"), "bounced vault 6B1C2D3E50");
+    assert_eq!(
+        db.query("SELECT host, identity, source FROM host_identity ORDER BY 1, 2")
+            .trim(),
+        "vault|mailstore.example.net|myhostname"
+    );
+
+    // The alias map, as `pftrack migrate` (and every load or run) writes it.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("pftrack.yaml");
+    std::fs::write(
+        &config,
+        "fleet:\n  host_aliases:\n    vault: [\"10.0.0.9\", Vault-Lmtp.Example.Internal]\n",
+    )
+    .expect("write the configuration");
+    let config = config.to_str().expect("utf-8 path");
+    run_ok(&["--config", config, "migrate", "--database-url", &db.url]);
+    assert_eq!(
+        db.query("SELECT alias, host FROM host_alias ORDER BY alias")
+            .trim(),
+        "10.0.0.9|vault\nvault-lmtp.example.internal|vault"
+    );
+    assert_eq!(fate("dave@example.net"), "sent vault 6B1C2D3E4F");
+    assert_eq!(fate("erin@example.net"), "bounced vault 6B1C2D3E50");
+
+    // Without the map again, the alias is gone and so is the link it made.
+    let empty = dir.path().join("empty.yaml");
+    std::fs::write(&empty, "fleet: {}\n").expect("write the configuration");
+    run_ok(&[
+        "--config",
+        empty.to_str().expect("utf-8 path"),
+        "migrate",
+        "--database-url",
+        &db.url,
+    ]);
+    assert_eq!(db.query("SELECT count(*) FROM host_alias").trim(), "0");
+    assert_eq!(fate("dave@example.net"), "sent edge 5A1B2C3D4E");
+
+    // A map that names one alias for two hosts is refused before anything is written.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "fleet:\n  host_aliases:\n    vault: [10.0.0.9]\n    edge: [10.0.0.9]\n",
+    )
+    .expect("write the configuration");
+    let out = pftrack()
+        .args(["--config", bad.to_str().expect("utf-8 path")])
+        .args(["migrate", "--database-url", &db.url])
+        .output()
+        .expect("pftrack runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"10.0.0.9\" is given for both"), "{err}");
+}
+
+/// Two hosts that relay a message to each other with queue ids that point back: the
+/// path stops at the message it would visit twice.
+#[test]
+fn a_loop_between_two_hosts_ends() {
+    let db = TestDb::new("fleet_loop");
+    backfill(&db, &fleet("loop.log"), &[]);
+    assert_eq!(
+        db.query("SELECT host, final_host, final_queue_id FROM delivery_status ORDER BY host")
+            .trim(),
+        "alpha|beta|2B3C4D5E6F\nbeta|alpha|1A2B3C4D5E"
+    );
+    assert_eq!(
+        db.query(
+            "SELECT max(p.hop) FROM delivery_to t CROSS JOIN LATERAL delivery_path(t.host, \
+             t.queue_id, t.arrived_at, t.recipient, t.orig_recipient) p"
+        )
+        .trim(),
+        "1"
+    );
+}
