@@ -316,3 +316,84 @@ fn a_loop_between_two_hosts_ends() {
         "1"
     );
 }
+
+/// A generated fleet (crates/loggen's fleet mode: mx → store with bounces travelling
+/// back, submit → smarthost), each host's log loaded by its own `pftrack backfill`,
+/// all at once: every hand-off the generator made is found as a relay link, and the
+/// fates at the end of the chains are the generator's.
+#[test]
+fn a_generated_fleet_loaded_concurrently_links_every_hand_off() {
+    use std::io::Write;
+    let db = TestDb::new("fleet_generated");
+    run_ok(&["migrate", "--database-url", &db.url]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = pftrack_loggen::FleetConfig {
+        seed: 16,
+        hosts: 8,
+        messages: 1_500,
+        ..pftrack_loggen::FleetConfig::default()
+    };
+    let hosts = pftrack_loggen::fleet_hosts(config.hosts);
+    let paths: Vec<std::path::PathBuf> = hosts
+        .iter()
+        .map(|h| dir.path().join(format!("{}.log", h.name)))
+        .collect();
+    let mut outs: Vec<Box<dyn Write>> = paths
+        .iter()
+        .map(|p| {
+            Box::new(std::io::BufWriter::new(
+                std::fs::File::create(p).expect("create a host log"),
+            )) as Box<dyn Write>
+        })
+        .collect();
+    let stats = pftrack_loggen::generate_fleet(&config, &mut outs).expect("the generator writes");
+    for out in &mut outs {
+        out.flush().expect("the log is written");
+    }
+    drop(outs);
+    let children: Vec<std::process::Child> = paths
+        .iter()
+        .map(|p| {
+            pftrack()
+                .args(["backfill", "--database-url", &db.url])
+                .arg(p)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("pftrack runs")
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().expect("pftrack ends").success());
+    }
+    assert_eq!(
+        db.query(
+            "SELECT count(*) FROM delivery_to t CROSS JOIN LATERAL delivery_path(t.host, \
+             t.queue_id, t.arrived_at, t.recipient, t.orig_recipient) p \
+             WHERE p.hop = 1 AND p.link = 'relay'"
+        )
+        .trim(),
+        stats.relay_links.to_string()
+    );
+    // Inbound recipients as the mx hosts received them, by their fate at the store.
+    assert_eq!(
+        db.query(
+            "SELECT final_status || ' ' || count(*) FROM delivery_status \
+             WHERE host LIKE 'mx%' AND recipient LIKE '%fleet.example' \
+             GROUP BY final_status ORDER BY 1"
+        )
+        .trim(),
+        format!(
+            "bounced {}\nsent {}",
+            stats.bounced_at_store, stats.delivered
+        )
+    );
+    // Outbound mail as the submission hosts received it, by its fate at the smarthost.
+    assert_eq!(
+        db.query(
+            "SELECT count(*) FROM delivery_status WHERE host LIKE 'submit%' \
+             AND final_host = 'smarthost1' AND final_status = 'bounced'"
+        )
+        .trim(),
+        stats.bounced_at_smarthost.to_string()
+    );
+}

@@ -23,6 +23,7 @@
 //! not measured, and only the log lines are produced.
 
 mod data;
+mod fleet;
 mod stamp;
 
 use std::cmp::Ordering;
@@ -33,6 +34,10 @@ use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+pub use fleet::{
+    FleetConfig, FleetHost, FleetStats, MAX_FLEET_HOSTS, MIN_FLEET_HOSTS, Role, fleet_hosts,
+    generate_fleet,
+};
 pub use stamp::StampFormat;
 
 use data::*;

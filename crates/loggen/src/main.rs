@@ -4,18 +4,96 @@
 //! pftrack-loggen [--seed N] [--lines N] [--format classic|rfc3339]
 //!                [--start 2025-12-31T23:00:00] [--hosts mx1,mx2] [--rate PER_SEC]
 //!                [--utc-offset +01:00] [--lifetime SECS] [--qid-space N] > mail.log
+//! pftrack-loggen --fleet N --out-dir DIR [--messages N] [--seed N] [--format …]
+//!                [--start …] [--rate PER_SEC]
 //! ```
+//! The second form writes the logs of a fleet of N hosts (mx → store, submit →
+//! smarthost; see `pftrack_loggen::generate_fleet`), one file `DIR/<host>.log` each.
+//!
 //! Counts of what was generated go to standard error.
 
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
 use chrono::NaiveDateTime;
-use pftrack_loggen::{GenConfig, StampFormat, generate};
+use pftrack_loggen::{FleetConfig, GenConfig, StampFormat, fleet_hosts, generate, generate_fleet};
 
 const USAGE: &str = "usage: pftrack-loggen [--seed N] [--lines N] [--format classic|rfc3339] \
 [--start YYYY-MM-DDTHH:MM:SS] [--hosts mx1,mx2] [--rate PER_SEC] [--utc-offset +HH:MM] \
-[--lifetime SECS] [--qid-space N]";
+[--lifetime SECS] [--qid-space N]
+       pftrack-loggen --fleet N --out-dir DIR [--messages N] [--seed N] [--format classic|rfc3339] \
+[--start YYYY-MM-DDTHH:MM:SS] [--rate PER_SEC]";
+
+/// Fleet mode: `--fleet`, `--out-dir`, `--messages` and the options they share.
+struct FleetArgs {
+    config: FleetConfig,
+    out_dir: std::path::PathBuf,
+}
+
+/// The fleet options when `--fleet` is given (the single-host options that do not
+/// apply are refused), `None` otherwise.
+fn parse_fleet_args(args: &[String]) -> Result<Option<FleetArgs>, String> {
+    if !args.iter().any(|a| a == "--fleet") {
+        return Ok(None);
+    }
+    let mut cfg = FleetConfig::default();
+    let mut out_dir = None;
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let bad = |what: &str| format!("bad {what} for {flag}: {value:?}");
+        match flag.as_str() {
+            "--fleet" => cfg.hosts = value.parse().map_err(|_| bad("number"))?,
+            "--out-dir" => out_dir = Some(std::path::PathBuf::from(value)),
+            "--messages" => cfg.messages = value.parse().map_err(|_| bad("number"))?,
+            "--seed" => cfg.seed = value.parse().map_err(|_| bad("number"))?,
+            "--rate" => cfg.messages_per_second = value.parse().map_err(|_| bad("rate"))?,
+            "--format" => {
+                cfg.format = match value.as_str() {
+                    "classic" => StampFormat::Classic,
+                    "rfc3339" => StampFormat::Rfc3339,
+                    _ => return Err(bad("format (classic or rfc3339)")),
+                }
+            }
+            "--start" => {
+                cfg.start = NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S")
+                    .map_err(|_| bad("time (YYYY-MM-DDTHH:MM:SS)"))?
+            }
+            _ => return Err(format!("{flag} does not apply to --fleet\n{USAGE}")),
+        }
+    }
+    if !(pftrack_loggen::MIN_FLEET_HOSTS..=pftrack_loggen::MAX_FLEET_HOSTS).contains(&cfg.hosts) {
+        return Err(format!(
+            "--fleet: between {} and {} hosts",
+            pftrack_loggen::MIN_FLEET_HOSTS,
+            pftrack_loggen::MAX_FLEET_HOSTS
+        ));
+    }
+    let out_dir = out_dir.ok_or_else(|| format!("--fleet needs --out-dir DIR\n{USAGE}"))?;
+    Ok(Some(FleetArgs {
+        config: cfg,
+        out_dir,
+    }))
+}
+
+fn run_fleet(args: &FleetArgs) -> io::Result<()> {
+    std::fs::create_dir_all(&args.out_dir)?;
+    let mut outs: Vec<Box<dyn Write>> = Vec::new();
+    for h in fleet_hosts(args.config.hosts) {
+        let path = args.out_dir.join(format!("{}.log", h.name));
+        let file = std::fs::File::create(&path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        outs.push(Box::new(BufWriter::with_capacity(1 << 20, file)));
+    }
+    let stats = generate_fleet(&args.config, &mut outs)?;
+    for out in &mut outs {
+        out.flush()?;
+    }
+    eprintln!("{stats:#?}");
+    Ok(())
+}
 
 fn parse_args(args: &[String]) -> Result<GenConfig, String> {
     let mut cfg = GenConfig::default();
@@ -79,6 +157,22 @@ fn parse_offset(s: &str) -> Option<i32> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    match parse_fleet_args(&args) {
+        Ok(Some(fleet)) => {
+            return match run_fleet(&fleet) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("pftrack-loggen: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    }
     let cfg = match parse_args(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -136,5 +230,19 @@ mod tests {
         assert!(parse_args(&args("--bogus 1")).is_err());
         assert!(parse_args(&args("--start yesterday")).is_err());
         assert!(parse_args(&args("--utc-offset 0100")).is_err());
+    }
+
+    #[test]
+    fn parses_fleet_options() {
+        assert!(parse_fleet_args(&args("--lines 5")).unwrap().is_none());
+        let f = parse_fleet_args(&args("--fleet 20 --out-dir /tmp/x --messages 99 --seed 3"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.config.hosts, 20);
+        assert_eq!(f.config.messages, 99);
+        assert_eq!(f.out_dir, std::path::PathBuf::from("/tmp/x"));
+        assert!(parse_fleet_args(&args("--fleet 20")).is_err());
+        assert!(parse_fleet_args(&args("--fleet 2 --out-dir /tmp/x")).is_err());
+        assert!(parse_fleet_args(&args("--fleet 20 --out-dir /tmp/x --lifetime 5")).is_err());
     }
 }
