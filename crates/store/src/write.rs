@@ -149,17 +149,24 @@ ON CONFLICT DO NOTHING";
 /// Outbox rows: each event once, whoever brings its fact first. The message's sender
 /// and Message-ID, logged on other lines, are joined from `delivery_from` (written
 /// earlier in the same transaction) into the payload's data when it names a message.
+/// One primary-key lookup per event (LATERAL … LIMIT 1): the staging table has no
+/// statistics, and a plain join gets planned as a hash join over all of
+/// `delivery_from` in every batch.
 const INSERT_EVENTS: &str = "\
 INSERT INTO event_outbox (id, type, occurred_at, payload)
 SELECT s.id, s.type, s.occurred_at,
-    CASE WHEN f.queue_id IS NULL THEN s.payload
+    CASE WHEN m.found IS NULL THEN s.payload
     ELSE jsonb_set(s.payload, '{data}',
-        jsonb_build_object('sender', f.sender, 'message_id', f.message_id) || (s.payload -> 'data'))
+        jsonb_build_object('sender', m.sender, 'message_id', m.message_id) || (s.payload -> 'data'))
     END
 FROM pftrack_stage_event s
-LEFT JOIN delivery_from f ON f.queue_id = s.payload #>> '{data,queue_id}'
-    AND f.host = s.payload #>> '{data,host}'
-    AND f.arrived_at = (s.payload #>> '{data,arrived_at}')::timestamptz
+LEFT JOIN LATERAL (
+    SELECT true AS found, f.sender, f.message_id FROM delivery_from f
+    WHERE f.queue_id = s.payload #>> '{data,queue_id}'
+        AND f.host = s.payload #>> '{data,host}'
+        AND f.arrived_at = (s.payload #>> '{data,arrived_at}')::timestamptz
+    LIMIT 1
+) m ON true
 ORDER BY s.id
 ON CONFLICT (id) DO NOTHING";
 
