@@ -31,6 +31,8 @@ const DB_RETRY: Duration = Duration::from_secs(2);
 const LISTEN_RETRY: Duration = Duration::from_secs(5);
 /// How often the outbox size limit is checked.
 const LIMIT_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+/// How often an idle sink checks whether it was disabled.
+const DISABLED_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 /// How often a disabled sink is reported again.
 const DISABLED_REPORT_INTERVAL: Duration = Duration::from_secs(600);
 /// How long a stopping dispatcher waits for attempts in flight.
@@ -231,11 +233,13 @@ async fn sink_loop(
     let limit = (sink.concurrency * per_request * CLAIM_ROUNDS).clamp(1, MAX_CLAIM);
     let rounds = limit.div_ceil(sink.concurrency * per_request) as u32;
     let lease = sink.timeout * rounds + LEASE_MARGIN;
-    let mut reported_disabled: Option<Instant> = None;
+    let mut disabled = DisabledReport::default();
     loop {
         if *stop.borrow() {
             return;
         }
+        // Seen before the claim: a NOTIFY that comes while claiming wakes the wait below.
+        wake.borrow_and_update();
         let claimed = async {
             let client = ctx.store.connection().await?;
             queue::claim(
@@ -259,8 +263,7 @@ async fn sink_loop(
             }
         };
         if claimed.is_empty() {
-            report_disabled(&ctx, &mut reported_disabled).await;
-            wake.borrow_and_update();
+            disabled.check(&ctx).await;
             tokio::select! {
                 _ = wake.changed() => {}
                 _ = tokio::time::sleep(ctx.poll) => {}
@@ -273,26 +276,47 @@ async fn sink_loop(
     }
 }
 
-async fn report_disabled(ctx: &SinkCtx, reported: &mut Option<Instant>) {
-    if reported.is_some_and(|at| at.elapsed() < DISABLED_REPORT_INTERVAL) {
-        return;
-    }
-    let Ok(client) = ctx.store.connection().await else {
-        return;
-    };
-    if let Ok(Some((at, reason))) = queue::disabled(&client, &ctx.sink.name).await {
-        tracing::error!(
-            sink = ctx.sink.name,
-            target = ctx.sink.target_text(),
-            disabled_at = %at,
-            reason,
-            "This sink is DISABLED: its events wait (pending) and nothing is sent to it. \
-             Fix the endpoint, then `pftrack events retry --sink {} --enable`.",
-            ctx.sink.name
-        );
-        *reported = Some(Instant::now());
-    } else {
-        *reported = None;
+/// Says loudly, now and then, that a sink is disabled.
+#[derive(Default)]
+struct DisabledReport {
+    checked: Option<Instant>,
+    reported: Option<Instant>,
+}
+
+impl DisabledReport {
+    async fn check(&mut self, ctx: &SinkCtx) {
+        if self
+            .checked
+            .is_some_and(|at| at.elapsed() < DISABLED_CHECK_INTERVAL)
+        {
+            return;
+        }
+        self.checked = Some(Instant::now());
+        let Ok(client) = ctx.store.connection().await else {
+            return;
+        };
+        match queue::disabled(&client, &ctx.sink.name).await {
+            Ok(Some((at, reason))) => {
+                if self
+                    .reported
+                    .is_some_and(|r| r.elapsed() < DISABLED_REPORT_INTERVAL)
+                {
+                    return;
+                }
+                tracing::error!(
+                    sink = ctx.sink.name,
+                    target = ctx.sink.target_text(),
+                    disabled_at = %at,
+                    reason,
+                    "This sink is DISABLED: its events wait (pending) and nothing is sent to it. \
+                     Fix the endpoint, then `pftrack events retry --sink {} --enable`.",
+                    ctx.sink.name
+                );
+                self.reported = Some(Instant::now());
+            }
+            Ok(None) => self.reported = None,
+            Err(_) => {}
+        }
     }
 }
 
@@ -369,10 +393,19 @@ async fn attempt(ctx: &SinkCtx, group: &[Claimed]) -> Attempt {
                     body.extend_from_slice(c.payload.as_bytes());
                 }
                 body.push(b']');
-                sinks::post(client, url, secret, &batch_id(group), body).await
+                sinks::post(
+                    client,
+                    ctx.sink.timeout,
+                    url,
+                    secret,
+                    &batch_id(group),
+                    body,
+                )
+                .await
             } else {
                 sinks::post(
                     client,
+                    ctx.sink.timeout,
                     url,
                     secret,
                     &first.event_id,

@@ -67,6 +67,7 @@ fn snippet(bytes: &[u8]) -> String {
 /// POST `body` as message `id`, signed with `secret`.
 pub(crate) async fn post(
     client: &reqwest::Client,
+    timeout: Duration,
     url: &reqwest::Url,
     secret: &Secret,
     id: &str,
@@ -89,7 +90,7 @@ pub(crate) async fn post(
         Err(e) => {
             let e = e.without_url();
             let why = if e.is_timeout() {
-                "timed out".to_owned()
+                format!("timed out after {:.1} s", timeout.as_secs_f64())
             } else {
                 // The chain says what happened (refused, reset, bad answer).
                 let mut text = e.to_string();
@@ -280,7 +281,7 @@ pub async fn send_test_event(store: &pftrack_store::Store, sink: &Sink) -> Resul
     let attempt = match &sink.target {
         Target::Webhook { url, secret, .. } => {
             let client = http_client(sink).map_err(|e| e.to_string())?;
-            post(&client, url, secret, &id, body).await
+            post(&client, sink.timeout, url, secret, &id, body).await
         }
         Target::Exec { .. } => exec(sink, &id, "pftrack.test", &body).await,
         Target::Notify { channel } => notify(store, channel, &sink.name, &id, "pftrack.test").await,
