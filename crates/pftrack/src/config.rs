@@ -55,6 +55,11 @@ pub struct Config {
     #[serde(default)]
     pub fleet: FleetConfig,
     // END fleet
+    // BEGIN web (issue 13)
+    /// `pftrack serve`: the web UI and API.
+    #[serde(default)]
+    pub web: WebConfig,
+    // END web
 }
 
 // BEGIN fleet (issue 16)
@@ -69,6 +74,72 @@ pub struct FleetConfig {
     pub host_aliases: std::collections::BTreeMap<String, Vec<String>>,
 }
 // END fleet
+
+// BEGIN web (issue 13)
+/// `web:` section.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// `127.0.0.1:8025` (default), `[::]:8025`, or `unix:/run/pftrack/web.sock`.
+    pub listen: Option<String>,
+    /// The login role `pftrack serve` connects as (a member of `pftrack_web_read`);
+    /// default: `database.url`. `--database-url` overrides both.
+    pub database_url: Option<String>,
+    /// Cookies are `Secure` even without a trusted proxy's `X-Forwarded-Proto: https`.
+    #[serde(default)]
+    pub secure_cookies: bool,
+    /// Addresses or ranges of reverse proxies whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` are believed (`127.0.0.1`, `10.0.0.0/8`).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Whether peers on the Unix socket are trusted proxies (default true).
+    pub trust_unix_socket: Option<bool>,
+    /// How long a login lasts (`12h`).
+    pub session_ttl: Option<String>,
+}
+
+impl std::fmt::Debug for WebConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebConfig")
+            .field("listen", &self.listen)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(pftrack_store::redact_url),
+            )
+            .field("secure_cookies", &self.secure_cookies)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebConfig {
+    /// The web layer's settings, validated.
+    pub fn settings(&self) -> anyhow::Result<pftrack_web::Settings> {
+        let mut s = pftrack_web::Settings {
+            secure_cookies: self.secure_cookies,
+            ..pftrack_web::Settings::default()
+        };
+        for p in &self.trusted_proxies {
+            s.trusted_proxies.push(
+                p.parse()
+                    .map_err(|e: String| anyhow::anyhow!("web.trusted_proxies: {e}"))?,
+            );
+        }
+        if let Some(t) = self.trust_unix_socket {
+            s.trust_unix_socket = t;
+        }
+        if let Some(ttl) = &self.session_ttl {
+            let d =
+                crate::duration::parse(ttl).with_context(|| format!("web.session_ttl: {ttl:?}"))?;
+            if d < chrono::TimeDelta::minutes(1) || d > chrono::TimeDelta::days(30) {
+                bail!("web.session_ttl: {ttl:?} is not between 1m and 30d");
+            }
+            s.session_ttl = d.to_std()?;
+        }
+        Ok(s)
+    }
+}
+// END web
 
 // BEGIN metrics (issue 15)
 /// `metrics:` section.
@@ -542,6 +613,9 @@ impl Config {
         // BEGIN fleet (issue 16)
         pftrack_store::alias_rows(&self.fleet.host_aliases).map_err(anyhow::Error::msg)?;
         // END fleet
+        // BEGIN web (issue 13)
+        self.web.settings()?;
+        // END web
         if let Some(tz) = &self.timezone {
             tz.parse::<pftrack_input::Zone>()
                 .map_err(|e| anyhow::anyhow!("timezone: {e}"))?;

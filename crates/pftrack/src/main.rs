@@ -9,6 +9,8 @@
 //! completions). The binary is the async shell around the sync core crates:
 //! input → parse → extract → store.
 //!
+//! `serve` runs the web UI and JSON API (crates/web); `user` manages its users and tokens.
+//!
 //! `export` writes accounting records (TSV, CSV, JSONL) for other systems (crates/export).
 
 /// `pftrack backfill`: syslog files into the database.
@@ -42,10 +44,14 @@ mod reclassify_cmd;
 /// `pftrack report`: a pflogsumm-class summary of a period (text, JSON, HTML, mail).
 mod report_cmd;
 mod sasl;
+/// `pftrack serve`: the web UI and JSON API (issue 13).
+mod serve_cmd;
 /// `metrics:`: Prometheus `/metrics` of `pftrack run` (issue 15).
 mod serve_metrics;
 /// `pftrack status`: what happened to a message.
 mod status;
+/// `pftrack user`: web users and bearer tokens (issue 13).
+mod user_cmd;
 /// The writer task: batches into the store, with retries.
 mod writer;
 
@@ -102,6 +108,10 @@ enum Command {
     Report(report_cmd::ReportArgs),
     /// Accounting records (delivered, deferred, bounced, rejected, auth-failure) as TSV, CSV, JSONL.
     Export(export_cmd::ExportArgs),
+    /// Serve the web UI and JSON API for helpdesks (docs/web.md).
+    Serve(serve_cmd::ServeArgs),
+    /// Users and bearer tokens of the web UI and API: add, passwd, remove, list, token.
+    User(user_cmd::UserArgs),
     /// Generate man pages or shell completions (for packaging).
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -183,6 +193,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dispatch(args) => {
             let url = config.database_url(cli.database_url.as_deref())?;
             runtime()?.block_on(dispatch_cmd::run(&args, &config, &url))
+        }
+        Command::Serve(args) => {
+            let url = match cli.database_url.as_deref() {
+                Some(u) => u.to_owned(),
+                None => match &config.web.database_url {
+                    Some(u) => u.clone(),
+                    None => config.database_url(None)?,
+                },
+            };
+            runtime()?.block_on(serve_cmd::run(&args, &config, &url))
+        }
+        Command::User(args) => {
+            let url = config.database_url(cli.database_url.as_deref())?;
+            runtime()?.block_on(user_cmd::run(&args, &config, &url))
         }
         Command::Classify(args) => classify_cmd::run(&args, &config),
         Command::Reclassify(args) => {

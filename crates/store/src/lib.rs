@@ -27,6 +27,7 @@ mod error;
 mod fleet;
 mod listen;
 mod lock;
+mod pool;
 mod purge;
 mod query;
 mod reclassify;
@@ -46,6 +47,7 @@ pub use error::{StoreError, redact_url};
 pub use fleet::{MAX_ALIAS_LEN, alias_rows};
 pub use listen::{Listener, Notification};
 pub use lock::{APPLICATION_NAME_MAX, Busy, InputLocks, LockHolder, input_lock_key};
+pub use pool::build_pool;
 pub use purge::{
     NOQUEUE_ROWS_PER_MESSAGE, PURGE_BATCH_MESSAGES, PurgeCounts, purge, purge_with_progress,
 };
@@ -286,9 +288,19 @@ impl Store {
             .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
             .await
             .map_err(|e| StoreError::query("taking the migration lock", e))?;
-        let result = embedded::migrations::runner()
-            .run_async(&mut **client)
-            .await;
+        let result = match apply_out_of_order(&mut client).await {
+            Ok(()) => {
+                embedded::migrations::runner()
+                    .run_async(&mut **client)
+                    .await
+            }
+            Err(e) => {
+                let _ = client
+                    .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
+                    .await;
+                return Err(e);
+            }
+        };
         // Unlock even when migrating failed; the session ends anyway if this fails.
         let _ = client
             .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
@@ -487,6 +499,74 @@ impl Store {
             .await
             .map_err(|e| StoreError::query("running a query", e))
     }
+}
+
+/// Migration numbers are reserved per feature and may land out of order: a database
+/// migrated to V12 may lack V10. refinery refuses such a gap (`MissingVersion`), so
+/// such migrations are applied here first, in order, each in a transaction with its
+/// history row in refinery's format (so refinery sees them as applied and unchanged).
+async fn apply_out_of_order(client: &mut deadpool_postgres::Object) -> Result<(), StoreError> {
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass('refinery_schema_history') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(|e| StoreError::query("reading the migration history", e))?
+        .get(0);
+    if !exists {
+        return Ok(());
+    }
+    let applied: Vec<i32> = client
+        .query("SELECT version FROM refinery_schema_history", &[])
+        .await
+        .map_err(|e| StoreError::query("reading the migration history", e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let Some(&latest) = applied.iter().max() else {
+        return Ok(());
+    };
+    let runner = embedded::migrations::runner();
+    let mut gaps: Vec<_> = runner
+        .get_migrations()
+        .iter()
+        .filter(|m| m.version() < latest && !applied.contains(&m.version()))
+        .collect();
+    gaps.sort_by_key(|m| m.version());
+    for m in gaps {
+        let version = m.version();
+        tracing::info!(
+            version,
+            name = m.name(),
+            "Applying a migration that landed after later ones."
+        );
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| StoreError::query("starting a migration", e))?;
+        tx.batch_execute(m.sql().unwrap_or(""))
+            .await
+            .map_err(|e| StoreError::Migrate {
+                reason: format!("V{version}__{}: {e}", m.name()),
+            })?;
+        tx.execute(
+            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
+             VALUES ($1, $2, $3, $4)",
+            &[
+                &version,
+                &m.name(),
+                &Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                &m.checksum().to_string(),
+            ],
+        )
+        .await
+        .map_err(|e| StoreError::query("recording a migration", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::query("committing a migration", e))?;
+    }
+    Ok(())
 }
 
 /// A process-unique loader id: pid, start time and a little of the address space's

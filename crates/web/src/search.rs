@@ -1,0 +1,751 @@
+//! The search: parameters (parsed by hand from the query string, so every mistake is
+//! a 400 naming the parameter), one scoped SQL statement with keyset pagination, and
+//! the rows, shared by the page, the JSON API and the CSV export.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{WebError, db};
+use crate::scope::Scope;
+use crate::sql::Sql;
+
+/// Rows per page when not asked.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+/// Rows per page at most.
+pub const MAX_PAGE_SIZE: usize = 500;
+/// Rows of a CSV export at most (the export says when it was cut).
+pub const MAX_EXPORT_ROWS: usize = 50_000;
+/// The default time window: the last 24 hours.
+pub const DEFAULT_WINDOW: TimeDelta = TimeDelta::hours(24);
+/// The longest time window one search may span.
+pub const MAX_SEARCH_SPAN: TimeDelta = TimeDelta::days(31);
+/// Longest value of one parameter.
+pub const MAX_PARAM_LEN: usize = 512;
+/// Parameters in one query string at most.
+pub const MAX_PARAMS: usize = 64;
+
+/// Statuses a recipient can have (`delivery_status.status`).
+pub const STATUSES: [&str; 7] = [
+    "sent",
+    "deferred",
+    "bounced",
+    "expired",
+    "rejected",
+    "discarded",
+    "deleted",
+];
+
+/// The window presets of the search form.
+pub const WINDOW_PRESETS: [(&str, TimeDelta); 5] = [
+    ("1h", TimeDelta::hours(1)),
+    ("6h", TimeDelta::hours(6)),
+    ("24h", TimeDelta::hours(24)),
+    ("7d", TimeDelta::days(7)),
+    ("30d", TimeDelta::days(30)),
+];
+
+/// What the results are ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    /// Arrival time.
+    Time,
+    /// Envelope sender.
+    Sender,
+    /// Recipient.
+    Recipient,
+    /// Status.
+    Status,
+}
+
+impl SortKey {
+    /// The parameter's name of the key.
+    pub fn name(self) -> &'static str {
+        match self {
+            SortKey::Time => "time",
+            SortKey::Sender => "sender",
+            SortKey::Recipient => "recipient",
+            SortKey::Status => "status",
+        }
+    }
+
+    fn expr(self) -> &'static str {
+        match self {
+            SortKey::Time => "t.arrived_at",
+            SortKey::Sender => "COALESCE(f.sender, '')",
+            SortKey::Recipient => "t.recipient",
+            SortKey::Status => STATUS_EXPR,
+        }
+    }
+}
+
+const STATUS_EXPR: &str = "effective_status(t.status, t.status_at, f.expired_at, f.deleted_at)";
+const REASON_EXPR: &str = "CASE WHEN effective_status(t.status, t.status_at, f.expired_at, \
+     f.deleted_at) = 'expired' THEN 'expired' ELSE t.failure_reason END";
+
+/// A parsed search.
+#[derive(Debug, Clone)]
+pub struct SearchParams {
+    /// Envelope sender (`<>`: the null sender).
+    pub sender: Option<String>,
+    /// Recipient (as delivered or before alias expansion).
+    pub recipient: Option<String>,
+    /// Sender or recipient.
+    pub address: Option<String>,
+    /// Sender's or recipient's domain.
+    pub domain: Option<String>,
+    /// Message-ID or queue id.
+    pub id: Option<String>,
+    /// Client address or SASL user name.
+    pub client: Option<String>,
+    /// The window's preset, when one was chosen.
+    pub window: Option<String>,
+    /// Arrival from (inclusive).
+    pub from: DateTime<Utc>,
+    /// Arrival to (exclusive).
+    pub to: DateTime<Utc>,
+    /// Statuses (any of).
+    pub statuses: Vec<String>,
+    /// Failure reasons (any of).
+    pub reasons: Vec<String>,
+    /// Order.
+    pub sort: SortKey,
+    /// Descending.
+    pub desc: bool,
+    /// Page size.
+    pub limit: usize,
+    /// Where the page starts (a cursor from the previous page).
+    pub after: Option<Cursor>,
+    /// Whether `from`/`to` were given explicitly.
+    pub explicit_times: bool,
+}
+
+/// The keyset position after a row: its sort value and its key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Cursor {
+    /// The sort key's name, so a cursor is not applied to another order.
+    pub sort: String,
+    /// The sort value (text; times as RFC 3339).
+    pub value: String,
+    /// The row's key.
+    pub arrived_at: DateTime<Utc>,
+    /// Host.
+    pub host: String,
+    /// Queue id.
+    pub queue_id: String,
+    /// Recipient.
+    pub recipient: String,
+    /// Original recipient (`''` when none).
+    pub orig_recipient: String,
+}
+
+impl Cursor {
+    /// The opaque form in URLs.
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    fn decode(s: &str) -> Option<Cursor> {
+        let bytes = URL_SAFE_NO_PAD.decode(s).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+fn bad(msg: String) -> WebError {
+    WebError::BadRequest(msg)
+}
+
+/// Parse a time: RFC 3339, or `YYYY-MM-DDTHH:MM[:SS]` / `YYYY-MM-DD HH:MM` / `YYYY-MM-DD`
+/// read as UTC.
+pub fn parse_time(name: &str, v: &str) -> Result<DateTime<Utc>, WebError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Ok(t.to_utc());
+    }
+    for f in [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(v, f) {
+            return Ok(t.and_utc());
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d")
+        && let Some(t) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(t.and_utc());
+    }
+    Err(bad(format!(
+        "{name}: {v:?} is not a time (RFC 3339 such as 2025-03-14T06:25:00Z, or \
+         2025-03-14T06:25 / 2025-03-14 in UTC)"
+    )))
+}
+
+/// The pairs of a query string; repeated keys are kept.
+pub fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, WebError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|e| bad(format!("the query string cannot be read: {e}")))?;
+    if pairs.len() > MAX_PARAMS {
+        return Err(bad(format!("more than {MAX_PARAMS} parameters")));
+    }
+    if let Some((k, _)) = pairs
+        .iter()
+        .find(|(k, v)| v.len() > MAX_PARAM_LEN || k.len() > 64)
+    {
+        return Err(bad(format!("{k}: longer than {MAX_PARAM_LEN} characters")));
+    }
+    Ok(pairs)
+}
+
+fn address_value(name: &str, v: &str) -> Result<String, WebError> {
+    let v = v.trim();
+    let v = if v != "<>" {
+        v.trim_start_matches('<').trim_end_matches('>')
+    } else {
+        v
+    };
+    if v.chars().any(char::is_control) {
+        return Err(bad(format!("{name}: control characters are not allowed")));
+    }
+    Ok(v.to_lowercase())
+}
+
+impl SearchParams {
+    /// Parse the pairs of a query string (empty values are ignored, as forms send
+    /// them), `now` being the default end of the window.
+    pub fn parse(pairs: &[(String, String)], now: DateTime<Utc>) -> Result<SearchParams, WebError> {
+        let mut p = SearchParams {
+            sender: None,
+            recipient: None,
+            address: None,
+            domain: None,
+            id: None,
+            client: None,
+            window: None,
+            from: now - DEFAULT_WINDOW,
+            to: now,
+            statuses: Vec::new(),
+            reasons: Vec::new(),
+            sort: SortKey::Time,
+            desc: true,
+            limit: DEFAULT_PAGE_SIZE,
+            after: None,
+            explicit_times: false,
+        };
+        let (mut from, mut to, mut window) = (None, None, None);
+        for (k, v) in pairs {
+            let v = v.trim();
+            if v.is_empty() {
+                continue;
+            }
+            match k.as_str() {
+                "sender" => p.sender = Some(address_value(k, v)?),
+                "recipient" => p.recipient = Some(address_value(k, v)?),
+                "address" => p.address = Some(address_value(k, v)?),
+                "domain" => {
+                    let d = address_value(k, v)?;
+                    let d = d.trim_start_matches('@').to_owned();
+                    if d.is_empty() || d.contains('@') || d.contains(char::is_whitespace) {
+                        return Err(bad(format!("domain: {v:?} is not a domain")));
+                    }
+                    p.domain = Some(d);
+                }
+                "id" => {
+                    let id = v.trim_start_matches('<').trim_end_matches('>');
+                    if id.chars().any(char::is_control) {
+                        return Err(bad("id: control characters are not allowed".into()));
+                    }
+                    p.id = Some(id.to_owned());
+                }
+                "client" => {
+                    if v.chars().any(char::is_control) {
+                        return Err(bad("client: control characters are not allowed".into()));
+                    }
+                    p.client = Some(v.to_owned());
+                }
+                "from" => from = Some(parse_time("from", v)?),
+                "to" => to = Some(parse_time("to", v)?),
+                "window" => {
+                    let Some((name, d)) = WINDOW_PRESETS.iter().find(|(n, _)| *n == v) else {
+                        return Err(bad(format!(
+                            "window: {v:?} is not one of {}",
+                            WINDOW_PRESETS.map(|(n, _)| n).join(", ")
+                        )));
+                    };
+                    window = Some((*name, *d));
+                }
+                "status" => {
+                    for s in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                        if !STATUSES.contains(&s) {
+                            return Err(bad(format!(
+                                "status: {s:?} is not one of {}",
+                                STATUSES.join(", ")
+                            )));
+                        }
+                        if !p.statuses.iter().any(|x| x == s) {
+                            p.statuses.push(s.to_owned());
+                        }
+                    }
+                }
+                "reason" => {
+                    for r in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                        if r.len() > 32 || !r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                            return Err(bad(format!(
+                                "reason: {r:?} is not a reason name (docs/classification.md)"
+                            )));
+                        }
+                        if !p.reasons.iter().any(|x| x == r) {
+                            p.reasons.push(r.to_owned());
+                        }
+                    }
+                }
+                "sort" => {
+                    let (desc, name) = match v.strip_prefix('-') {
+                        Some(n) => (true, n),
+                        None => (false, v),
+                    };
+                    p.sort = match name {
+                        "time" => SortKey::Time,
+                        "sender" => SortKey::Sender,
+                        "recipient" => SortKey::Recipient,
+                        "status" => SortKey::Status,
+                        _ => {
+                            return Err(bad(format!(
+                                "sort: {v:?} is not one of time, sender, recipient, status \
+                                 (a leading - sorts descending)"
+                            )));
+                        }
+                    };
+                    p.desc = desc;
+                }
+                "limit" => {
+                    p.limit = match v.parse::<usize>() {
+                        Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+                        _ => {
+                            return Err(bad(format!(
+                                "limit: {v:?} is not a number from 1 to {MAX_PAGE_SIZE}"
+                            )));
+                        }
+                    }
+                }
+                "after" => {
+                    p.after = Some(Cursor::decode(v).ok_or_else(|| {
+                        bad(
+                            "after: not a cursor of this search (take `next` of the previous page)"
+                                .into(),
+                        )
+                    })?)
+                }
+                other => {
+                    return Err(bad(format!(
+                        "unknown parameter {other:?} (known: sender, recipient, address, domain, \
+                         id, client, window, from, to, status, reason, sort, limit, after)"
+                    )));
+                }
+            }
+        }
+        match (from, to, window) {
+            (_, _, Some((name, d))) if from.is_none() => {
+                p.to = to.unwrap_or(now);
+                p.from = p.to - d;
+                p.window = Some(name.to_owned());
+                p.explicit_times = to.is_some();
+            }
+            (f, t, _) => {
+                p.explicit_times = f.is_some() || t.is_some();
+                p.to = t.unwrap_or(now);
+                p.from = f.unwrap_or(p.to - DEFAULT_WINDOW);
+            }
+        }
+        if p.from >= p.to {
+            return Err(bad("from must be before to".into()));
+        }
+        if p.to - p.from > MAX_SEARCH_SPAN {
+            return Err(bad(format!(
+                "the time window spans more than {} days: narrow from/to",
+                MAX_SEARCH_SPAN.num_days()
+            )));
+        }
+        if let Some(c) = &p.after
+            && c.sort != p.sort.name()
+        {
+            return Err(bad("after: the cursor belongs to another sort order".into()));
+        }
+        Ok(p)
+    }
+
+    /// The query string of this search (for links), without the cursor; `extra`
+    /// pairs are appended.
+    pub fn to_query(&self, extra: &[(&str, &str)]) -> String {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        for (k, v) in [
+            ("sender", &self.sender),
+            ("recipient", &self.recipient),
+            ("address", &self.address),
+            ("domain", &self.domain),
+            ("id", &self.id),
+            ("client", &self.client),
+        ] {
+            if let Some(v) = v {
+                pairs.push((k, v.clone()));
+            }
+        }
+        match &self.window {
+            Some(w) if !self.explicit_times => pairs.push(("window", w.clone())),
+            _ => {
+                pairs.push((
+                    "from",
+                    self.from
+                        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                ));
+                pairs.push((
+                    "to",
+                    self.to.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                ));
+            }
+        }
+        if !self.statuses.is_empty() {
+            pairs.push(("status", self.statuses.join(",")));
+        }
+        if !self.reasons.is_empty() {
+            pairs.push(("reason", self.reasons.join(",")));
+        }
+        let sort = format!("{}{}", if self.desc { "-" } else { "" }, self.sort.name());
+        if sort != "-time" {
+            pairs.push(("sort", sort));
+        }
+        if self.limit != DEFAULT_PAGE_SIZE {
+            pairs.push(("limit", self.limit.to_string()));
+        }
+        for (k, v) in extra {
+            pairs.push((k, (*v).to_owned()));
+        }
+        serde_urlencoded::to_string(&pairs).unwrap_or_default()
+    }
+
+    /// The search as JSON, for the audit log.
+    pub fn audit_detail(&self) -> serde_json::Value {
+        serde_json::json!({
+            "sender": self.sender, "recipient": self.recipient, "address": self.address,
+            "domain": self.domain, "id": self.id, "client": self.client,
+            "from": self.from, "to": self.to, "status": self.statuses, "reason": self.reasons,
+        })
+    }
+}
+
+/// One recipient row of a search.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchRow {
+    /// Host that logged the message.
+    pub host: String,
+    /// Queue id.
+    pub queue_id: String,
+    /// When the message arrived.
+    pub arrived_at: DateTime<Utc>,
+    /// Message-ID.
+    pub message_id: Option<String>,
+    /// Envelope sender (`''`: null sender).
+    pub sender: Option<String>,
+    /// Recipient.
+    pub recipient: String,
+    /// Original recipient, when alias expansion changed it.
+    pub orig_recipient: Option<String>,
+    /// Status.
+    pub status: String,
+    /// Failure reason.
+    pub reason: Option<String>,
+    /// Permanent failure.
+    pub hard: Option<bool>,
+    /// Enhanced status code.
+    pub dsn: Option<String>,
+    /// Relay.
+    pub relay: Option<String>,
+    /// The latest reply or reason text.
+    pub response: Option<String>,
+    /// Delivery attempts.
+    pub attempts: i32,
+    /// Latest attempt.
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// Client address the message came from.
+    pub client_addr: Option<String>,
+    /// SASL user that submitted it.
+    pub sasl_username: Option<String>,
+    /// The message's page in the API (`/api/v1/messages/…`).
+    pub message: String,
+}
+
+/// A page of results.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchPage {
+    /// The rows.
+    pub rows: Vec<SearchRow>,
+    /// The cursor of the next page, `None` on the last.
+    pub next: Option<String>,
+    /// The window searched.
+    pub from: DateTime<Utc>,
+    /// The window searched.
+    pub to: DateTime<Utc>,
+}
+
+/// The path segment of a message: `host/queue_id/arrived_at` (RFC 3339, microseconds).
+pub fn message_path(host: &str, queue_id: &str, arrived_at: DateTime<Utc>) -> String {
+    format!(
+        "{}/{}/{}",
+        crate::html::url_segment(host),
+        crate::html::url_segment(queue_id),
+        arrived_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    )
+}
+
+/// Run a search: at most `limit` rows (one more is read to know whether a next page
+/// exists).
+pub async fn search(
+    client: &deadpool_postgres::Client,
+    scope: &Scope,
+    p: &SearchParams,
+    limit: usize,
+) -> Result<SearchPage, WebError> {
+    let mut sql = Sql::new(&format!(
+        "SELECT f.host, f.queue_id, f.arrived_at, f.message_id, f.sender, t.recipient, \
+         NULLIF(t.orig_recipient, ''), {STATUS_EXPR}, {REASON_EXPR}, \
+         CASE WHEN {STATUS_EXPR} = 'expired' THEN true ELSE t.hard END, \
+         t.dsn, t.relay, t.response, t.attempts, t.last_attempt_at, f.client_addr, \
+         f.sasl_username, t.orig_recipient, ({}) :: text \
+         FROM delivery_to t JOIN delivery_from f USING (host, queue_id, arrived_at) WHERE ",
+        p.sort.expr()
+    ));
+    let from = sql.bind(p.from);
+    let to = sql.bind(p.to);
+    let mut conds = vec![format!(
+        "t.arrived_at >= {from} AND t.arrived_at < {to} AND f.arrived_at >= {from} \
+         AND f.arrived_at < {to}"
+    )];
+    if let Some(s) = &p.sender {
+        if s == "<>" {
+            conds.push("f.sender = ''".into());
+        } else {
+            let v = sql.bind(s.clone());
+            conds.push(format!("lower(f.sender) = {v}"));
+        }
+    }
+    if let Some(r) = &p.recipient {
+        let v = sql.bind(r.clone());
+        conds.push(format!(
+            "(lower(t.recipient) = {v} OR lower(t.orig_recipient) = {v})"
+        ));
+    }
+    if let Some(a) = &p.address {
+        let v = sql.bind(a.clone());
+        conds.push(format!(
+            "(lower(t.recipient) = {v} OR lower(t.orig_recipient) = {v} OR lower(f.sender) = {v})"
+        ));
+    }
+    if let Some(d) = &p.domain {
+        let v = sql.bind(d.clone());
+        conds.push(format!(
+            "(address_domain(t.recipient) = {v} OR address_domain(f.sender) = {v})"
+        ));
+    }
+    if let Some(id) = &p.id {
+        let v = sql.bind(id.clone());
+        conds.push(format!("(f.message_id = {v} OR f.queue_id = {v})"));
+    }
+    if let Some(c) = &p.client {
+        let v = sql.bind(c.clone());
+        conds.push(format!(
+            "(f.client_addr = {v} OR lower(f.sasl_username) = lower({v}))"
+        ));
+    }
+    if !p.statuses.is_empty() {
+        let v = sql.bind(p.statuses.clone());
+        conds.push(format!("{STATUS_EXPR} = ANY({v}::text[])"));
+    }
+    if !p.reasons.is_empty() {
+        let v = sql.bind(p.reasons.clone());
+        conds.push(format!("({REASON_EXPR}) = ANY({v}::text[])"));
+    }
+    conds.push(scope.row_predicate(&mut sql, "f.sender", "t.recipient", "t.orig_recipient"));
+    let dir = if p.desc { "DESC" } else { "ASC" };
+    let key = format!(
+        "{}, t.arrived_at, t.host, t.queue_id, t.recipient, t.orig_recipient",
+        p.sort.expr()
+    );
+    if let Some(c) = &p.after {
+        let value = if p.sort == SortKey::Time {
+            let t = DateTime::parse_from_rfc3339(&c.value)
+                .map_err(|_| bad("after: the cursor is damaged".into()))?
+                .to_utc();
+            sql.bind(t)
+        } else {
+            let v = sql.bind(c.value.clone());
+            format!("{v}::text")
+        };
+        let rest = [
+            sql.bind(c.arrived_at),
+            sql.bind(c.host.clone()),
+            sql.bind(c.queue_id.clone()),
+            sql.bind(c.recipient.clone()),
+            sql.bind(c.orig_recipient.clone()),
+        ];
+        conds.push(format!(
+            "({key}) {} ({value}, {})",
+            if p.desc { "<" } else { ">" },
+            rest.join(", ")
+        ));
+    }
+    sql.push(&conds.join(" AND "));
+    let order: Vec<String> = [
+        p.sort.expr(),
+        "t.arrived_at",
+        "t.host",
+        "t.queue_id",
+        "t.recipient",
+        "t.orig_recipient",
+    ]
+    .iter()
+    .map(|c| format!("{c} {dir}"))
+    .collect();
+    let lim = sql.bind(i64::try_from(limit + 1).unwrap_or(i64::MAX));
+    sql.push(&format!(" ORDER BY {} LIMIT {lim}", order.join(", ")));
+    let rows = client
+        .query(sql.text.as_str(), &sql.params())
+        .await
+        .map_err(db("searching"))?;
+    let more = rows.len() > limit;
+    let mut out = Vec::with_capacity(rows.len().min(limit));
+    let mut next = None;
+    for (i, r) in rows.iter().enumerate() {
+        if i == limit {
+            break;
+        }
+        let row = SearchRow {
+            host: r.get(0),
+            queue_id: r.get(1),
+            arrived_at: r.get(2),
+            message_id: r.get(3),
+            sender: r.get(4),
+            recipient: r.get(5),
+            orig_recipient: r.get(6),
+            status: r.get(7),
+            reason: r.get(8),
+            hard: r.get(9),
+            dsn: r.get(10),
+            relay: r.get(11),
+            response: r.get(12),
+            attempts: r.get(13),
+            last_attempt_at: r.get(14),
+            client_addr: r.get(15),
+            sasl_username: r.get(16),
+            message: format!(
+                "/api/v1/messages/{}",
+                message_path(&r.get::<_, String>(0), &r.get::<_, String>(1), r.get(2))
+            ),
+        };
+        if more && i + 1 == limit {
+            let value: Option<String> = r.get(18);
+            let value = if p.sort == SortKey::Time {
+                row.arrived_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            } else {
+                value.unwrap_or_default()
+            };
+            next = Some(
+                Cursor {
+                    sort: p.sort.name().to_owned(),
+                    value,
+                    arrived_at: row.arrived_at,
+                    host: row.host.clone(),
+                    queue_id: row.queue_id.clone(),
+                    recipient: row.recipient.clone(),
+                    orig_recipient: r.get(17),
+                }
+                .encode(),
+            );
+        }
+        out.push(row);
+    }
+    Ok(SearchPage {
+        rows: out,
+        next,
+        from: p.from,
+        to: p.to,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(q: &str) -> Vec<(String, String)> {
+        query_pairs(Some(q)).unwrap()
+    }
+
+    #[test]
+    fn defaults_and_presets() {
+        let now = Utc::now();
+        let p = SearchParams::parse(&[], now).unwrap();
+        assert_eq!(p.to, now);
+        assert_eq!(p.from, now - DEFAULT_WINDOW);
+        assert_eq!(
+            (p.sort, p.desc, p.limit),
+            (SortKey::Time, true, DEFAULT_PAGE_SIZE)
+        );
+        let p = SearchParams::parse(
+            &pairs("window=7d&status=sent,bounced&status=sent&recipient=%3CBob@X.org%3E&sender="),
+            now,
+        )
+        .unwrap();
+        assert_eq!(p.from, now - TimeDelta::days(7));
+        assert_eq!(p.statuses, ["sent", "bounced"]);
+        assert_eq!(p.recipient.as_deref(), Some("bob@x.org"));
+        assert_eq!(p.sender, None);
+    }
+
+    #[test]
+    fn bad_parameters_say_which() {
+        let now = Utc::now();
+        for (q, word) in [
+            ("limit=0", "limit"),
+            ("limit=501", "limit"),
+            ("limit=x", "limit"),
+            ("status=lost", "status"),
+            ("window=2y", "window"),
+            ("from=yesterday", "from"),
+            ("from=2025-01-01&to=2025-03-01", "31 days"),
+            ("from=2025-01-02&to=2025-01-01", "before"),
+            ("sort=size", "sort"),
+            ("after=!!!", "after"),
+            ("bogus=1", "bogus"),
+            ("reason=DROP%20TABLE", "reason"),
+            ("domain=a@b", "domain"),
+        ] {
+            let err = SearchParams::parse(&pairs(q), now).unwrap_err();
+            assert!(matches!(err, WebError::BadRequest(_)), "{q}");
+            assert!(err.to_string().contains(word), "{q}: {err}");
+        }
+    }
+
+    #[test]
+    fn cursor_round_trip_and_query() {
+        let now = Utc::now();
+        let c = Cursor {
+            sort: "sender".into(),
+            value: "a@b".into(),
+            arrived_at: now,
+            host: "mx1".into(),
+            queue_id: "ABC".into(),
+            recipient: "r@x".into(),
+            orig_recipient: String::new(),
+        };
+        assert_eq!(Cursor::decode(&c.encode()), Some(c.clone()));
+        let q = format!("sort=sender&after={}", c.encode());
+        let p = SearchParams::parse(&pairs(&q), now).unwrap();
+        assert_eq!(p.after, Some(c));
+        assert!(SearchParams::parse(&pairs(&q.replace("sort=sender", "sort=-time")), now).is_err());
+        let back = SearchParams::parse(&pairs(&p.to_query(&[])), now).unwrap();
+        assert_eq!(back.sort, SortKey::Sender);
+        assert!(!back.desc);
+    }
+}
