@@ -49,8 +49,8 @@ impl SinkKind {
 }
 
 /// One entry of `events.sinks`. Which keys apply depends on `type`; the others are
-/// refused.
-#[derive(Debug, Clone, Deserialize)]
+/// refused. `Debug` shows the URL without credentials or query.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SinkConfig {
     /// Name: letters, digits, `-` and `_` (the key of its deliveries).
@@ -85,6 +85,24 @@ pub struct SinkConfig {
     pub backoff_max: Option<String>,
     /// Attempts in flight at once.
     pub concurrency: Option<usize>,
+}
+
+impl std::fmt::Debug for SinkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = self.url.as_deref().map(|u| match reqwest::Url::parse(u) {
+            Ok(url) => redact_url(&url),
+            Err(_) => "(not a URL)".to_owned(),
+        });
+        f.debug_struct("SinkConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("url", &url)
+            .field("secret_file", &self.secret_file)
+            .field("secret_env", &self.secret_env)
+            .field("command", &self.command)
+            .field("channel", &self.channel)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `events.dispatch`.
@@ -136,8 +154,8 @@ impl DispatchConfig {
     }
 }
 
-/// Where a sink sends.
-#[derive(Debug, Clone)]
+/// Where a sink sends. `Debug` shows the URL without credentials or query.
+#[derive(Clone)]
 pub enum Target {
     /// POST to `url`, signed with `secret`.
     Webhook {
@@ -160,6 +178,29 @@ pub enum Target {
         /// The channel.
         channel: String,
     },
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Webhook {
+                url, batch_size, ..
+            } => f
+                .debug_struct("Webhook")
+                .field("url", &redact_url(url))
+                .field("secret", &"redacted")
+                .field("batch_size", batch_size)
+                .finish(),
+            Target::Exec { program, args } => f
+                .debug_struct("Exec")
+                .field("program", program)
+                .field("args", args)
+                .finish(),
+            Target::Notify { channel } => {
+                f.debug_struct("Notify").field("channel", channel).finish()
+            }
+        }
+    }
 }
 
 /// A validated sink.
@@ -457,9 +498,13 @@ mod tests {
         let mut c = webhook("https://hooks.example.com/in");
         c.secret_env = None;
         c.secret_file = Some(secret.clone());
+        c.url = Some("https://user:pw@hooks.example.com/in?token=abc".into());
         let s = c.validate().unwrap();
         assert_eq!(s.kind(), SinkKind::Webhook);
-        assert!(format!("{s:?}").contains("redacted"));
+        for shown in [format!("{s:?}"), format!("{c:?}")] {
+            assert!(!shown.contains("pw") && !shown.contains("abc"), "{shown}");
+            assert!(shown.contains("https://hooks.example.com/in?…"), "{shown}");
+        }
         assert_eq!(s.retry, RetryPolicy::default());
 
         let mut bad = c.clone();
