@@ -243,10 +243,6 @@ fn run_python(python: &Path, mut cmd: Command, what: &str) {
 }
 
 #[test]
-#[ignore = "fails until crates/web stops sending Referrer-Policy: no-referrer: Chromium then \
-            posts the login form with Origin: null, which check_origin refuses as CSRF (403); \
-            with same-origin all its checks pass. Run: cargo test -p pftrack --test web_e2e \
-            -- --ignored browser"]
 fn browser() {
     let Some(python) = venv_python() else { return };
     let db = fixtures_db("web_browser");

@@ -97,6 +97,10 @@ pub fn hourly(
     // Hour labels: about six along the axis.
     let step = (hours / 6).max(1);
     for i in (0..hours).step_by(step as usize) {
+        // A label must fit before the right edge.
+        if left + i as f64 * bar_w > width - 40.0 {
+            break;
+        }
         let t = start + TimeDelta::hours(i);
         out.push_str(&format!(
             "<text x=\"{:.1}\" y=\"{}\">{}</text>",

@@ -22,7 +22,9 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     };
     set(h, header::CONTENT_SECURITY_POLICY, CSP);
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(h, header::REFERRER_POLICY, "no-referrer");
+    // same-origin, not no-referrer: with no-referrer Chromium sends `Origin: null` on
+    // form posts, which the CSRF origin check must refuse.
+    set(h, header::REFERRER_POLICY, "same-origin");
     set(h, header::X_FRAME_OPTIONS, "DENY");
     set(
         h,
