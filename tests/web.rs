@@ -1023,3 +1023,186 @@ fn migrate_applies_v10_to_a_database_that_has_later_migrations() {
         "{out:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_commands() {
+    let w = World::new("web_users");
+    let url = w.db.url.clone();
+    let fails = |args: &[&str], stdin: &str| -> String {
+        let mut child = pftrack()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{stdin}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // Mistakes are refused with a reason, and nothing is stored.
+    let err = fails(
+        &[
+            "user",
+            "add",
+            "admin",
+            "--role",
+            "admin",
+            "--password-stdin",
+            "--database-url",
+            &url,
+        ],
+        "another-password-1",
+    );
+    assert!(err.contains("exists already"), "{err}");
+    let err = fails(
+        &[
+            "user",
+            "add",
+            "x",
+            "--role",
+            "domain",
+            "--password-stdin",
+            "--database-url",
+            &url,
+        ],
+        "long-enough-password",
+    );
+    assert!(err.contains("--scope"), "{err}");
+    let err = fails(
+        &[
+            "user",
+            "add",
+            "x",
+            "--role",
+            "self",
+            "--scope",
+            "example.com",
+            "--password-stdin",
+            "--database-url",
+            &url,
+        ],
+        "long-enough-password",
+    );
+    assert!(err.contains("an address"), "{err}");
+    let err = fails(
+        &[
+            "user",
+            "add",
+            "x",
+            "--role",
+            "root",
+            "--password-stdin",
+            "--database-url",
+            &url,
+        ],
+        "long-enough-password",
+    );
+    assert!(err.contains("role"), "{err}");
+    let err = fails(
+        &[
+            "user",
+            "add",
+            "x",
+            "--role",
+            "admin",
+            "--password-stdin",
+            "--database-url",
+            &url,
+        ],
+        "short",
+    );
+    assert!(err.contains("password"), "{err}");
+    let err = fails(&["user", "remove", "nobody", "--database-url", &url], "");
+    assert!(err.contains("no such user"), "{err}");
+    // No password on the command line: there is no such option.
+    let err = fails(
+        &[
+            "user",
+            "add",
+            "x",
+            "--role",
+            "admin",
+            "--password",
+            "pw-on-argv-1",
+            "--database-url",
+            &url,
+        ],
+        "",
+    );
+    assert!(err.contains("--password"), "{err}");
+
+    let out = common::run_ok(&["user", "list", "--json", "--database-url", &url]);
+    let users: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["admin", "bob", "dom", "net"]);
+    assert_eq!(users[2]["scope"], serde_json::json!(["example.com"]));
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("argon2"),
+        "no hashes listed"
+    );
+    assert!(
+        w.db.query("SELECT password_hash FROM web_user WHERE name = 'dom'")
+            .starts_with("$argon2id$")
+    );
+
+    // passwd: the old password stops working and the user's sessions end.
+    let (session, _) = w.login("dom", DOMAIN_PW).await;
+    let mut child = pftrack()
+        .args([
+            "user",
+            "passwd",
+            "dom",
+            "--password-stdin",
+            "--database-url",
+            &url,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "a-new-password-2").unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(
+        w.get("/api/v1/me", Some(&session)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        w.try_login("dom", DOMAIN_PW).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let (session, _) = w.login("dom", "a-new-password-2").await;
+    // remove: the session and the tokens go with the user.
+    common::run_ok(&[
+        "user",
+        "token",
+        "add",
+        "dom",
+        "t1",
+        "--expires",
+        "1d",
+        "--database-url",
+        &url,
+    ]);
+    let out = common::run_ok(&["user", "token", "list", "dom", "--database-url", &url]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("t1\t"));
+    common::run_ok(&["user", "remove", "dom", "--database-url", &url]);
+    assert_eq!(
+        w.get("/api/v1/me", Some(&session)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(w.db.query("SELECT count(*) FROM web_token").trim(), "0");
+    // The unclassified list answers on its own.
+    let (admin, _) = w.login("admin", ADMIN_PW).await;
+    let (status, body) = w
+        .json(&format!("/api/v1/unclassified?{WINDOW}"), &admin)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    Spec::load().check("/unclassified", status, "application/json", &body);
+}

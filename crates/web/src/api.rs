@@ -273,11 +273,11 @@ async fn unclassified(
 ) -> Result<axum::Json<UnclassifiedList>, ApiError> {
     let w = window(raw.as_deref())?;
     let conn = state.pool().get().await?;
-    let o = crate::overview::load(&conn, &auth.scope, w.from, w.to).await?;
+    let items = crate::overview::unclassified(&conn, &auth.scope, w.from, w.to).await?;
     Ok(axum::Json(UnclassifiedList {
         from: w.from,
         to: w.to,
-        items: o.unclassified,
+        items,
     }))
 }
 

@@ -212,54 +212,7 @@ pub async fn load(
         })
         .collect();
 
-    let mut sql = Sql::new("");
-    let (f, t) = (sql.bind(from), sql.bind(to));
-    let src = attempt_from(scope, &mut sql, &f, &t);
-    let pred = scope.noqueue_predicate(&mut sql, "n");
-    let top = sql.bind(UNCLASSIFIED_N);
-    sql.push(&format!(
-        "SELECT pattern, sum(c)::bigint, min(first_seen), max(last_seen), min(example), \
-                (array_agg(host ORDER BY first_seen) FILTER (WHERE host IS NOT NULL))[1], \
-                (array_agg(queue_id ORDER BY first_seen) FILTER (WHERE host IS NOT NULL))[1], \
-                (array_agg(arrived_at ORDER BY first_seen) FILTER (WHERE host IS NOT NULL))[1] \
-         FROM ( \
-           SELECT failure_text_pattern(a.response) AS pattern, count(*) AS c, \
-                  min(a.attempt_at) AS first_seen, max(a.attempt_at) AS last_seen, \
-                  min(a.response) AS example, min(a.host) AS host, \
-                  min(a.queue_id) AS queue_id, min(a.arrived_at) AS arrived_at {src} \
-             AND a.failure_reason IN ('onhold', 'undefined') AND a.response IS NOT NULL \
-             GROUP BY 1 \
-           UNION ALL \
-           SELECT failure_text_pattern(n.reason), sum(n.count), min(n.logged_at), \
-                  max(n.logged_at), min(n.reason), NULL, NULL, NULL FROM noqueue n \
-           WHERE n.logged_at >= {f} AND n.logged_at < {t} \
-             AND n.failure_reason IN ('onhold', 'undefined') AND {pred} GROUP BY 1 \
-         ) x WHERE pattern IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {top}"
-    ));
-    let unclassified = client
-        .query(sql.text.as_str(), &sql.params())
-        .await
-        .map_err(db("listing unclassified failures"))?
-        .iter()
-        .map(|r| {
-            let host: Option<String> = r.get(5);
-            let queue_id: Option<String> = r.get(6);
-            let arrived_at: Option<DateTime<Utc>> = r.get(7);
-            Unclassified {
-                pattern: r.get(0),
-                count: r.get(1),
-                first_seen: r.get(2),
-                last_seen: r.get(3),
-                example: r.get(4),
-                example_message: match (host, queue_id, arrived_at) {
-                    (Some(h), Some(q), Some(a)) => {
-                        Some(format!("/api/v1/messages/{}", message_path(&h, &q, a)))
-                    }
-                    _ => None,
-                },
-            }
-        })
-        .collect();
+    let unclassified = unclassified(client, scope, from, to).await?;
 
     let sasl_failures = if scope.is_all() {
         Some(
@@ -296,4 +249,62 @@ pub async fn load(
         unclassified,
         sasl_failures,
     })
+}
+
+/// The failure wordings no rule classified in `[from, to)` within `scope`: failed
+/// attempts and NOQUEUE rejects, grouped by their masked pattern.
+pub async fn unclassified(
+    client: &deadpool_postgres::Client,
+    scope: &Scope,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Unclassified>, WebError> {
+    let mut sql = Sql::new("");
+    let (f, t) = (sql.bind(from), sql.bind(to));
+    let src = attempt_from(scope, &mut sql, &f, &t);
+    let pred = scope.noqueue_predicate(&mut sql, "n");
+    let top = sql.bind(UNCLASSIFIED_N);
+    sql.push(&format!(
+        "SELECT pattern, sum(c)::bigint, min(first_seen), max(last_seen), min(example), \
+                (array_agg(host ORDER BY first_seen) FILTER (WHERE host IS NOT NULL))[1], \
+                (array_agg(queue_id ORDER BY first_seen) FILTER (WHERE host IS NOT NULL))[1], \
+                (array_agg(arrived_at ORDER BY first_seen) FILTER (WHERE host IS NOT NULL))[1] \
+         FROM ( \
+           SELECT failure_text_pattern(a.response) AS pattern, count(*) AS c, \
+                  min(a.attempt_at) AS first_seen, max(a.attempt_at) AS last_seen, \
+                  min(a.response) AS example, min(a.host) AS host, \
+                  min(a.queue_id) AS queue_id, min(a.arrived_at) AS arrived_at {src} \
+             AND a.failure_reason IN ('onhold', 'undefined') AND a.response IS NOT NULL \
+             GROUP BY 1 \
+           UNION ALL \
+           SELECT failure_text_pattern(n.reason), sum(n.count), min(n.logged_at), \
+                  max(n.logged_at), min(n.reason), NULL, NULL, NULL FROM noqueue n \
+           WHERE n.logged_at >= {f} AND n.logged_at < {t} \
+             AND n.failure_reason IN ('onhold', 'undefined') AND {pred} GROUP BY 1 \
+         ) x WHERE pattern IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {top}"
+    ));
+    Ok(client
+        .query(sql.text.as_str(), &sql.params())
+        .await
+        .map_err(db("listing unclassified failures"))?
+        .iter()
+        .map(|r| {
+            let host: Option<String> = r.get(5);
+            let queue_id: Option<String> = r.get(6);
+            let arrived_at: Option<DateTime<Utc>> = r.get(7);
+            Unclassified {
+                pattern: r.get(0),
+                count: r.get(1),
+                first_seen: r.get(2),
+                last_seen: r.get(3),
+                example: r.get(4),
+                example_message: match (host, queue_id, arrived_at) {
+                    (Some(h), Some(q), Some(a)) => {
+                        Some(format!("/api/v1/messages/{}", message_path(&h, &q, a)))
+                    }
+                    _ => None,
+                },
+            }
+        })
+        .collect())
 }
