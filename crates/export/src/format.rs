@@ -196,31 +196,55 @@ fn json_value(out: &mut Vec<u8>, v: &Value<'_>) {
 }
 
 fn json_string(out: &mut Vec<u8>, s: &str) {
-    // serde_json escapes quotes, backslashes and control characters; writing into a
-    // Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+    // Most values need no escape: copy them; serde_json escapes the others (quotes,
+    // backslashes, control characters). Writing into a Vec cannot fail.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+/// `n` as exactly `width` decimal digits (leading zeros; `n` < 10^width).
+fn digits(out: &mut Vec<u8>, mut n: u32, width: usize) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    for slot in out[start..].iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
 }
 
 /// `2025-03-14T12:50:59Z`, with the fraction when there is one (`.250Z`, `.123456Z`).
+/// Written digit by digit: `write!` would cost more than the rest of a record.
 fn rfc3339(out: &mut Vec<u8>, t: &DateTime<Utc>) {
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
+    match u32::try_from(t.year()) {
+        Ok(y) if y < 10_000 => digits(out, y, 4),
+        _ => {
+            let _ = write!(out, "{:04}", t.year());
+        }
+    }
+    out.push(b'-');
+    digits(out, t.month(), 2);
+    out.push(b'-');
+    digits(out, t.day(), 2);
+    out.push(b'T');
+    digits(out, t.hour(), 2);
+    out.push(b':');
+    digits(out, t.minute(), 2);
+    out.push(b':');
+    digits(out, t.second(), 2);
     let nanos = t.nanosecond() % 1_000_000_000;
     if nanos != 0 {
+        out.push(b'.');
         if nanos.is_multiple_of(1_000_000) {
-            let _ = write!(out, ".{:03}", nanos / 1_000_000);
+            digits(out, nanos / 1_000_000, 3);
         } else if nanos.is_multiple_of(1_000) {
-            let _ = write!(out, ".{:06}", nanos / 1_000);
+            digits(out, nanos / 1_000, 6);
         } else {
-            let _ = write!(out, ".{nanos:09}");
+            digits(out, nanos, 9);
         }
     }
     out.push(b'Z');
@@ -304,6 +328,38 @@ mod tests {
             &[Value::Null, Value::Float(0.3)],
         );
         assert_eq!(out, b"{\"dsn\":null,\"delay\":0.3}\n");
+    }
+
+    #[test]
+    fn times_and_strings_written_by_hand_agree_with_the_libraries() {
+        for t in [
+            t(),
+            t() + chrono::Duration::nanoseconds(7),
+            Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0)
+                .single()
+                .unwrap_or_default(),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59)
+                .single()
+                .unwrap_or_default(),
+        ] {
+            let mut out = Vec::new();
+            rfc3339(&mut out, &t);
+            let want = t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+            assert_eq!(String::from_utf8_lossy(&out), want);
+        }
+        for s in [
+            "plain",
+            "",
+            "a\"b",
+            "back\\slash",
+            "tab\t",
+            "\u{7f}\u{fffd}é",
+            "\u{1}",
+        ] {
+            let mut out = Vec::new();
+            json_string(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap_or_default(), "{s:?}");
+        }
     }
 
     #[test]
