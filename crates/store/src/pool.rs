@@ -6,6 +6,10 @@ use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, Recycling
 
 use crate::error::{StoreError, redact_url};
 
+/// How long [`build_pool`]'s users wait for a connection (or for a new one to be
+/// made) before the checkout fails.
+pub const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Build a pool of at most `max_size` connections to `url`, trusting `ca_file` for
 /// `sslmode=verify-*` like [`crate::Store::connect_with`]. `on_connect`, when given,
 /// runs on every new connection before it is handed out; a failure there fails the
@@ -36,7 +40,13 @@ pub fn build_pool(
             recycling_method: RecyclingMethod::Fast,
         },
     );
-    let mut builder = Pool::builder(manager).max_size(max_size.max(1));
+    // A request waits at most POOL_WAIT for a connection, then fails (503) instead of
+    // queueing without end behind a stuck database.
+    let mut builder = Pool::builder(manager)
+        .max_size(max_size.max(1))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(POOL_WAIT))
+        .create_timeout(Some(POOL_WAIT));
     if let Some(sql) = on_connect {
         let sql: std::sync::Arc<str> = sql.into();
         builder = builder.post_create(Hook::async_fn(move |client, _| {

@@ -72,7 +72,7 @@ async fn search(
     let conn = state.pool().get().await?;
     let page = crate::search::search(&conn, &auth.scope, &p, p.limit).await?;
     audit(
-        &state,
+        &conn,
         &auth.name,
         &auth.client.addr,
         "search",
@@ -124,7 +124,7 @@ async fn search_csv(
     let conn = state.pool().get().await?;
     let page = crate::search::search(&conn, &auth.scope, &p, MAX_EXPORT_ROWS).await?;
     audit(
-        &state,
+        &conn,
         &auth.name,
         &auth.client.addr,
         "export",
@@ -213,8 +213,7 @@ async fn message(
     let key = message_key(host, queue_id, &arrived_at)?;
     let conn = state.pool().get().await?;
     let m = crate::message::load(&conn, &auth.scope, &key).await;
-    audit(
-        &state,
+    audit(&conn,
         &auth.name,
         &auth.client.addr,
         "message",
@@ -248,7 +247,7 @@ async fn overview(
     let conn = state.pool().get().await?;
     let o = crate::overview::load(&conn, &auth.scope, w.from, w.to).await?;
     audit(
-        &state,
+        &conn,
         &auth.name,
         &auth.client.addr,
         "overview",

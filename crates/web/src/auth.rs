@@ -367,17 +367,18 @@ impl FromRequestParts<AppState> for ClientInfo {
     }
 }
 
-/// Write one audit row. A failure fails the request: a search that cannot be
+/// Write one audit row on the request's connection. A failure fails the request: a search that cannot be
 /// audited is not answered.
 pub async fn audit(
-    state: &AppState,
+    conn: &deadpool_postgres::Client,
     user: &str,
     client_addr: &str,
     action: &str,
     detail: serde_json::Value,
     results: Option<i64>,
 ) -> Result<(), WebError> {
-    let conn = state.pool().get().await?;
+    // The request's own connection: taking a second one while holding the first
+    // could exhaust the pool under load (every request waiting for a second).
     let results = results.map(|r| i32::try_from(r).unwrap_or(i32::MAX));
     conn.execute(
         "INSERT INTO web_audit (user_name, client_addr, action, detail, results) \

@@ -134,9 +134,10 @@ async fn login(
         return Err(WebError::BadRequest("user name or password too long or empty".into()).into());
     }
     let now = std::time::Instant::now();
+    let conn = state.pool().get().await?;
     if let Err(retry_after) = state.limiter().check(Some(&user), &client.addr, now) {
         audit(
-            &state,
+            &conn,
             &user,
             &client.addr,
             "login_refused",
@@ -146,7 +147,6 @@ async fn login(
         .await?;
         return Err(WebError::RateLimited { retry_after }.into());
     }
-    let conn = state.pool().get().await?;
     let row = conn
         .query_opt(
             "SELECT id, password_hash FROM web_user WHERE name = $1",
@@ -165,7 +165,7 @@ async fn login(
     let Some(id) = id.filter(|_| ok) else {
         state.limiter().failed(Some(&user), &client.addr, now);
         audit(
-            &state,
+            &conn,
             &user,
             &client.addr,
             "login_failed",
@@ -205,7 +205,7 @@ async fn login(
         .await
         .map_err(db("removing expired sessions"))?;
     audit(
-        &state,
+        &conn,
         &user,
         &client.addr,
         "login",
@@ -248,14 +248,14 @@ async fn logout(
 ) -> Result<Response, PageError> {
     let Form(form) = form.map_err(|_| WebError::Csrf)?;
     auth.check_csrf(&headers, &form.csrf)?;
+    let conn = state.pool().get().await?;
     if let Some(hash) = &auth.session {
-        let conn = state.pool().get().await?;
         conn.execute("DELETE FROM web_session WHERE token_hash = $1", &[hash])
             .await
             .map_err(db("ending a session"))?;
     }
     audit(
-        &state,
+        &conn,
         &auth.name,
         &auth.client.addr,
         "logout",
@@ -424,7 +424,7 @@ async fn search(
     let conn = state.pool().get().await?;
     let page = crate::search::search(&conn, &auth.scope, &p, p.limit).await?;
     audit(
-        &state,
+        &conn,
         &auth.name,
         &auth.client.addr,
         "search",
@@ -502,8 +502,7 @@ async fn message(
     let key = crate::api::message_key(host, queue_id, &arrived_at)?;
     let conn = state.pool().get().await?;
     let m = crate::message::load(&conn, &auth.scope, &key).await;
-    audit(
-        &state,
+    audit(&conn,
         &auth.name,
         &auth.client.addr,
         "message",
@@ -657,7 +656,7 @@ async fn overview(
     let conn = state.pool().get().await?;
     let o = crate::overview::load(&conn, &auth.scope, w.from, w.to).await?;
     audit(
-        &state,
+        &conn,
         &auth.name,
         &auth.client.addr,
         "overview",

@@ -532,14 +532,27 @@ pub async fn search(
     }
     if let Some(r) = &p.recipient {
         let v = sql.bind(r.clone());
+        // `orig_recipient <> ''` matches the partial index's predicate: without it the
+        // OR cannot use both indexes and the table is scanned.
         conds.push(format!(
-            "(lower(t.recipient) = {v} OR lower(t.orig_recipient) = {v})"
+            "(lower(t.recipient) = {v} OR (lower(t.orig_recipient) = {v} \
+             AND t.orig_recipient <> ''))"
         ));
     }
     if let Some(a) = &p.address {
         let v = sql.bind(a.clone());
+        // An OR across the two tables cannot use their indexes: the rows are found
+        // through each index and joined back by key.
         conds.push(format!(
-            "(lower(t.recipient) = {v} OR lower(t.orig_recipient) = {v} OR lower(f.sender) = {v})"
+            "(t.arrived_at, t.host, t.queue_id, t.recipient, t.orig_recipient) IN ( \
+               SELECT arrived_at, host, queue_id, recipient, orig_recipient FROM delivery_to \
+               WHERE (lower(recipient) = {v} OR (lower(orig_recipient) = {v} \
+                      AND orig_recipient <> '')) \
+                 AND arrived_at >= {from} AND arrived_at < {to} \
+               UNION ALL \
+               SELECT d.arrived_at, d.host, d.queue_id, d.recipient, d.orig_recipient \
+               FROM delivery_from s JOIN delivery_to d USING (host, queue_id, arrived_at) \
+               WHERE lower(s.sender) = {v} AND s.arrived_at >= {from} AND s.arrived_at < {to})"
         ));
     }
     if let Some(d) = &p.domain {
