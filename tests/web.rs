@@ -1206,3 +1206,102 @@ async fn user_commands() {
     assert_eq!(status, StatusCode::OK);
     Spec::load().check("/unclassified", status, "application/json", &body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_headers_only_from_trusted_proxies() {
+    let w = World::new("web_proxy");
+    // The default server trusts no proxy: X-Forwarded-* are ignored.
+    let form = w.get("/login", None).await;
+    let csrf = cookie_value(form.headers(), "pftrack_login_csrf").unwrap();
+    let r = w
+        .http
+        .post(w.url("/login"))
+        .header("cookie", format!("pftrack_login_csrf={csrf}"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-proto", "https")
+        .form(&[("user", "admin"), ("password", ADMIN_PW), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let set: Vec<String> = r
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        set.iter()
+            .any(|c| c.starts_with("pftrack_session=") && !c.contains("Secure")),
+        "{set:?}"
+    );
+    assert_eq!(
+        w.db.query("SELECT client_addr FROM web_audit WHERE action = 'login'")
+            .trim(),
+        "127.0.0.1"
+    );
+
+    // A server behind a trusted proxy at 127.0.0.1: the client is the forwarded address
+    // (the rightmost untrusted one), and https makes the cookie Secure and __Host-.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pftrack.yaml");
+    std::fs::write(
+        &config,
+        "web:\n  trusted_proxies: [\"127.0.0.1\", \"10.0.0.0/8\"]\n",
+    )
+    .unwrap();
+    let role = LoginRole::new(&w.db, true);
+    let proxied = Server::start(&role.url(&w.db), &["--config", config.to_str().unwrap()]).unwrap();
+    let url = |p: &str| format!("{}{p}", proxied.url);
+    let form = w
+        .http
+        .get(url("/login"))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    let csrf =
+        cookie_value(form.headers(), "__Host-pftrack_login_csrf").expect("secure login cookie");
+    let r = w
+        .http
+        .post(url("/login"))
+        .header("cookie", format!("__Host-pftrack_login_csrf={csrf}"))
+        .header("x-forwarded-for", "198.51.100.1, 203.0.113.77, 10.1.2.3")
+        .header("x-forwarded-proto", "https")
+        .form(&[("user", "net"), ("password", NET_PW), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let set: Vec<String> = r
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        set.iter()
+            .any(|c| c.starts_with("__Host-pftrack_session=") && c.contains("; Secure")),
+        "{set:?}"
+    );
+    assert_eq!(
+        w.db.query(
+            "SELECT client_addr FROM web_audit WHERE action = 'login' AND user_name = 'net'"
+        )
+        .trim(),
+        "203.0.113.77"
+    );
+    // A form post whose Origin names another site is refused even through the proxy.
+    let session = cookie_value(r.headers(), "__Host-pftrack_session").unwrap();
+    let r = w
+        .http
+        .post(url("/logout"))
+        .header("cookie", format!("__Host-pftrack_session={session}"))
+        .header("origin", "https://evil.example")
+        .header("x-forwarded-proto", "https")
+        .form(&[("csrf", "whatever")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}

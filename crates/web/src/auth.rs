@@ -125,6 +125,8 @@ pub struct Client {
     pub addr: String,
     /// Over TLS (a trusted proxy said `X-Forwarded-Proto: https`) or configured so.
     pub secure: bool,
+    /// The peer is a trusted proxy (its `X-Forwarded-*` headers are believed).
+    pub via_trusted_proxy: bool,
 }
 
 impl Client {
@@ -145,6 +147,7 @@ impl Client {
             return Client {
                 addr: peer_addr,
                 secure: settings.secure_cookies,
+                via_trusted_proxy: false,
             };
         }
         // The rightmost address that is not itself a trusted proxy: what the nearest
@@ -171,6 +174,7 @@ impl Client {
         Client {
             addr,
             secure: settings.secure_cookies || https,
+            via_trusted_proxy: true,
         }
     }
 
@@ -297,7 +301,7 @@ impl Auth {
     /// Check a submitted form's CSRF token against the session's, and the request's
     /// `Origin` (when sent) against its `Host`.
     pub fn check_csrf(&self, headers: &HeaderMap, submitted: &str) -> Result<(), WebError> {
-        check_origin(headers)?;
+        check_origin(headers, self.client.via_trusted_proxy)?;
         match &self.csrf {
             Some(expected) if same_secret(expected, submitted) => Ok(()),
             _ => Err(WebError::Csrf),
@@ -306,13 +310,15 @@ impl Auth {
 }
 
 /// A cross-site `Origin` on a form post is refused (a second line behind SameSite
-/// cookies and CSRF tokens).
-pub fn check_origin(headers: &HeaderMap) -> Result<(), WebError> {
+/// cookies and CSRF tokens). The host compared with is `X-Forwarded-Host` when a
+/// trusted proxy sent the request, else `Host`.
+pub fn check_origin(headers: &HeaderMap, via_trusted_proxy: bool) -> Result<(), WebError> {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return Ok(());
     };
     let host = headers
         .get("x-forwarded-host")
+        .filter(|_| via_trusted_proxy)
         .or_else(|| headers.get(header::HOST))
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
@@ -423,12 +429,16 @@ mod tests {
         assert_eq!(cookie(&h, SESSION_COOKIE), Some("xyz"));
         assert_eq!(cookie(&h, "c"), None);
         h.insert(header::HOST, "mail.example:8080".parse().unwrap());
-        assert!(check_origin(&h).is_ok());
+        assert!(check_origin(&h, false).is_ok());
         h.insert(header::ORIGIN, "http://mail.example:8080".parse().unwrap());
-        assert!(check_origin(&h).is_ok());
+        assert!(check_origin(&h, false).is_ok());
         h.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
-        assert!(check_origin(&h).is_err());
+        assert!(check_origin(&h, false).is_err());
+        // X-Forwarded-Host counts only from a trusted proxy.
+        h.insert("x-forwarded-host", "evil.example".parse().unwrap());
+        assert!(check_origin(&h, false).is_err());
+        assert!(check_origin(&h, true).is_ok());
         h.insert(header::ORIGIN, "null".parse().unwrap());
-        assert!(check_origin(&h).is_err());
+        assert!(check_origin(&h, true).is_err());
     }
 }

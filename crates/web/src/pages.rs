@@ -124,7 +124,7 @@ async fn login(
     form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
     let Form(form) = form.map_err(|e| WebError::BadRequest(format!("the login form: {e}")))?;
-    check_origin(&headers)?;
+    check_origin(&headers, client.via_trusted_proxy)?;
     let cookie_csrf = cookie(&headers, client.login_csrf_cookie()).unwrap_or("");
     if cookie_csrf.is_empty() || !same_secret(cookie_csrf, &form.csrf) {
         return Err(WebError::Csrf.into());
