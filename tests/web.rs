@@ -83,14 +83,14 @@ impl Server {
         let n = ROLES.fetch_add(1, Ordering::SeqCst);
         let log =
             std::env::temp_dir().join(format!("pftrack-web-test-{}-{n}.log", std::process::id()));
+        let listen: &[&str] = if extra.contains(&"--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let mut child = pftrack()
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--database-url",
-                database_url,
-            ])
+            .args(["serve", "--database-url", database_url])
+            .args(listen)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("log file"))
@@ -1304,4 +1304,40 @@ async fn forwarded_headers_only_from_trusted_proxies() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+#[test]
+fn serves_on_a_unix_socket() {
+    let db = TestDb::new("web_unix");
+    common::run_ok(&["migrate", "--database-url", &db.url]);
+    let role = LoginRole::new(&db, true);
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("web.sock");
+    // A regular file where the socket goes is not removed: serve refuses.
+    std::fs::write(&socket, "not a socket").unwrap();
+    let listen = format!("unix:{}", socket.display());
+    let err = Server::start(&role.url(&db), &["--listen", &listen])
+        .err()
+        .unwrap();
+    assert!(err.contains("is not a socket"), "{err}");
+    assert_eq!(std::fs::read_to_string(&socket).unwrap(), "not a socket");
+    // A socket left by an earlier run is replaced.
+    std::fs::remove_file(&socket).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let server = Server::start(&role.url(&db), &["--listen", &listen]).unwrap();
+    assert_eq!(server.url, listen);
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let meta = std::fs::metadata(&socket).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    let out = Command::new("curl")
+        .args(["-s", "-i", "--unix-socket"])
+        .arg(&socket)
+        .arg("http://pftrack.local/login")
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("content-security-policy:"), "{text}");
+    assert!(text.contains("name=\"csrf\""), "{text}");
 }

@@ -71,8 +71,16 @@ pub async fn run(args: &ServeArgs, config: &Config, url: &str) -> anyhow::Result
     };
     if let Some(path) = listen.strip_prefix("unix:") {
         let path = std::path::Path::new(path);
-        // A socket file left by an earlier run would make bind fail.
-        if path.exists() {
+        // A socket left by an earlier run would make bind fail; anything else at that
+        // path is not ours to remove.
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            use std::os::unix::fs::FileTypeExt;
+            if !meta.file_type().is_socket() {
+                anyhow::bail!(
+                    "web.listen: {} exists and is not a socket; remove it or choose another path",
+                    path.display()
+                );
+            }
             std::fs::remove_file(path)
                 .with_context(|| format!("cannot remove the old socket {}", path.display()))?;
         }
