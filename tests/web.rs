@@ -1340,4 +1340,16 @@ fn serves_on_a_unix_socket() {
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("content-security-policy:"), "{text}");
     assert!(text.contains("name=\"csrf\""), "{text}");
+    // SIGTERM: it drains and exits 0.
+    let mut server = server;
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status}: {}", server.log());
 }
