@@ -397,3 +397,52 @@ fn a_generated_fleet_loaded_concurrently_links_every_hand_off() {
         stats.bounced_at_smarthost.to_string()
     );
 }
+
+/// The queries of docs/queries.md, "Across hosts", on the two-tier fixture moved to
+/// the last minutes (they ask about "the last two days").
+#[test]
+fn the_across_hosts_queries_in_the_docs_find_rows() {
+    let queries = common::doc_queries("postgresql", Some("## Across hosts"));
+    assert_eq!(queries.len(), 4);
+    let db = TestDb::new("fleet_docs");
+    backfill(&db, &fleet("fleet.log"), &[]);
+    let offset = db.query(
+        "SELECT now() - interval '1 minute' - greatest( \
+             (SELECT max(last_seen_at) FROM delivery_from), \
+             (SELECT max(attempt_at) FROM delivery_attempt))",
+    );
+    let statements = db.query(&format!(
+        "SELECT string_agg(format('UPDATE %I SET %s', table_name, sets), '; ') FROM ( \
+             SELECT table_name, \
+                    string_agg(format('%1$I = %1$I + interval %2$L', column_name, '{}'), ', ') \
+                        AS sets \
+             FROM information_schema.columns \
+             WHERE table_schema = 'public' AND data_type = 'timestamp with time zone' \
+               AND table_name IN ('delivery_from', 'delivery_to', 'delivery_attempt') \
+             GROUP BY table_name) t",
+        offset.trim()
+    ));
+    db.query(&format!("BEGIN; {}; COMMIT", statements.trim()));
+    let out: Vec<String> = queries.iter().map(|q| db.query(q)).collect();
+    // carol@example.com: accepted by mx1 twice (before and after the filter), bounced
+    // at store1.
+    let carol: Vec<&str> = out[0].lines().collect();
+    assert_eq!(carol.len(), 2, "{}", out[0]);
+    assert!(
+        carol
+            .iter()
+            .all(|l| l.ends_with("|sent|bounced|store1|7C2D9A41F3")),
+        "{}",
+        out[0]
+    );
+    let hops: Vec<&str> = out[1].lines().collect();
+    assert_eq!(hops.len(), 3, "{}", out[1]);
+    assert!(
+        hops[2].starts_with("2|relay|store1|7C2D9A41F3|"),
+        "{}",
+        out[1]
+    );
+    assert_eq!(out[2].lines().count(), 2, "{}", out[2]);
+    assert!(out[2].contains("Mailbox is full"), "{}", out[2]);
+    assert_eq!(out[3].trim(), "store1|store1.example.internal|myhostname");
+}

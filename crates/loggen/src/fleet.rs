@@ -262,13 +262,14 @@ impl Fleet<'_> {
     }
 
     /// A new queue id of host `h`: 10 upper-case hex digits, unique in the run (a
-    /// scramble of a per-host counter, so ids look random).
+    /// bijection of a per-host counter on 40 bits — xor with a salt, then times an odd
+    /// number modulo 2^40 — so ids look random and never repeat).
     fn qid(&mut self, h: usize) -> String {
+        const MASK: u64 = 0xFF_FFFF_FFFF;
         self.counters[h] += 1;
-        let x = (self.counters[h] ^ self.salts[h]).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        // Keep 40 bits; the odd multiplier is a bijection on 64 bits, and the counter
-        // stays far below 2^40, so distinct counters give distinct ids in practice.
-        format!("{:010X}", (x >> 24) & 0xFF_FFFF_FFFF)
+        let x =
+            ((self.counters[h] ^ self.salts[h]) & MASK).wrapping_mul(0x9E37_79B9_7F4A_7C15) & MASK;
+        format!("{x:010X}")
     }
 
     fn pid(&mut self, h: usize, daemon: u32) -> u32 {
@@ -405,12 +406,15 @@ impl Fleet<'_> {
         let sender = format!("{sender_user}@{rdomain}");
         let domain = FLEET_DOMAINS[store % FLEET_DOMAINS.len()];
         let nrcpt = self.rng.random_range(1..=3usize);
-        let rcpts: Vec<String> = (0..nrcpt)
-            .map(|_| {
-                let n = self.rng.random_range(0..100_000u32);
-                format!("user{n}@{domain}")
-            })
-            .collect();
+        // Distinct addresses: a message names a recipient once.
+        let mut rcpts: Vec<String> = Vec::with_capacity(nrcpt);
+        while rcpts.len() < nrcpt {
+            let n = self.rng.random_range(0..100_000u32);
+            let r = format!("user{n}@{domain}");
+            if !rcpts.contains(&r) {
+                rcpts.push(r);
+            }
+        }
         let mid = self.message_id(rdomain);
         let size = self.rng.random_range(2_000..200_000u64);
         let client = format!("{rmx}[{rip}]");

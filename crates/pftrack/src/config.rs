@@ -711,6 +711,31 @@ mod tests {
     }
     // END sasl
 
+    // BEGIN fleet (issue 16)
+    #[test]
+    fn fleet_section_of_the_example_parses_and_bad_aliases_are_refused() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/pftrack.example.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let section: String = text
+            .lines()
+            .skip_while(|l| *l != "# fleet:")
+            .take_while(|l| !l.is_empty())
+            .map(|l| format!("{}\n", l.trim_start_matches("# ")))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("fleet.yaml");
+        std::fs::write(&file, &section).unwrap();
+        let config = Config::load(&file).unwrap();
+        assert_eq!(
+            config.fleet.host_aliases["store1"],
+            ["lmtp-a.example.internal", "10.0.0.5"]
+        );
+        std::fs::write(&file, "fleet:\n  host_aliases:\n    a: [x]\n    b: [X]\n").unwrap();
+        let err = format!("{:#}", Config::load(&file).unwrap_err());
+        assert!(err.contains("\"x\" is given for both"), "{err}");
+    }
+    // END fleet
+
     // BEGIN events (issue 12)
     #[test]
     fn events_section_of_the_example_parses() {
