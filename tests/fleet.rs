@@ -446,3 +446,26 @@ fn the_across_hosts_queries_in_the_docs_find_rows() {
     assert!(out[2].contains("Mailbox is full"), "{}", out[2]);
     assert_eq!(out[3].trim(), "store1|store1.example.internal|myhostname");
 }
+
+/// A role that may read the views and nothing else (no table, no host_alias) sees the
+/// fates at the end of the paths: the functions the views call read with their
+/// owner's rights (V13).
+#[test]
+fn a_role_reading_only_the_views_sees_the_fates() {
+    let db = TestDb::new("fleet_reader");
+    backfill(&db, &fleet("fleet.log"), &[]);
+    let role = format!("{}_only_views", db.name);
+    db.query(&format!(
+        "CREATE ROLE {role} NOLOGIN; GRANT SELECT ON delivery_status, message_status TO {role}"
+    ));
+    let fates = db.query(&format!(
+        "SET ROLE {role}; SELECT final_host || ' ' || final_status FROM delivery_status \
+         WHERE recipient = 'carol@example.com' \
+         UNION ALL SELECT final_status FROM message_status WHERE queue_id = '4Lq0c60QJdz9fLV'"
+    ));
+    db.query(&format!("DROP OWNED BY {role}; DROP ROLE {role}"));
+    assert_eq!(
+        fates.trim().trim_start_matches("SET").trim(),
+        "store1 bounced\nstore1 bounced\npartial"
+    );
+}
