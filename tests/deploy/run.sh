@@ -255,9 +255,13 @@ clean_host() {
         dpkg --purge pftrack >/dev/null || return 1
     fi
     rm -rf /etc/pftrack /usr/local/bin/pftrack /etc/systemd/system/pftrack.service \
-        /etc/systemd/system/pftrack-export.service /etc/systemd/system/pftrack-export.timer
-    if getent passwd pftrack >/dev/null; then userdel pftrack || return 1; fi
-    if getent group pftrack >/dev/null; then groupdel pftrack || return 1; fi
+        /etc/systemd/system/pftrack-export.service /etc/systemd/system/pftrack-export.timer \
+        /etc/pftrack-web /etc/systemd/system/pftrack-serve.service
+    local u
+    for u in pftrack pftrack-web; do
+        if getent passwd "$u" >/dev/null; then userdel "$u" || return 1; fi
+        if getent group "$u" >/dev/null; then groupdel "$u" || return 1; fi
+    done
     return 0
 }
 check "no pftrack package, user, config, binary or unit left from an earlier run" clean_host
@@ -485,6 +489,51 @@ export_timer_ok() {
     [ ! -e /etc/systemd/system/pftrack-export.timer ] && [ ! -e /etc/systemd/system/pftrack-export.service ]
 }
 check "pftrack_export_timer: export units installed and verified, the export runs as pftrack; removed when off" export_timer_ok
+
+# --- (f3) the web UI and API (off by default) -------------------------------------
+web_ok() {
+    [ ! -e /etc/systemd/system/pftrack-serve.service ] || { echo "#   installed while off"; return 1; }
+    local port
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    ansible-playbook -i "$HERE/inventory.yml" -e "@$WORK/vars.yml" -e pftrack_web_enabled=true \
+        -e "pftrack_web_listen=127.0.0.1:$port" "$REPO/ansible/playbook.yml" >"$WORK/run-web.log" 2>&1 ||
+        { grep -E '^fatal' "$WORK/run-web.log" | cut -c 1-1500; return 1; }
+    local out
+    out=$(systemd-analyze verify /etc/systemd/system/pftrack-serve.service 2>&1) && [ -z "$out" ] ||
+        { echo "$out"; return 1; }
+    grep -qx "ExecStart=$INSTALLED_BIN serve --config /etc/pftrack-web/pftrack-web.yaml" \
+        /etc/systemd/system/pftrack-serve.service || return 1
+    [ "$(stat -c '%a %U %G' /etc/pftrack-web/pftrack-web.yaml)" = "640 root pftrack-web" ] || return 1
+    # Its own user cannot read the loader's configuration.
+    ! runuser -u pftrack-web -- cat /etc/pftrack/pftrack.yaml >/dev/null 2>&1 || return 1
+    [ "$(psql_admin -c "SELECT pg_has_role('pftrack-web', 'pftrack_web_read', 'MEMBER')")" = t ] || return 1
+    # An admin user and a token, made by the loader's user (the owner of the tables).
+    printf '%s\n' 'deploy-test-password-1' | runuser -u pftrack -- "$INSTALLED_BIN" user add deploy \
+        --role admin --password-stdin --config /etc/pftrack/pftrack.yaml >/dev/null || return 1
+    local token
+    token=$(runuser -u pftrack -- "$INSTALLED_BIN" user token add deploy ci --config /etc/pftrack/pftrack.yaml |
+        grep -oE '[A-Za-z0-9_-]{20,}' | tail -1)
+    # The service's command, as its user, with its own configuration.
+    runuser -u pftrack-web -- "$INSTALLED_BIN" serve --config /etc/pftrack-web/pftrack-web.yaml \
+        >"$WORK/serve.log" 2>&1 &
+    local pid=$! ok=1 i
+    for i in $(seq 50); do
+        curl -fsS -o /dev/null "http://127.0.0.1:$port/login" 2>/dev/null && break
+        sleep 0.2
+    done
+    curl -fsS -o /dev/null "http://127.0.0.1:$port/login" &&
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/v1/me")" = 401 ] &&
+        curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/v1/me" | grep -q '"deploy"' &&
+        curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/v1/search" >/dev/null || ok=0
+    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+    [ "$ok" = 1 ] || { sed 's/^/#   /' "$WORK/serve.log" | tail -20; return 1; }
+    runuser -u pftrack -- "$INSTALLED_BIN" user remove deploy --config /etc/pftrack/pftrack.yaml >/dev/null || return 1
+    # Off again: the unit removed.
+    ansible-playbook -i "$HERE/inventory.yml" -e "@$WORK/vars.yml" "$REPO/ansible/playbook.yml" \
+        >"$WORK/run-web-off.log" 2>&1 || { tail -30 "$WORK/run-web-off.log"; return 1; }
+    [ ! -e /etc/systemd/system/pftrack-serve.service ]
+}
+check "pftrack_web_enabled: serve unit verified, own user and config, login role in pftrack_web_read; serve answers as pftrack-web; removed when off" web_ok
 
 # --- (g) the read-only role over TCP with a password --------------------------------
 reader_sql() {
