@@ -348,6 +348,28 @@ else
     printf 'FAILED  %s\n' "local delivery: the message is in nobody's mailbox"
 fi
 
+# pftrack report --mail-to through this Postfix (sendmail, pickup, local): the
+# multipart text + HTML report lands in nobody's mailbox. Run in the namespace, where
+# this Postfix is the local MTA; the database is reached by its Unix socket.
+if ip netns exec "$NS" "$PFTRACK_BIN" report --database-url "$DB_URL" -d today \
+    --mail-to "nobody@$MAILNAME" --mail-from "nobody@$MAILNAME" >"$WORK/report-mail.out" 2>&1; then
+    for _ in $(seq 150); do
+        grep -q '^Content-Type: text/html' "$WORK/mail/nobody" 2>/dev/null && break
+        sleep 0.2
+    done
+fi
+if grep -q '^Content-Type: multipart/alternative' "$WORK/mail/nobody" 2>/dev/null &&
+    grep -q '^Content-Type: text/plain' "$WORK/mail/nobody" &&
+    grep -q '^Content-Type: text/html' "$WORK/mail/nobody" &&
+    grep -q '^Subject: .*report' "$WORK/mail/nobody"; then
+    passed=$((passed + 1))
+    printf 'ok      %s\n' "pftrack report --mail-to: delivered by this Postfix into nobody's mailbox (text + HTML)"
+else
+    failed=$((failed + 1))
+    printf 'FAILED  %s\n' "pftrack report --mail-to: delivered by this Postfix into nobody's mailbox (text + HTML)"
+    sed 's/^/        /' "$WORK/report-mail.out"
+fi
+
 if [ $failed -gt 0 ]; then
     say "Postfix's log as the journal has it:"
     journalctl --no-pager -o short-iso-precise --since "-5min" | grep " $SYSLOG_NAME/" >&2 || true
