@@ -507,13 +507,27 @@ pub async fn search(
     p: &SearchParams,
     limit: usize,
 ) -> Result<SearchPage, WebError> {
+    // Which side drives the plan. A search by a message's own fields (sender, id,
+    // client) starts from delivery_from's indexes and joins. Any other search walks
+    // delivery_to (its key in time order, or the recipient indexes) and fetches each
+    // row's message by primary key: the plain join is estimated at one row per
+    // message, so PostgreSQL would otherwise join and sort every match of a busy
+    // address (2.2 s for 97 k rows at 5 M recipients) before it could stop at a page.
+    let join = if p.sender.is_some() || p.id.is_some() || p.client.is_some() {
+        "JOIN delivery_from f USING (host, queue_id, arrived_at)"
+    } else {
+        "CROSS JOIN LATERAL (SELECT m.host, m.queue_id, m.arrived_at, m.message_id, \
+         m.sender, m.client_addr, m.sasl_username, m.deleted_at, m.expired_at \
+         FROM delivery_from m WHERE m.host = t.host AND m.queue_id = t.queue_id \
+         AND m.arrived_at = t.arrived_at LIMIT 1) f"
+    };
     let mut sql = Sql::new(&format!(
         "SELECT f.host, f.queue_id, f.arrived_at, f.message_id, f.sender, t.recipient, \
          NULLIF(t.orig_recipient, ''), {STATUS_EXPR}, {REASON_EXPR}, \
          CASE WHEN {STATUS_EXPR} = 'expired' THEN true ELSE t.hard END, \
          t.dsn, t.relay, t.response, t.attempts, t.last_attempt_at, f.client_addr, \
          f.sasl_username, t.orig_recipient, ({}) :: text \
-         FROM delivery_to t JOIN delivery_from f USING (host, queue_id, arrived_at) WHERE ",
+         FROM delivery_to t {join} WHERE ",
         p.sort.expr()
     ));
     let from = sql.bind(p.from);
