@@ -324,7 +324,7 @@ fn every_event_arrives_signed_once_per_fact() {
             "-c",
             "LISTEN pftrack_test_wake",
             "-c",
-            "SELECT pg_sleep(12)",
+            "SELECT pg_sleep(20)",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
