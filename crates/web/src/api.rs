@@ -70,16 +70,7 @@ async fn search(
 ) -> Result<axum::Json<crate::search::SearchPage>, ApiError> {
     let p = SearchParams::parse(&query_pairs(raw.as_deref())?, Utc::now())?;
     let conn = state.pool().get().await?;
-    let page = crate::search::search(&conn, &auth.scope, &p, p.limit).await?;
-    audit(
-        &conn,
-        &auth.name,
-        &auth.client.addr,
-        "search",
-        p.audit_detail(),
-        Some(page.rows.len() as i64),
-    )
-    .await?;
+    let page = crate::search::search_audited(&conn, &auth, &p).await?;
     Ok(axum::Json(page))
 }
 

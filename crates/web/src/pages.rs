@@ -422,16 +422,7 @@ async fn search(
         Err(e) => return Err(e.into()),
     };
     let conn = state.pool().get().await?;
-    let page = crate::search::search(&conn, &auth.scope, &p, p.limit).await?;
-    audit(
-        &conn,
-        &auth.name,
-        &auth.client.addr,
-        "search",
-        p.audit_detail(),
-        Some(page.rows.len() as i64),
-    )
-    .await?;
+    let page = crate::search::search_audited(&conn, &auth, &p).await?;
     let mut body = format!("<h1>Search</h1>{}", search_form(&p));
     body.push_str(&format!(
         "<p class=\"muted\">{} row(s), arrivals from {} to {}. <a href=\"/api/v1/search.csv?{}\">CSV</a> · <a href=\"/api/v1/search?{}\">JSON</a></p>",

@@ -499,6 +499,26 @@ pub fn message_path(host: &str, queue_id: &str, arrived_at: DateTime<Utc>) -> St
     )
 }
 
+/// Run the search `auth` asked for and write it to the audit log, on the request's own
+/// connection: what the search page and `GET /api/v1/search` both do.
+pub async fn search_audited(
+    client: &deadpool_postgres::Client,
+    auth: &crate::auth::Auth,
+    p: &SearchParams,
+) -> Result<SearchPage, WebError> {
+    let page = search(client, &auth.scope, p, p.limit).await?;
+    crate::auth::audit(
+        client,
+        &auth.name,
+        &auth.client.addr,
+        "search",
+        p.audit_detail(),
+        Some(page.rows.len() as i64),
+    )
+    .await?;
+    Ok(page)
+}
+
 /// Run a search: at most `limit` rows (one more is read to know whether a next page
 /// exists).
 pub async fn search(
