@@ -371,6 +371,7 @@ pub async fn run(
         // can take minutes, and systemd waits for READY only so long); commits wait
         // while each one is built.
         tokio::spawn(restore_indexes(store.clone()));
+        tokio::spawn(partitions_task(store.clone()));
         let watchdog = sd_notify::watchdog_enabled();
         let wait_for_signal = shutdown_signal();
         tokio::pin!(wait_for_signal);
@@ -695,6 +696,25 @@ impl writer::Observer for StatusReporter {
             retry_in.as_secs_f64()
         );
         notify(&[sd_notify::NotifyState::Status(&status)]);
+    }
+}
+
+/// How often the daemon creates the monthly partitions ahead (migration V14).
+const PARTITIONS_AHEAD_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+/// Create this month's and the next months' partitions once a day (`migrate` did at
+/// start), so the first batch of a month never waits for them. A failure is logged and
+/// tried again the next day; a batch creates what it needs anyway.
+async fn partitions_task(store: Store) {
+    let mut tick = tokio::time::interval(PARTITIONS_AHEAD_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate and `migrate` just did this.
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = store.ensure_partitions_ahead().await {
+            tracing::warn!(error = %e, "Creating next months' partitions failed; tried again tomorrow.");
+        }
     }
 }
 

@@ -64,6 +64,10 @@ struct Report {
     events: u64,
     kept_in_flight: u64,
     batches: u64,
+    /// Monthly partitions dropped whole (migration V14), and the rows they held by the
+    /// planner's estimate (not in the counts above, which are rows deleted one by one).
+    partitions_dropped: u64,
+    partition_rows_estimate: u64,
     seconds: f64,
     rows_per_second: f64,
 }
@@ -111,6 +115,8 @@ pub async fn run(args: &PurgeArgs, config: &Config, url: &str) -> anyhow::Result
         events,
         kept_in_flight: counts.kept,
         batches: counts.batches,
+        partitions_dropped: counts.partitions_dropped,
+        partition_rows_estimate: counts.partition_rows_estimate,
         seconds,
         rows_per_second: if seconds > 0.0 {
             counts.rows() as f64 / seconds
@@ -136,6 +142,12 @@ pub async fn run(args: &PurgeArgs, config: &Config, url: &str) -> anyhow::Result
             report.rows_per_second,
             report.kept_in_flight,
         );
+        if report.partitions_dropped > 0 {
+            println!(
+                "dropped {} monthly partition(s) whole (about {} rows)",
+                report.partitions_dropped, report.partition_rows_estimate
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

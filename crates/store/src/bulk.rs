@@ -163,6 +163,7 @@ impl Store {
         for row in &indexes {
             let (name, table, definition): (&str, &str, &str) =
                 (row.get(0), row.get(1), row.get(2));
+            let definition = &buildable_definition(definition);
             tx.execute(
                 "INSERT INTO deferred_index (name, table_name, definition) VALUES ($1, $2, $3)",
                 &[&name, &table, &definition],
@@ -245,23 +246,37 @@ impl Store {
     /// Build every index in `deferred_index`, largest tables first, on up to
     /// [`INDEX_BUILD_CONNECTIONS`] connections; each build commits with the removal of
     /// its record. The caller holds the bulk load lock.
+    ///
+    /// One table's indexes are built one after the other, on one connection: on a
+    /// partitioned table each build also names an index per partition, and two builds
+    /// on one table at once can pick the same name (`…_lower_arrived_at_idx` for two
+    /// expressions) and fail.
     async fn build_deferred(&self) -> Result<IndexBuild, StoreError> {
         let started = Instant::now();
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT d.name, d.definition FROM deferred_index d
+                "SELECT d.table_name, d.name, d.definition FROM deferred_index d
                  LEFT JOIN pg_class t ON t.relname = d.table_name
                      AND t.relnamespace = current_schema()::regnamespace
-                 ORDER BY pg_total_relation_size(t.oid) DESC NULLS LAST, d.name",
+                 ORDER BY pg_total_relation_size(t.oid) DESC NULLS LAST, d.table_name, d.name",
                 &[],
             )
             .await
             .map_err(|e| StoreError::query("reading deferred indexes", e))?;
         drop(client);
-        let queue: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-        let count = queue.len();
-        let queue = std::sync::Arc::new(std::sync::Mutex::new(queue.into_iter()));
+        let count = rows.len();
+        // Per table, in the order read (largest table first).
+        let mut tables: Vec<(String, Vec<(String, String)>)> = Vec::new();
+        for r in &rows {
+            let table: String = r.get(0);
+            let index = (r.get(1), r.get(2));
+            match tables.last_mut() {
+                Some((t, indexes)) if *t == table => indexes.push(index),
+                _ => tables.push((table, vec![index])),
+            }
+        }
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(tables.into_iter()));
         let mut workers = Vec::with_capacity(INDEX_BUILD_CONNECTIONS);
         for _ in 0..INDEX_BUILD_CONNECTIONS.min(count) {
             let store = self.clone();
@@ -269,10 +284,12 @@ impl Store {
             workers.push(tokio::spawn(async move {
                 loop {
                     let next = queue.lock().ok().and_then(|mut q| q.next());
-                    let Some((name, definition)) = next else {
+                    let Some((_table, indexes)) = next else {
                         return Ok::<(), StoreError>(());
                     };
-                    store.build_one(&name, &definition).await?;
+                    for (name, definition) in indexes {
+                        store.build_one(&name, &definition).await?;
+                    }
                 }
             }));
         }
@@ -327,6 +344,14 @@ impl Store {
 const BUILD_FAILED: &str = "building an index deferred by a bulk load (it is built at the \
     next start of `pftrack migrate`, `pftrack run` or `pftrack backfill`)";
 
+/// An index definition as `pg_get_indexdef()` gives it, made to build the whole index.
+/// On a partitioned table it reads `CREATE INDEX n ON ONLY t …`, which would build the
+/// parent's index alone (invalid until each partition's is attached); without `ONLY`
+/// it builds every partition's index too.
+fn buildable_definition(definition: &str) -> String {
+    definition.replacen(" ON ONLY ", " ON ", 1)
+}
+
 /// `name` as an SQL identifier.
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -335,6 +360,18 @@ fn quote_ident(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partitioned_index_definitions_build_every_partition() {
+        assert_eq!(
+            buildable_definition(
+                "CREATE INDEX delivery_to_recipient ON ONLY public.delivery_to USING btree (lower(recipient))"
+            ),
+            "CREATE INDEX delivery_to_recipient ON public.delivery_to USING btree (lower(recipient))"
+        );
+        let plain = "CREATE INDEX noqueue_sender ON public.noqueue USING btree (lower(sender))";
+        assert_eq!(buildable_definition(plain), plain);
+    }
 
     #[test]
     fn identifiers_are_quoted() {

@@ -19,6 +19,7 @@ use pftrack_geo::{Geo, GeoInfo};
 use tokio_postgres::types::{IsNull, ToSql, Type};
 
 use crate::StoreError;
+use crate::partition::MonthSet;
 
 /// Signature, flags and header extension length of a binary COPY stream.
 const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -48,6 +49,9 @@ pub struct EncodedBatch {
     pub(crate) auth_failures: CopyData,
     /// Rows of the event outbox (`EVENT_COLUMNS`), by id; empty when events are off.
     pub(crate) events: CopyData,
+    /// The UTC months the rows of the partitioned tables fall in (their partitions
+    /// must exist before the batch is written).
+    pub(crate) months: MonthSet,
 }
 
 /// A recipient row with the verdict on its latest event.
@@ -341,6 +345,21 @@ impl EncodedBatch {
                 ));
             }
         }
+        // Every partition key of the batch: arrival of messages and recipients (their
+        // attempts share it), logging time of NOQUEUE rows and SASL failures.
+        let mut months = MonthSet::default();
+        for (key, _) in messages_new.iter().chain(&messages_known) {
+            months.note(key.arrived_at);
+        }
+        for (key, _, _) in recipients_new.iter().chain(&recipients_known) {
+            months.note(key.message.arrived_at);
+        }
+        for n in &noqueue {
+            months.note(n.0.at);
+        }
+        for a in &auth {
+            months.note(a.0.at);
+        }
         // By id, each once: the outbox's key order.
         event_rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         event_rows.dedup_by(|a, b| a.0 == b.0);
@@ -355,6 +374,7 @@ impl EncodedBatch {
             noqueue: encode_rows(&noqueue, &NOQUEUE_TYPES, noqueue_fields)?,
             auth_failures: encode_rows(&auth, &AUTH_TYPES, auth_fields)?,
             events: encode_rows(&event_rows, &EVENT_TYPES, event_row_fields)?,
+            months,
         })
     }
 

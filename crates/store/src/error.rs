@@ -136,6 +136,14 @@ impl StoreError {
             if source.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION))
     }
 
+    /// True when a row found no partition for its time (PostgreSQL's "no partition of
+    /// relation … found for row", SQLSTATE 23514 from the partition routing).
+    pub(crate) fn is_missing_partition(&self) -> bool {
+        matches!(self, StoreError::Query { source, .. }
+            if source.code() == Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION)
+                && source.as_db_error().is_some_and(|db| db.message().starts_with("no partition of relation")))
+    }
+
     /// True when retrying later may succeed: the server is unreachable, restarting,
     /// or the transaction hit a serialization failure or deadlock.
     pub fn is_transient(&self) -> bool {

@@ -27,6 +27,7 @@ mod error;
 mod fleet;
 mod listen;
 mod lock;
+mod partition;
 mod pool;
 mod purge;
 mod query;
@@ -47,6 +48,9 @@ pub use error::{StoreError, redact_url};
 pub use fleet::{MAX_ALIAS_LEN, alias_rows};
 pub use listen::{Listener, Notification};
 pub use lock::{APPLICATION_NAME_MAX, Busy, InputLocks, LockHolder, input_lock_key};
+pub use partition::{
+    MONTHS_AHEAD, Month, MonthSet, PARTITION_DROP_LOCK_TIMEOUT, PartitionDrops, TimePartition,
+};
 pub use pool::build_pool;
 pub use purge::{
     NOQUEUE_ROWS_PER_MESSAGE, PURGE_BATCH_MESSAGES, PurgeCounts, purge, purge_with_progress,
@@ -197,6 +201,8 @@ pub struct Store {
     loader_id: std::sync::Arc<str>,
     /// How to open a connection outside the pool (LISTEN needs its own).
     direct: std::sync::Arc<listen::Direct>,
+    /// UTC months known to have their partitions (see `partition`).
+    known_months: std::sync::Arc<partition::KnownMonths>,
 }
 
 impl std::fmt::Debug for Store {
@@ -257,6 +263,7 @@ impl Store {
             target,
             loader_id: new_loader_id().into(),
             direct,
+            known_months: partition::known_months(),
         };
         // Fail early, with a clear message, when the server cannot be reached.
         let _probe = store.client().await?;
@@ -308,6 +315,9 @@ impl Store {
         let report = result.map_err(|e| StoreError::Migrate {
             reason: e.to_string(),
         })?;
+        // Every start migrates: this month's and the next months' partitions are
+        // created here, before the first batch needs them.
+        self.ensure_partitions_ahead().await?;
         Ok(report.applied_migrations().len())
     }
 

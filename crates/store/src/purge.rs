@@ -22,6 +22,13 @@
 //! counted as kept), and a writer waits at most for one batch: no long locks on a live
 //! database.
 //!
+//! **Whole months first** (migration V14): a monthly partition entirely older than
+//! the limit, holding nothing in flight and no family of something in flight, is
+//! dropped whole — instant, and without the dead rows a `DELETE` leaves behind. What
+//! remains old (the month at the edge, a month holding something still in flight, the
+//! legacy partition of a converted database until all of it is old) is purged row by
+//! row as follows. See `partition`.
+//!
 //! **Order**: the old range is worked through one UTC day at a time, through the
 //! `utc_day()` indexes of migration V2 (the time indexes of V1 are BRIN, which cannot
 //! hand out "the next few thousand rows"), so a batch reads about `batch` rows whether
@@ -65,6 +72,11 @@ pub struct PurgeCounts {
     pub kept: u64,
     /// Transactions committed.
     pub batches: u64,
+    /// Monthly partitions dropped whole (tables: a month of messages is three).
+    pub partitions_dropped: u64,
+    /// Rows those partitions held, as the planner's statistics estimate them (they
+    /// are not counted: counting would read what dropping avoids reading).
+    pub partition_rows_estimate: u64,
 }
 
 impl PurgeCounts {
@@ -127,6 +139,10 @@ WHERE utc_day(arrived_at) > $1 AND utc_day(arrived_at) <= $2";
 /// One batch of NOQUEUE rows of the UTC day `$3` logged before `$1`, at most `$2`, by
 /// physical row address (a TID scan: no second index walk). The rows are locked
 /// first, so their addresses cannot change before the delete. Returns the rows deleted.
+///
+/// A row address is only unique within one partition: the delete is restricted to the
+/// day's time range (one UTC day lies in one monthly partition, so that is the one
+/// partition the victims came from) and the victims' own condition.
 const PURGE_NOQUEUE_SQL: &str = "\
 WITH victims AS MATERIALIZED (
     SELECT ctid FROM noqueue
@@ -134,7 +150,12 @@ WITH victims AS MATERIALIZED (
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 ), gone AS (
-    DELETE FROM noqueue WHERE ctid = ANY (ARRAY(SELECT ctid FROM victims)) RETURNING 1
+    DELETE FROM noqueue
+    WHERE logged_at >= $3::timestamp AT TIME ZONE 'UTC'
+      AND logged_at < ($3 + 1)::timestamp AT TIME ZONE 'UTC'
+      AND utc_day(logged_at) = $3 AND logged_at < $1
+      AND ctid = ANY (ARRAY(SELECT ctid FROM victims))
+    RETURNING 1
 )
 SELECT count(*) FROM gone";
 
@@ -151,7 +172,12 @@ WITH victims AS MATERIALIZED (
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 ), gone AS (
-    DELETE FROM auth_failure WHERE ctid = ANY (ARRAY(SELECT ctid FROM victims)) RETURNING 1
+    DELETE FROM auth_failure
+    WHERE logged_at >= $3::timestamp AT TIME ZONE 'UTC'
+      AND logged_at < ($3 + 1)::timestamp AT TIME ZONE 'UTC'
+      AND utc_day(logged_at) = $3 AND logged_at < $1
+      AND ctid = ANY (ARRAY(SELECT ctid FROM victims))
+    RETURNING 1
 )
 SELECT count(*) FROM gone";
 
@@ -213,6 +239,27 @@ pub async fn purge_with_progress(
     };
     let last_day = cutoff.date_naive();
     let mut counts = PurgeCounts::default();
+
+    let drops = store.drop_old_partitions(cutoff, seen_since).await?;
+    if !drops.dropped.is_empty() {
+        tracing::info!(
+            "dropped {} monthly partition(s) whole (about {} rows): {}",
+            drops.dropped.len(),
+            drops.estimated_rows,
+            drops.dropped.join(", ")
+        );
+    }
+    if !drops.kept.is_empty() {
+        tracing::info!(
+            "kept {} old month(s) holding messages still in flight (or their families); \
+             their old rows are purged one by one: {}",
+            drops.kept.len(),
+            drops.kept.join(", ")
+        );
+    }
+    counts.partitions_dropped = drops.dropped.len() as u64;
+    counts.partition_rows_estimate = drops.estimated_rows;
+    progress(&counts);
 
     let message_limit = i64::try_from(batch).unwrap_or(i64::MAX);
     let mut day = BEFORE_ALL;
@@ -370,6 +417,8 @@ mod tests {
             auth_failures: 6,
             kept: 1,
             batches: 2,
+            partitions_dropped: 3,
+            partition_rows_estimate: 100,
         };
         assert_eq!(c.rows(), 20);
     }

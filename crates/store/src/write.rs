@@ -238,8 +238,28 @@ enum Placement {
 
 impl Store {
     /// Write `batch` and the positions it brings its inputs to, in one transaction.
-    /// Either everything is committed or nothing is.
+    /// Either everything is committed or nothing is. The monthly partitions the batch
+    /// needs are created first, in a transaction of their own (see `partition`).
     pub async fn write_batch(
+        &self,
+        batch: &EncodedBatch,
+        checkpoints: &[InputCheckpoint],
+    ) -> Result<WriteStats, StoreError> {
+        self.ensure_partitions(&batch.months).await?;
+        match self.write_batch_placed(batch, checkpoints).await {
+            // A month this process knew was dropped meanwhile (a purge of old data
+            // while old logs are loaded): create it again, once.
+            Err(e) if e.is_missing_partition() => {
+                tracing::info!("{e}; creating the partitions again");
+                self.known_months.clear();
+                self.ensure_partitions(&batch.months).await?;
+                self.write_batch_placed(batch, checkpoints).await
+            }
+            other => other,
+        }
+    }
+
+    async fn write_batch_placed(
         &self,
         batch: &EncodedBatch,
         checkpoints: &[InputCheckpoint],
