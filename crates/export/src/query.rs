@@ -150,7 +150,10 @@ fn assemble(
         parts.push(auth);
     }
     let order = if ordered {
-        " ORDER BY logged_at, host, queue_id, recipient"
+        // Down to the record type: an expiry and the last deferral of the same
+        // recipient share their time, and without it their order would be whatever
+        // order the scan met them in (which partitioning changed).
+        " ORDER BY logged_at, host, queue_id, recipient, type"
     } else {
         ""
     };

@@ -82,6 +82,15 @@ struct Cli {
     command: Command,
 }
 
+/// Options of `pftrack migrate`.
+#[derive(Debug, clap::Args)]
+struct MigrateArgs {
+    /// Stop after this schema version (for upgrade tests: build a database as an older
+    /// release left it). Migrations cannot be undone.
+    #[arg(long, hide = true)]
+    to_version: Option<u32>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Parse log files (or stdin) and print one JSON object per record.
@@ -89,7 +98,7 @@ enum Command {
     /// Load syslog files (plain or gzip, a rotated set or a directory) into the database.
     Backfill(backfill::BackfillArgs),
     /// Apply database migrations.
-    Migrate,
+    Migrate(MigrateArgs),
     /// Follow the journal and store deliveries as they happen (the systemd service).
     Run(follow::RunArgs),
     /// Show what happened to mail: by address, Message-ID or queue id (exit 1: no match).
@@ -214,13 +223,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(reclassify_cmd::run(&args, &config, &url))
         }
         Command::Generate(_) => unreachable!("handled before the configuration is loaded"),
-        Command::Migrate => {
+        Command::Migrate(args) => {
             let url = config.database_url(cli.database_url.as_deref())?;
             runtime()?.block_on(async {
                 let store =
                     pftrack_store::Store::connect_with(&url, config.database.ca_file.as_deref())
                         .await?;
-                let applied = store.migrate().await?;
+                let applied = match args.to_version {
+                    Some(version) => store.migrate_to(version).await?,
+                    None => store.migrate().await?,
+                };
                 store.sync_host_aliases(&config.fleet.host_aliases).await?;
                 println!("applied {applied} migration(s) to {}", store.target());
                 let built = store.restore_deferred_indexes().await?;

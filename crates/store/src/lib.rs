@@ -72,6 +72,9 @@ pub const POOL_SIZE: usize = 4;
 /// Key of the advisory lock that serialises migrations of concurrent pftrack processes.
 const MIGRATION_LOCK_KEY: i64 = 0x7066_7472_6163_6b00; // "pftrack\0"
 
+/// The schema version that partitions the delivery tables by month.
+const PARTITIONS_SINCE: u32 = 14;
+
 mod embedded {
     refinery::embed_migrations!("../../migrations");
 }
@@ -290,16 +293,37 @@ impl Store {
 
     /// Apply pending migrations; returns how many were applied.
     pub async fn migrate(&self) -> Result<usize, StoreError> {
+        self.migrate_up_to(None).await
+    }
+
+    /// Apply pending migrations up to schema version `version` only: a database as an
+    /// older release left it, for upgrade tests.
+    pub async fn migrate_to(&self, version: u32) -> Result<usize, StoreError> {
+        self.migrate_up_to(Some(version)).await
+    }
+
+    async fn migrate_up_to(&self, target: Option<u32>) -> Result<usize, StoreError> {
         let mut client = self.client().await?;
         client
             .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
             .await
             .map_err(|e| StoreError::query("taking the migration lock", e))?;
+        let converting = partition_conversion_pending(&client, target).await?;
+        if converting {
+            tracing::info!(
+                "migration V14 partitions the delivery tables by month, in place: their rows \
+                 stay where they are (each table is read once, nothing is copied)"
+            );
+        }
         let result = match apply_out_of_order(&mut client).await {
             Ok(()) => {
-                embedded::migrations::runner()
-                    .run_async(&mut **client)
-                    .await
+                let mut runner = embedded::migrations::runner();
+                if let Some(version) = target {
+                    runner = runner.set_target(refinery::Target::Version(
+                        i32::try_from(version).unwrap_or(i32::MAX),
+                    ));
+                }
+                runner.run_async(&mut **client).await
             }
             Err(e) => {
                 let _ = client
@@ -315,9 +339,14 @@ impl Store {
         let report = result.map_err(|e| StoreError::Migrate {
             reason: e.to_string(),
         })?;
+        if converting {
+            report_partition_conversion(&client).await?;
+        }
         // Every start migrates: this month's and the next months' partitions are
         // created here, before the first batch needs them.
-        self.ensure_partitions_ahead().await?;
+        if target.is_none_or(|v| v >= PARTITIONS_SINCE) {
+            self.ensure_partitions_ahead().await?;
+        }
         Ok(report.applied_migrations().len())
     }
 
@@ -575,6 +604,63 @@ async fn apply_out_of_order(client: &mut deadpool_postgres::Object) -> Result<()
         tx.commit()
             .await
             .map_err(|e| StoreError::query("committing a migration", e))?;
+    }
+    Ok(())
+}
+
+/// Whether this migration run converts a database with rows to partitioned tables
+/// (V14 pending, the target past it, and `delivery_from` not yet partitioned).
+async fn partition_conversion_pending(
+    client: &deadpool_postgres::Object,
+    target: Option<u32>,
+) -> Result<bool, StoreError> {
+    if target.is_some_and(|v| v < PARTITIONS_SINCE) {
+        return Ok(false);
+    }
+    let row = client
+        .query_one(
+            "SELECT COALESCE((SELECT c.relkind = 'r' FROM pg_class c
+                              WHERE c.oid = to_regclass('delivery_from')), false)",
+            &[],
+        )
+        .await
+        .map_err(|e| StoreError::query("reading the schema", e))?;
+    Ok(row.get(0))
+}
+
+/// Say, per table, what the V14 conversion did with the rows it found.
+async fn report_partition_conversion(client: &deadpool_postgres::Object) -> Result<(), StoreError> {
+    let rows = client
+        .query(
+            "SELECT parent, partition, until_at FROM time_partition
+             WHERE from_at IS NULL ORDER BY parent",
+            &[],
+        )
+        .await
+        .map_err(|e| StoreError::query("reading the partitions", e))?;
+    for row in &rows {
+        let (parent, partition, until): (String, String, DateTime<Utc>) =
+            (row.get(0), row.get(1), row.get(2));
+        // The name comes from time_partition (written by V14), quoted all the same.
+        let count: i64 = client
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM \"{}\"",
+                    partition.replace('"', "\"\"")
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| StoreError::query("counting a converted table", e))?
+            .get(0);
+        tracing::info!(
+            "{parent}: partitioned by month; its {count} rows are kept in place as partition \
+             {partition} (everything before {})",
+            until.format("%Y-%m-%d")
+        );
+    }
+    if rows.is_empty() {
+        tracing::info!("the delivery tables were empty; they are partitioned by month");
     }
     Ok(())
 }
