@@ -1240,6 +1240,43 @@ async fn forwarded_headers_only_from_trusted_proxies() {
             .trim(),
         "127.0.0.1"
     );
+    // A forged X-Forwarded-Host does not make a cross-site Origin look same-site.
+    let form = w.get("/login", None).await;
+    let csrf = cookie_value(form.headers(), "pftrack_login_csrf").unwrap();
+    let r = w
+        .http
+        .post(w.url("/login"))
+        .header("cookie", format!("pftrack_login_csrf={csrf}"))
+        .header("origin", "https://evil.example")
+        .header("x-forwarded-host", "evil.example")
+        .form(&[("user", "admin"), ("password", ADMIN_PW), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // The per-address limit counts the peer, whatever X-Forwarded-For it sends: 20
+    // wrong bearer tokens, each "from" another address, block 127.0.0.1.
+    let token = bearer_token(&w.db, "admin");
+    for i in 0..20 {
+        let r = w
+            .http
+            .get(w.url("/api/v1/me"))
+            .bearer_auth(format!("pft_wrong{i}"))
+            .header("x-forwarded-for", format!("198.51.100.{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = w
+        .http
+        .get(w.url("/api/v1/me"))
+        .bearer_auth(&token)
+        .header("x-forwarded-for", "198.51.100.200")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
 
     // A server behind a trusted proxy at 127.0.0.1: the client is the forwarded address
     // (the rightmost untrusted one), and https makes the cookie Secure and __Host-.
@@ -1262,10 +1299,14 @@ async fn forwarded_headers_only_from_trusted_proxies() {
         .unwrap();
     let csrf =
         cookie_value(form.headers(), "__Host-pftrack_login_csrf").expect("secure login cookie");
+    // The Origin is the public name the proxy forwards (X-Forwarded-Host), not the
+    // Host pftrack sees (127.0.0.1:port): believed from the trusted proxy.
     let r = w
         .http
         .post(url("/login"))
         .header("cookie", format!("__Host-pftrack_login_csrf={csrf}"))
+        .header("origin", "https://mail-tracking.example")
+        .header("x-forwarded-host", "mail-tracking.example")
         .header("x-forwarded-for", "198.51.100.1, 203.0.113.77, 10.1.2.3")
         .header("x-forwarded-proto", "https")
         .form(&[("user", "net"), ("password", NET_PW), ("csrf", &csrf)])
@@ -1298,12 +1339,54 @@ async fn forwarded_headers_only_from_trusted_proxies() {
         .post(url("/logout"))
         .header("cookie", format!("__Host-pftrack_session={session}"))
         .header("origin", "https://evil.example")
+        .header("x-forwarded-host", "mail-tracking.example")
         .header("x-forwarded-proto", "https")
         .form(&[("csrf", "whatever")])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Through the trusted proxy the per-address limit counts the forwarded client:
+    // 20 wrong tokens from 203.0.113.50 block it, not 203.0.113.51 behind the same proxy.
+    for i in 0..20 {
+        let r = w
+            .http
+            .get(url("/api/v1/me"))
+            .bearer_auth(format!("pft_wrong{i}"))
+            .header("x-forwarded-for", "203.0.113.50")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    for (client, expected) in [
+        ("203.0.113.50", StatusCode::TOO_MANY_REQUESTS),
+        ("203.0.113.51", StatusCode::OK),
+    ] {
+        let r = w
+            .http
+            .get(url("/api/v1/me"))
+            .bearer_auth(&token)
+            .header("x-forwarded-for", client)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), expected, "{client}");
+    }
+}
+
+/// A bearer token of `user`, made by `pftrack user token add`.
+fn bearer_token(db: &TestDb, user: &str) -> String {
+    let out = common::run_ok(&[
+        "user",
+        "token",
+        "add",
+        user,
+        &format!("t{}", ROLES.fetch_add(1, Ordering::SeqCst)),
+        "--database-url",
+        &db.url,
+    ]);
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 #[test]
@@ -1340,6 +1423,51 @@ fn serves_on_a_unix_socket() {
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("content-security-policy:"), "{text}");
     assert!(text.contains("name=\"csrf\""), "{text}");
+    // Peers on the socket are not trusted proxies unless configured: a forged
+    // X-Forwarded-Proto does not make the cookie Secure; configured, it does.
+    let login_cookie = |socket: &std::path::Path| {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-i",
+                "-H",
+                "X-Forwarded-Proto: https",
+                "--unix-socket",
+            ])
+            .arg(socket)
+            .arg("http://pftrack.local/login")
+            .output()
+            .expect("curl runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let set = login_cookie(&socket);
+    assert!(
+        set.contains(" pftrack_login_csrf=") && !set.contains("Secure"),
+        "{set}"
+    );
+    let trusted_socket = dir.path().join("trusted.sock");
+    let config = dir.path().join("pftrack.yaml");
+    std::fs::write(&config, "web:\n  trust_unix_socket: true\n").unwrap();
+    let trusted = Server::start(
+        &role.url(&db),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            &format!("unix:{}", trusted_socket.display()),
+        ],
+    )
+    .unwrap();
+    let set = login_cookie(&trusted_socket);
+    assert!(
+        set.contains(" __Host-pftrack_login_csrf=") && set.contains("; Secure"),
+        "{set}"
+    );
+    drop(trusted);
     // SIGTERM: it drains and exits 0.
     let mut server = server;
     let pid = server.child.id().to_string();

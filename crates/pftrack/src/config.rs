@@ -92,7 +92,8 @@ pub struct WebConfig {
     /// `X-Forwarded-Proto` are believed (`127.0.0.1`, `10.0.0.0/8`).
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
-    /// Whether peers on the Unix socket are trusted proxies (default true).
+    /// Whether peers on the Unix socket are trusted proxies (default false: their
+    /// `X-Forwarded-*` headers are ignored unless this says so).
     pub trust_unix_socket: Option<bool>,
     /// How long a login lasts (`12h`).
     pub session_ttl: Option<String>,
@@ -108,6 +109,7 @@ impl std::fmt::Debug for WebConfig {
             )
             .field("secure_cookies", &self.secure_cookies)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("trust_unix_socket", &self.trust_unix_socket)
             .finish_non_exhaustive()
     }
 }

@@ -14,8 +14,9 @@ pub struct Settings {
     pub secure_cookies: bool,
     /// Peers whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed.
     pub trusted_proxies: Vec<Cidr>,
-    /// Whether a peer on the Unix socket is a trusted proxy (the socket's file mode
-    /// decides who can connect).
+    /// Whether a peer on the Unix socket is a trusted proxy. Off unless configured: the
+    /// socket's file mode decides who can connect, and anyone who can is then believed
+    /// about the client's address and TLS.
     pub trust_unix_socket: bool,
     /// Session lifetime.
     pub session_ttl: Duration,
@@ -26,7 +27,7 @@ impl Default for Settings {
         Settings {
             secure_cookies: false,
             trusted_proxies: Vec::new(),
-            trust_unix_socket: true,
+            trust_unix_socket: false,
             session_ttl: DEFAULT_SESSION_TTL,
         }
     }
