@@ -2,7 +2,7 @@
 //! tokens) and the browser (session cookie). Documented by `openapi.json`.
 
 use axum::Router;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -51,7 +51,7 @@ struct Me {
     scope: Vec<String>,
 }
 
-async fn me(ApiAuth(auth): ApiAuth) -> axum::Json<Me> {
+async fn me(ApiAuth(auth, _conn): ApiAuth) -> axum::Json<Me> {
     let scope = match &auth.scope {
         crate::scope::Scope::All => Vec::new(),
         crate::scope::Scope::Domains(v) | crate::scope::Scope::Addresses(v) => v.clone(),
@@ -64,12 +64,10 @@ async fn me(ApiAuth(auth): ApiAuth) -> axum::Json<Me> {
 }
 
 async fn search(
-    State(state): State<AppState>,
-    ApiAuth(auth): ApiAuth,
+    ApiAuth(auth, conn): ApiAuth,
     RawQuery(raw): RawQuery,
 ) -> Result<axum::Json<crate::search::SearchPage>, ApiError> {
     let p = SearchParams::parse(&query_pairs(raw.as_deref())?, Utc::now())?;
-    let conn = state.pool().get().await?;
     let page = crate::search::search_audited(&conn, &auth, &p).await?;
     Ok(axum::Json(page))
 }
@@ -107,12 +105,10 @@ pub const CSV_COLUMNS: [&str; 17] = [
 ];
 
 async fn search_csv(
-    State(state): State<AppState>,
-    ApiAuth(auth): ApiAuth,
+    ApiAuth(auth, conn): ApiAuth,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let p = SearchParams::parse(&query_pairs(raw.as_deref())?, Utc::now())?;
-    let conn = state.pool().get().await?;
     let page = crate::search::search(&conn, &auth.scope, &p, MAX_EXPORT_ROWS).await?;
     audit(
         &conn,
@@ -195,24 +191,15 @@ pub fn message_key(
 }
 
 async fn message(
-    State(state): State<AppState>,
-    ApiAuth(auth): ApiAuth,
+    ApiAuth(auth, conn): ApiAuth,
     path: Result<Path<(String, String, String)>, axum::extract::rejection::PathRejection>,
 ) -> Result<axum::Json<crate::message::Message>, ApiError> {
     let Path((host, queue_id, arrived_at)) =
         path.map_err(|e| WebError::BadRequest(format!("the message path: {e}")))?;
     let key = message_key(host, queue_id, &arrived_at)?;
-    let conn = state.pool().get().await?;
-    let m = crate::message::load(&conn, &auth.scope, &key).await;
-    audit(&conn,
-        &auth.name,
-        &auth.client.addr,
-        "message",
-        serde_json::json!({"host": key.host, "queue_id": key.queue_id, "arrived_at": key.arrived_at}),
-        Some(i64::from(m.is_ok())),
-    )
-    .await?;
-    Ok(axum::Json(m?))
+    Ok(axum::Json(
+        crate::message::load_audited(&conn, &auth, &key).await?,
+    ))
 }
 
 /// The time window of the overview: `window`, `from`, `to` only.
@@ -230,12 +217,10 @@ pub fn window(raw: Option<&str>) -> Result<SearchParams, WebError> {
 }
 
 async fn overview(
-    State(state): State<AppState>,
-    ApiAuth(auth): ApiAuth,
+    ApiAuth(auth, conn): ApiAuth,
     RawQuery(raw): RawQuery,
 ) -> Result<axum::Json<crate::overview::Overview>, ApiError> {
     let w = window(raw.as_deref())?;
-    let conn = state.pool().get().await?;
     let o = crate::overview::load(&conn, &auth.scope, w.from, w.to).await?;
     audit(
         &conn,
@@ -257,12 +242,10 @@ struct UnclassifiedList {
 }
 
 async fn unclassified(
-    State(state): State<AppState>,
-    ApiAuth(auth): ApiAuth,
+    ApiAuth(auth, conn): ApiAuth,
     RawQuery(raw): RawQuery,
 ) -> Result<axum::Json<UnclassifiedList>, ApiError> {
     let w = window(raw.as_deref())?;
-    let conn = state.pool().get().await?;
     let items = crate::overview::unclassified(&conn, &auth.scope, w.from, w.to).await?;
     Ok(axum::Json(UnclassifiedList {
         from: w.from,

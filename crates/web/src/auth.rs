@@ -216,7 +216,12 @@ pub struct Auth {
     pub client: Client,
 }
 
-async fn authenticate(parts: &Parts, state: &AppState) -> Result<Auth, WebError> {
+/// The request's database connection: taken once, by authentication, and used by the
+/// handler for everything else (a second checkout would queue the request in the pool
+/// twice under load).
+pub type Conn = deadpool_postgres::Object;
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<(Auth, Conn), WebError> {
     let client = Client::from_parts(parts, state);
     let bearer = parts
         .headers
@@ -233,13 +238,19 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Auth, WebError>
             .limiter()
             .check(None, &client.addr, std::time::Instant::now())
             .map_err(|retry_after| WebError::RateLimited { retry_after })?;
+        let statement = crate::sql::prepared(
+            &conn,
+            "SELECT u.id, u.name, u.role, u.scope, t.id, \
+                    t.last_used_at IS NULL \
+                    OR t.last_used_at < now() - make_interval(secs => $2) \
+             FROM web_token t JOIN web_user u ON u.id = t.user_id \
+             WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > now())",
+        )
+        .await
+        .map_err(db("looking up a bearer token"))?;
         let row = conn
             .query_opt(
-                "SELECT u.id, u.name, u.role, u.scope, t.id, \
-                        t.last_used_at IS NULL \
-                        OR t.last_used_at < now() - make_interval(secs => $2) \
-                 FROM web_token t JOIN web_user u ON u.id = t.user_id \
-                 WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > now())",
+                &statement,
                 &[&token_hash(token), &(TOKEN_TOUCH_INTERVAL_SECS as f64)],
             )
             .await
@@ -260,7 +271,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Auth, WebError>
         }
         let role: String = row.get(2);
         let scope = Scope::from_role(&role, row.get(3)).ok_or(WebError::Unauthenticated)?;
-        return Ok(Auth {
+        let auth = Auth {
             user_id: row.get(0),
             name: row.get(1),
             role,
@@ -268,25 +279,29 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Auth, WebError>
             csrf: None,
             session: None,
             client,
-        });
+        };
+        return Ok((auth, conn));
     }
     let token = cookie(&parts.headers, client.session_cookie())
         .or_else(|| cookie(&parts.headers, SESSION_COOKIE))
         .ok_or(WebError::Unauthenticated)?;
     let hash = token_hash(token);
+    let statement = crate::sql::prepared(
+        &conn,
+        "SELECT u.id, u.name, u.role, u.scope, s.csrf_token \
+         FROM web_session s JOIN web_user u ON u.id = s.user_id \
+         WHERE s.token_hash = $1 AND s.expires_at > now()",
+    )
+    .await
+    .map_err(db("looking up a session"))?;
     let row = conn
-        .query_opt(
-            "SELECT u.id, u.name, u.role, u.scope, s.csrf_token \
-             FROM web_session s JOIN web_user u ON u.id = s.user_id \
-             WHERE s.token_hash = $1 AND s.expires_at > now()",
-            &[&hash],
-        )
+        .query_opt(&statement, &[&hash])
         .await
         .map_err(db("looking up a session"))?
         .ok_or(WebError::Unauthenticated)?;
     let role: String = row.get(2);
     let scope = Scope::from_role(&role, row.get(3)).ok_or(WebError::Unauthenticated)?;
-    Ok(Auth {
+    let auth = Auth {
         user_id: row.get(0),
         name: row.get(1),
         role,
@@ -294,7 +309,8 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Auth, WebError>
         csrf: Some(row.get(4)),
         session: Some(hash),
         client,
-    })
+    };
+    Ok((auth, conn))
 }
 
 impl Auth {
@@ -332,30 +348,32 @@ pub fn check_origin(headers: &HeaderMap, via_trusted_proxy: bool) -> Result<(), 
     Ok(())
 }
 
-/// Auth for API routes: rejections are problem+json.
-pub struct ApiAuth(pub Auth);
+/// Auth for API routes, with the request's connection: rejections are problem+json.
+pub struct ApiAuth(pub Auth, pub Conn);
 
 impl FromRequestParts<AppState> for ApiAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(ApiAuth(authenticate(parts, state).await?))
+        let (auth, conn) = authenticate(parts, state).await?;
+        Ok(ApiAuth(auth, conn))
     }
 }
 
-/// Auth for pages: without a session the browser goes to the login form.
-pub struct PageAuth(pub Auth);
+/// Auth for pages, with the request's connection: without a session the browser goes
+/// to the login form.
+pub struct PageAuth(pub Auth, pub Conn);
 
 impl FromRequestParts<AppState> for PageAuth {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
-        let auth = authenticate(parts, state).await?;
+        let (auth, conn) = authenticate(parts, state).await?;
         if auth.csrf.is_none() {
             // Pages are for browsers with sessions; scripts use the API.
             return Err(PageError(WebError::Unauthenticated));
         }
-        Ok(PageAuth(auth))
+        Ok(PageAuth(auth, conn))
     }
 }
 
@@ -373,6 +391,10 @@ impl FromRequestParts<AppState> for ClientInfo {
     }
 }
 
+/// The statement of [`audit`].
+pub const AUDIT_INSERT: &str = "INSERT INTO web_audit (user_name, client_addr, action, detail, \
+     results) VALUES ($1, $2, $3, $4, $5)";
+
 /// Write one audit row on the request's connection. A failure fails the request: a search that cannot be
 /// audited is not answered.
 pub async fn audit(
@@ -386,9 +408,11 @@ pub async fn audit(
     // The request's own connection: taking a second one while holding the first
     // could exhaust the pool under load (every request waiting for a second).
     let results = results.map(|r| i32::try_from(r).unwrap_or(i32::MAX));
+    let statement = crate::sql::prepared(conn, AUDIT_INSERT)
+        .await
+        .map_err(db("writing the audit log"))?;
     conn.execute(
-        "INSERT INTO web_audit (user_name, client_addr, action, detail, results) \
-         VALUES ($1, $2, $3, $4, $5)",
+        &statement,
         &[&user, &client_addr, &action, &detail, &results],
     )
     .await

@@ -8,7 +8,12 @@ use serde::Serialize;
 use crate::error::{WebError, db};
 use crate::scope::Scope;
 use crate::search::message_path;
-use crate::sql::Sql;
+use crate::sql::{Sql, prepared};
+
+/// A message's attempts, every recipient's (filtered by scope with the recipient rows).
+const ATTEMPTS: &str = "SELECT recipient, orig_recipient, attempt_at, status, dsn, relay, response, \
+     delay, failure_reason, hard FROM delivery_attempt \
+     WHERE arrived_at = $1 AND host = $2 AND queue_id = $3 ORDER BY attempt_at, status";
 
 /// A message's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,12 +152,32 @@ pub fn visible_predicate(scope: &Scope, sql: &mut Sql, f: &str) -> String {
     )
 }
 
-/// The message `key` as `scope` sees it; `NotFound` when absent or out of scope.
-pub async fn load(
+/// The message `key` as `auth` sees it, and the audit row saying it was asked for;
+/// `NotFound` (audited too) when absent or out of scope. What the message page and
+/// `GET /api/v1/messages/…` both do.
+///
+/// Two round trips on the request's connection: the message itself (which also says
+/// whether it is visible), then its recipients, their attempts, the linked messages
+/// and the audit row, sent together (tokio-postgres pipelines the queries of one
+/// client that are awaited together; PostgreSQL runs them one after the other).
+/// Every statement is prepared once per connection ([`crate::sql::prepared`]): each
+/// looks rows up by key, so one plan fits every message.
+pub async fn load_audited(
     client: &deadpool_postgres::Client,
-    scope: &Scope,
+    auth: &crate::auth::Auth,
     key: &MessageKey,
 ) -> Result<Message, WebError> {
+    let scope = &auth.scope;
+    let audit = |found: bool| {
+        crate::auth::audit(
+            client,
+            &auth.name,
+            &auth.client.addr,
+            "message",
+            serde_json::json!({"host": key.host, "queue_id": key.queue_id, "arrived_at": key.arrived_at}),
+            Some(i64::from(found)),
+        )
+    };
     let mut sql = Sql::new(
         "SELECT f.message_id, f.sender, f.size, f.nrcpt, f.origin, f.client_name, \
          f.client_addr, f.sasl_method, f.sasl_username, f.removed_at, f.expired_at, \
@@ -168,14 +193,20 @@ pub async fn load(
     sql.push(&format!(
         "f.queue_id = {q} AND f.host = {h} AND f.arrived_at = {a} AND {vis}"
     ));
-    let row = client
-        .query_opt(sql.text.as_str(), &sql.params())
+    let statement = prepared(client, &sql.text)
+        .await
+        .map_err(db("reading a message"))?;
+    let Some(row) = client
+        .query_opt(&statement, &sql.params())
         .await
         .map_err(db("reading a message"))?
-        .ok_or(WebError::NotFound)?;
+    else {
+        audit(false).await?;
+        return Err(WebError::NotFound);
+    };
 
     // Recipients in scope.
-    let mut sql = Sql::new(&format!(
+    let mut recipients_sql = Sql::new(&format!(
         "SELECT t.recipient, NULLIF(t.orig_recipient, ''), {status}, \
          CASE WHEN {status} = 'expired' THEN 'expired' ELSE t.failure_reason END, \
          CASE WHEN {status} = 'expired' THEN true ELSE t.hard END, \
@@ -184,28 +215,80 @@ pub async fn load(
         status = "effective_status(t.status, t.status_at, f.expired_at, f.deleted_at)"
     ));
     let (q, h, a) = (
-        sql.bind(key.queue_id.clone()),
-        sql.bind(key.host.clone()),
-        sql.bind(key.arrived_at),
+        recipients_sql.bind(key.queue_id.clone()),
+        recipients_sql.bind(key.host.clone()),
+        recipients_sql.bind(key.arrived_at),
     );
-    let pred = scope.row_predicate(&mut sql, "f.sender", "t.recipient", "t.orig_recipient");
-    sql.push(&format!(
+    let pred = scope.row_predicate(
+        &mut recipients_sql,
+        "f.sender",
+        "t.recipient",
+        "t.orig_recipient",
+    );
+    recipients_sql.push(&format!(
         "t.queue_id = {q} AND t.host = {h} AND t.arrived_at = {a} AND {pred} \
          ORDER BY t.recipient, t.orig_recipient"
     ));
-    let recipient_rows = client
-        .query(sql.text.as_str(), &sql.params())
-        .await
-        .map_err(db("reading a message's recipients"))?;
-    let attempts = client
-        .query(
-            "SELECT recipient, orig_recipient, attempt_at, status, dsn, relay, response, delay, \
-             failure_reason, hard FROM delivery_attempt \
-             WHERE arrived_at = $1 AND host = $2 AND queue_id = $3 ORDER BY attempt_at, status",
-            &[&key.arrived_at, &key.host, &key.queue_id],
-        )
-        .await
-        .map_err(db("reading a message's attempts"))?;
+
+    // Linked messages: the parent, and the children; each only when visible.
+    let mut links_sql = Sql::new("");
+    let (q, h, a) = (
+        links_sql.bind(key.queue_id.clone()),
+        links_sql.bind(key.host.clone()),
+        links_sql.bind(key.arrived_at),
+    );
+    let parent_q: Option<String> = row.get(13);
+    let parent_a: Option<DateTime<Utc>> = row.get(14);
+    let (pq, pa) = (links_sql.bind(parent_q), links_sql.bind(parent_a));
+    let kind = {
+        let k: Option<String> = row.get(15);
+        links_sql.bind(k)
+    };
+    let vis = visible_predicate(scope, &mut links_sql, "f");
+    links_sql.push(&format!(
+        "SELECT l.relation, l.kind, f.host, f.queue_id, f.arrived_at FROM ( \
+           SELECT 'parent' AS relation, {kind}::text AS kind, {h}::text AS host, \
+                  {pq}::text AS queue_id, {pa}::timestamptz AS arrived_at \
+           UNION ALL \
+           SELECT 'child', c.parent_kind, c.host, c.queue_id, c.arrived_at FROM delivery_from c \
+           WHERE c.host = {h} AND c.parent_queue_id = {q} AND c.parent_arrived_at = {a} \
+         ) l JOIN delivery_from f ON f.queue_id = l.queue_id AND f.host = l.host \
+                                 AND f.arrived_at = l.arrived_at \
+         WHERE {vis} ORDER BY l.relation DESC, f.arrived_at, f.queue_id"
+    ));
+
+    let (recipients_statement, attempts_statement, links_statement) = tokio::try_join!(
+        prepared(client, &recipients_sql.text),
+        prepared(client, ATTEMPTS),
+        prepared(client, &links_sql.text),
+    )
+    .map_err(db("preparing a message's queries"))?;
+    let recipient_params = recipients_sql.params();
+    let links_params = links_sql.params();
+    let (recipient_rows, attempts, link_rows, ()) = tokio::try_join!(
+        async {
+            client
+                .query(&recipients_statement, &recipient_params)
+                .await
+                .map_err(db("reading a message's recipients"))
+        },
+        async {
+            client
+                .query(
+                    &attempts_statement,
+                    &[&key.arrived_at, &key.host, &key.queue_id],
+                )
+                .await
+                .map_err(db("reading a message's attempts"))
+        },
+        async {
+            client
+                .query(&links_statement, &links_params)
+                .await
+                .map_err(db("reading linked messages"))
+        },
+        audit(true),
+    )?;
     let recipients = recipient_rows
         .iter()
         .map(|r| {
@@ -240,36 +323,7 @@ pub async fn load(
         })
         .collect();
 
-    // Linked messages: the parent, and the children; each only when visible.
-    let mut sql = Sql::new("");
-    let (q, h, a) = (
-        sql.bind(key.queue_id.clone()),
-        sql.bind(key.host.clone()),
-        sql.bind(key.arrived_at),
-    );
-    let parent_q: Option<String> = row.get(13);
-    let parent_a: Option<DateTime<Utc>> = row.get(14);
-    let (pq, pa) = (sql.bind(parent_q), sql.bind(parent_a));
-    let kind = {
-        let k: Option<String> = row.get(15);
-        sql.bind(k)
-    };
-    let vis = visible_predicate(scope, &mut sql, "f");
-    sql.push(&format!(
-        "SELECT l.relation, l.kind, f.host, f.queue_id, f.arrived_at FROM ( \
-           SELECT 'parent' AS relation, {kind}::text AS kind, {h}::text AS host, \
-                  {pq}::text AS queue_id, {pa}::timestamptz AS arrived_at \
-           UNION ALL \
-           SELECT 'child', c.parent_kind, c.host, c.queue_id, c.arrived_at FROM delivery_from c \
-           WHERE c.host = {h} AND c.parent_queue_id = {q} AND c.parent_arrived_at = {a} \
-         ) l JOIN delivery_from f ON f.queue_id = l.queue_id AND f.host = l.host \
-                                 AND f.arrived_at = l.arrived_at \
-         WHERE {vis} ORDER BY l.relation DESC, f.arrived_at, f.queue_id"
-    ));
-    let links = client
-        .query(sql.text.as_str(), &sql.params())
-        .await
-        .map_err(db("reading linked messages"))?
+    let links = link_rows
         .iter()
         .map(|l| Link {
             relation: l.get(0),

@@ -241,14 +241,12 @@ struct CsrfForm {
 }
 
 async fn logout(
-    State(state): State<AppState>,
-    PageAuth(auth): PageAuth,
+    PageAuth(auth, conn): PageAuth,
     headers: HeaderMap,
     form: Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
     let Form(form) = form.map_err(|_| WebError::Csrf)?;
     auth.check_csrf(&headers, &form.csrf)?;
-    let conn = state.pool().get().await?;
     if let Some(hash) = &auth.session {
         conn.execute("DELETE FROM web_session WHERE token_hash = $1", &[hash])
             .await
@@ -402,7 +400,7 @@ fn sort_link(p: &SearchParams, key: SortKey, label: &str) -> String {
 
 async fn search(
     State(state): State<AppState>,
-    PageAuth(auth): PageAuth,
+    PageAuth(auth, conn): PageAuth,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
     let pairs = query_pairs(raw.as_deref())?;
@@ -421,7 +419,6 @@ async fn search(
         }
         Err(e) => return Err(e.into()),
     };
-    let conn = state.pool().get().await?;
     let page = crate::search::search_audited(&conn, &auth, &p).await?;
     let mut body = format!("<h1>Search</h1>{}", search_form(&p));
     body.push_str(&format!(
@@ -485,23 +482,13 @@ async fn search(
 
 async fn message(
     State(state): State<AppState>,
-    PageAuth(auth): PageAuth,
+    PageAuth(auth, conn): PageAuth,
     path: Result<Path<(String, String, String)>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, PageError> {
     let Path((host, queue_id, arrived_at)) =
         path.map_err(|e| WebError::BadRequest(format!("the message path: {e}")))?;
     let key = crate::api::message_key(host, queue_id, &arrived_at)?;
-    let conn = state.pool().get().await?;
-    let m = crate::message::load(&conn, &auth.scope, &key).await;
-    audit(&conn,
-        &auth.name,
-        &auth.client.addr,
-        "message",
-        serde_json::json!({"host": key.host, "queue_id": key.queue_id, "arrived_at": key.arrived_at}),
-        Some(i64::from(m.is_ok())),
-    )
-    .await?;
-    let m = m?;
+    let m = crate::message::load_audited(&conn, &auth, &key).await?;
     let mut b = format!(
         "<h1>Message {} <span class=\"muted\">on {}</span></h1>\
          <p><a href=\"{}\">Permalink</a> <button type=\"button\" data-copy=\"{}\">Copy link</button> \
@@ -640,11 +627,10 @@ fn window_links(w: &SearchParams) -> String {
 
 async fn overview(
     State(state): State<AppState>,
-    PageAuth(auth): PageAuth,
+    PageAuth(auth, conn): PageAuth,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
     let w = crate::api::window(raw.as_deref())?;
-    let conn = state.pool().get().await?;
     let o = crate::overview::load(&conn, &auth.scope, w.from, w.to).await?;
     audit(
         &conn,

@@ -39,3 +39,23 @@ impl Sql {
             .collect()
     }
 }
+
+/// Statements one connection keeps prepared at most; past that its cache is emptied
+/// (and the server's statements closed) before the next is added. The search's text
+/// varies with its filters, sort and scope, so without a bound a long-lived connection
+/// would collect every combination ever asked for.
+pub const MAX_PREPARED_PER_CONNECTION: usize = 64;
+
+/// `text` prepared on `conn` once and then taken from the connection's cache: a cached
+/// statement is neither parsed nor planned again (PostgreSQL keeps a generic plan once
+/// it is as good as the custom ones), and its execution is one round trip instead of
+/// two. For statements whose best plan does not depend on the values bound.
+pub async fn prepared(
+    conn: &deadpool_postgres::Client,
+    text: &str,
+) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+    if conn.statement_cache.size() >= MAX_PREPARED_PER_CONNECTION {
+        conn.statement_cache.clear();
+    }
+    conn.prepare_cached(text).await
+}
