@@ -317,6 +317,35 @@ fn a_loop_between_two_hosts_ends() {
     );
 }
 
+/// V16's shortcut: `fleet_host_named(host, name)` is true exactly when
+/// `fleet_host_is(host, name, NULL)` is true by name alone (no alias, no learned
+/// myhostname), so `delivery_path()` finds the same hops with it first.
+#[test]
+fn the_name_shortcut_agrees_with_fleet_host_is() {
+    let db = TestDb::new("fleet_named");
+    run_ok(&["migrate", "--database-url", &db.url]);
+    let disagreements = db.query(
+        "SELECT h, n, fleet_host_named(h, n), fleet_host_is(h, n, NULL) \
+         FROM unnest(ARRAY['store1', 'store1', 'store1', 'Store1', 'store1', 'store1', \
+                           'store1.example', 'store1.example', 'store1', 'store1', \
+                           'mx1', ''], \
+                     ARRAY['store1', 'STORE1.example.internal', 'store10.example', \
+                           'store1', 'store', NULL, 'store1.example', 'store1', \
+                           '[10.0.0.5]', 'unknown', 'mx1.fleet.example', '']) AS x(h, n) \
+         WHERE fleet_host_named(h, n) IS DISTINCT FROM fleet_host_is(h, n, NULL)",
+    );
+    assert_eq!(disagreements.trim(), "", "host, name, named, is");
+    assert_eq!(
+        db.query(
+            "SELECT count(*) FILTER (WHERE fleet_host_named(h, n)) \
+             FROM unnest(ARRAY['store1', 'mx1', 'store1.example'], \
+                         ARRAY['STORE1.example.internal', 'mx1', 'store1']) AS x(h, n)"
+        )
+        .trim(),
+        "2"
+    );
+}
+
 /// A generated fleet (crates/loggen's fleet mode: mx → store with bounces travelling
 /// back, submit → smarthost), each host's log loaded by its own `pftrack backfill`,
 /// all at once: every hand-off the generator made is found as a relay link, and the

@@ -180,7 +180,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Status(args) => {
             let url = config.database_url(cli.database_url.as_deref())?;
-            runtime()?.block_on(status::run(&args, &config, &url))
+            // One short lookup: a single thread, no hand-offs between workers (each a
+            // wake-up that a loaded machine delays).
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(status::run(&args, &config, &url))
         }
         Command::Purge(args) => {
             let url = config.database_url(cli.database_url.as_deref())?;

@@ -218,7 +218,9 @@ pub async fn run(args: &StatusArgs, config: &Config, url: &str) -> anyhow::Resul
     let lookups = plan(&args.query, args.kind)?;
     let store = Store::connect_with(url, config.database.ca_file.as_deref()).await?;
 
-    let mut stdout = std::io::stdout().lock();
+    // Buffered: the JSON writer makes thousands of small writes, and a locked stdout
+    // is only line-buffered (one system call per line).
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     if args.explain {
         for (kind, lookup) in &lookups {
             let plans = store
@@ -227,6 +229,7 @@ pub async fn run(args: &StatusArgs, config: &Config, url: &str) -> anyhow::Resul
                 .map_err(hint_migrate)?;
             writeln!(stdout, "== as {}\n{plans}", kind.describe())?;
         }
+        stdout.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -244,6 +247,7 @@ pub async fn run(args: &StatusArgs, config: &Config, url: &str) -> anyhow::Resul
     let Some((kind, lookup, found)) = matched else {
         if args.json {
             writeln!(stdout, "[]")?;
+            stdout.flush()?;
         }
         eprintln!(
             "pftrack: no message matches {:?}{}",
