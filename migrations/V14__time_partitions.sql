@@ -20,11 +20,13 @@
 --
 -- Conversion in place: the existing tables are not copied. Each becomes the first
 -- partition of its new parent, `<table>_legacy`, holding every row from the beginning
--- of time up to the end of the month of its newest row (`FOR VALUES FROM (MINVALUE)`);
--- later months get monthly partitions. Nothing is rewritten, so the migration takes
--- seconds at any size and cannot lose a row. Retention purges the legacy partition row
--- by row as before, and drops it whole once all of it is past the limit. An empty
--- table is simply replaced. Views that read these tables are re-created on the new
+-- of time up to the end of the month of the newest row of any of them (`FOR VALUES
+-- FROM (MINVALUE)`; one bound for all, so months line up across the tables); later
+-- months get monthly partitions. Nothing is rewritten (the migration reads each
+-- table once, for its newest row), so it takes seconds at any size and cannot lose a
+-- row. Retention purges the legacy partition row by row as before, and drops it
+-- whole once all of it is past the limit. A database without rows simply gets new
+-- tables. Views that read these tables are re-created on the new
 -- parents with their grants (their definitions are read back from the catalog, so they
 -- are exactly the ones V1–V13 left).
 
@@ -111,6 +113,8 @@ DECLARE
     legacy   text;
     key_col  text;
     newest   timestamptz;
+    latest   timestamptz := '-infinity';
+    any_rows boolean := false;
     until_m  timestamptz;
     nrows    bigint;
     v        record;
@@ -145,7 +149,22 @@ BEGIN
         EXECUTE format('DROP VIEW IF EXISTS %I CASCADE', v.name);
     END LOOP;
 
-    -- 2. Each table: set aside as <table>_legacy, a partitioned parent in its place
+    -- 2. One bound for every table's legacy partition, so that a month's partitions
+    --    line up across the tables (retention drops a month's messages, recipients
+    --    and attempts together): the end of the month of the newest row — of now, if
+    --    a row claims to be from the future. With any row anywhere, every table gets
+    --    its legacy partition (possibly empty); a database without rows gets none.
+    FOREACH tbl IN ARRAY tables LOOP
+        SELECT key_column INTO key_col FROM time_partitioned WHERE parent = tbl;
+        EXECUTE format('SELECT max(%I) FROM %I', key_col, tbl) INTO newest;
+        IF newest IS NOT NULL THEN
+            any_rows := true;
+            latest := GREATEST(latest, LEAST(newest, now()));
+        END IF;
+    END LOOP;
+    until_m := ((utc_month(latest) AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC';
+
+    -- 3. Each table: set aside as <table>_legacy, a partitioned parent in its place
     --    with the same columns, keys, indexes, triggers and grants, then the old table
     --    attached as its first partition (or dropped when empty).
     FOREACH tbl IN ARRAY tables LOOP
@@ -200,23 +219,40 @@ BEGIN
             EXECUTE regexp_replace(i.definition, ' ON \S+ ', format(' ON %I ', tbl));
         END LOOP;
 
-        EXECUTE format('SELECT count(*), max(%I) FROM %I', key_col, legacy) INTO nrows, newest;
-        IF nrows = 0 THEN
+        IF NOT any_rows THEN
             EXECUTE format('DROP TABLE %I', legacy);
             RAISE NOTICE 'V14: % is partitioned by month (it was empty)', tbl;
         ELSE
-            until_m := ((utc_month(newest) AT TIME ZONE 'UTC') + interval '1 month')
-                AT TIME ZONE 'UTC';
+            -- Rows stamped after the bound (a clock ahead) wait in a temporary table
+            -- and go to their monthly partitions below.
+            EXECUTE format('CREATE TEMP TABLE %I ON COMMIT DROP AS SELECT * FROM %I WHERE %I >= %L',
+                'v14_future_' || tbl, legacy, key_col, until_m);
+            EXECUTE format('DELETE FROM %I WHERE %I >= %L', legacy, key_col, until_m);
             EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM (MINVALUE) TO (%L)',
                 tbl, legacy, until_m);
             INSERT INTO time_partition (partition, parent, from_at, until_at)
                 VALUES (legacy, tbl, NULL, until_m);
-            RAISE NOTICE 'V14: % is partitioned by month; its % existing rows stay where they are, as partition % (before %)',
-                tbl, nrows, legacy, until_m;
+            RAISE NOTICE 'V14: % is partitioned by month; its existing rows stay where they are, as partition % (before %)',
+                tbl, legacy, until_m;
         END IF;
     END LOOP;
 
-    -- 3. The views again, in an order that works (a view needs the views it reads).
+    -- Rows stamped after the legacy range, into their months.
+    IF any_rows THEN
+        FOREACH tbl IN ARRAY tables LOOP
+            SELECT key_column INTO key_col FROM time_partitioned WHERE parent = tbl;
+            EXECUTE format('SELECT pftrack_time_partitions(ARRAY(SELECT DISTINCT %I FROM %I))',
+                key_col, 'v14_future_' || tbl);
+            EXECUTE format('INSERT INTO %I SELECT * FROM %I', tbl, 'v14_future_' || tbl);
+            GET DIAGNOSTICS nrows = ROW_COUNT;
+            IF nrows > 0 THEN
+                RAISE NOTICE 'V14: % row(s) of % stamped after % went to their monthly partitions',
+                    nrows, tbl, until_m;
+            END IF;
+        END LOOP;
+    END IF;
+
+    -- 4. The views again, in an order that works (a view needs the views it reads).
     LOOP
         pending := 0;
         FOR v IN SELECT * FROM v14_view WHERE to_regclass(quote_ident(name)) IS NULL LOOP

@@ -135,6 +135,12 @@ fn the_conversion_keeps_every_row_and_the_loader_goes_on_exactly_once() {
     }
     db.query("ANALYZE");
     assert_eq!(db.query(ALL_ROWS), loader.query(ALL_ROWS));
+    // Three SASL failures stamped three years ahead (a clock gone wrong): the legacy
+    // range must not stretch to them.
+    db.query(
+        "UPDATE auth_failure SET logged_at = logged_at + interval '3 years'
+         WHERE ctid IN (SELECT ctid FROM auth_failure ORDER BY logged_at LIMIT 3)",
+    );
     let rows_before = db.query(ALL_ROWS);
     let status_before = db.query(STATUS_ROWS);
     let messages_before = db.query("SELECT * FROM message_status");
@@ -173,14 +179,26 @@ fn the_conversion_keeps_every_row_and_the_loader_goes_on_exactly_once() {
             "p\n",
             "{table} is partitioned"
         );
-        // Every row stayed in the legacy partition.
+        // Every row stayed in the legacy partition (but those from the future).
         let placed = placement(&db, table);
-        assert_eq!(placed.lines().count(), 1, "{table}: {placed}");
         assert!(
             placed.starts_with(&format!("{table}_legacy|")),
             "{table}: {placed}"
         );
+        if table != "auth_failure" {
+            assert_eq!(placed.lines().count(), 1, "{table}: {placed}");
+        }
     }
+    let future = db.query(
+        "SELECT count(*) FROM auth_failure
+         WHERE tableoid::regclass::text <> 'auth_failure_legacy' AND logged_at > now()",
+    );
+    assert_eq!(future, "3\n", "{}", placement(&db, "auth_failure"));
+    assert!(
+        db.query("SELECT until_at FROM time_partition WHERE partition = 'delivery_from_legacy'")
+            < db.query("SELECT now() + interval '32 days'"),
+        "the legacy range ends within a month of now"
+    );
     assert_eq!(
         db.query(ALL_ROWS),
         rows_before,
@@ -226,26 +244,25 @@ fn the_conversion_keeps_every_row_and_the_loader_goes_on_exactly_once() {
         "a re-read stores nothing twice"
     );
 
-    // New mail of this month goes to this month's partition; mail older than the
-    // legacy partition's range... is in it, however old.
-    let now_log = month_log(
-        dir.path(),
-        "now.log",
-        Utc::now().date_naive().pred_opt().unwrap(),
-        5,
-        5_000,
+    // New mail of the month after the legacy range (here next month: the rows from the
+    // future capped the range at the end of this one) goes to its own partition.
+    let first_new = db.query(
+        "SELECT to_char(until_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') FROM time_partition
+         WHERE partition = 'delivery_to_legacy'",
     );
-    let out = backfill(&db, std::path::Path::new(&now_log), &[]);
+    let first_new = NaiveDate::parse_from_str(first_new.trim(), "%Y-%m-%d").unwrap();
+    let new_log = month_log(dir.path(), "new.log", first_new, 5, 5_000);
+    let out = backfill(&db, std::path::Path::new(&new_log), &[]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let this_month = month_start(0).format("p%Y_%m").to_string();
+    let new_month = first_new.format("p%Y_%m").to_string();
     let placed = placement(&db, "delivery_to");
     assert!(
-        placed.contains(&format!("delivery_to_{this_month}|")),
-        "this month's rows in their partition: {placed}"
+        placed.contains(&format!("delivery_to_{new_month}|")),
+        "the new month's rows in their partition: {placed}"
     );
     let ancient = month_log(
         dir.path(),

@@ -252,6 +252,19 @@ impl Store {
                         .find(|p| p.parent == *t && p.from == month.from && p.until == month.until)
                 })
                 .collect();
+            // The three tables' partitions are made together with the same ranges; if
+            // one is missing (made by hand?), dropping the others could leave
+            // recipients without their message: leave the month to the row purge.
+            if same_range.len() != MESSAGE_TABLES.len() {
+                tracing::warn!(
+                    "{} has no partition of the same range in each of {}; its old rows \
+                     are purged one by one instead",
+                    month.name,
+                    MESSAGE_TABLES.join(", ")
+                );
+                drops.kept.push(month.name.clone());
+                continue;
+            }
             self.drop_partitions(&same_range, &mut drops).await?;
         }
         for table in STANDALONE_TABLES {
@@ -299,9 +312,9 @@ impl Store {
                        AND p.last_seen_at >= $1)
                  OR EXISTS (
                      -- a child in flight, arrived after this month but before its
-                     -- parent here was last seen
+                     -- parent here was last seen (a day of slack for clocks)
                      SELECT 1 FROM delivery_from c
-                     WHERE c.arrived_at >= $3 AND c.arrived_at <= m.last_seen
+                     WHERE c.arrived_at >= $3 AND c.arrived_at <= m.last_seen + interval '1 day'
                        AND c.parent_arrived_at >= $2 AND c.parent_arrived_at < $3
                        AND c.removed_at IS NULL AND c.rejected_at IS NULL
                        AND c.last_seen_at >= $1)
