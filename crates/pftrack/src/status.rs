@@ -216,7 +216,7 @@ pub async fn run(args: &StatusArgs, config: &Config, url: &str) -> anyhow::Resul
     }
     let limit = args.limit.max(1);
     let lookups = plan(&args.query, args.kind)?;
-    let store = Store::connect_with(url, config.database.ca_file.as_deref()).await?;
+    let store = Store::connect_for_lookups(url, config.database.ca_file.as_deref()).await?;
 
     // Buffered: the JSON writer makes thousands of small writes, and a locked stdout
     // is only line-buffered (one system call per line).
