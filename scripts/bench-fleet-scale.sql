@@ -16,7 +16,8 @@
 --
 -- Objects live in the schema bench_gen (dropped by bench-fleet when done). The caller
 -- sets psql variables: units (how many), months (over how many whole months, ending
--- with the last complete month).
+-- with the last complete month), setaside (true: create the months' partitions and set
+-- the indexes aside; false: only the functions, to add rows to a database as it is).
 --
 -- Size, measured at 5 M recipient rows: 930 bytes per recipient row with everything
 -- (delivery_to 414 with its indexes, delivery_attempt 327, delivery_from 186), 600
@@ -251,6 +252,7 @@ SELECT (SELECT count(*) FROM ins_to) + 0 * (SELECT count(*) FROM ins_from)
        + 0 * (SELECT count(*) FROM ins_attempt)
 $$;
 
+\if :setaside
 -- The months' partitions (migration V14), created as the loader creates them, before
 -- the indexes are set aside (a partition attached later gets the parent's indexes).
 SELECT pftrack_time_partitions(ARRAY(
@@ -287,3 +289,4 @@ BEGIN
     END LOOP;
 END
 $$;
+\endif
