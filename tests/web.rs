@@ -942,6 +942,57 @@ async fn api_matches_openapi_and_refuses_bad_input() {
             spec.check(template, status, "application/problem+json", &body);
         }
     }
+    // The API takes a parameter as given: an empty, padded or malformed value, an empty
+    // list item or a single value given twice is a 400 whose `invalid-params` names the
+    // parameter (and `detail` says what it accepts)...
+    for (path, template, name) in [
+        ("/api/v1/search?window=", "/search", "window"),
+        ("/api/v1/search?sort=", "/search", "sort"),
+        ("/api/v1/search?limit=", "/search", "limit"),
+        ("/api/v1/search?limit=%2B5", "/search", "limit"),
+        ("/api/v1/search?status=sent,", "/search", "status"),
+        ("/api/v1/search?recipient=", "/search", "recipient"),
+        ("/api/v1/search?after=", "/search", "after"),
+        ("/api/v1/search?window=1h&window=7d", "/search", "window"),
+        ("/api/v1/search?window=%207d", "/search", "window"),
+        ("/api/v1/search.csv?from=", "/search.csv", "from"),
+        ("/api/v1/overview?window=", "/overview", "window"),
+        (
+            "/api/v1/unclassified?to=2025-03-14t00:00:00Z",
+            "/unclassified",
+            "to",
+        ),
+        (
+            "/api/v1/messages/mx1/ABC/2025-03-14%2006:25:01Z",
+            "/messages/{host}/{queue_id}/{arrived_at}",
+            "arrived_at",
+        ),
+    ] {
+        let r = w.get(path, Some(&admin)).await;
+        let status = r.status();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["invalid-params"][0]["name"], name, "{path}: {body}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.starts_with(&format!("{name}: ")), "{path}: {detail}");
+        spec.check(template, status, "application/problem+json", &body);
+    }
+    // ...while the pages' search form sends its empty fields, which mean "not given".
+    assert_eq!(
+        w.get(
+            &format!("/search?{WINDOW}&window=&sort=&limit=&recipient=&status=&after="),
+            Some(&admin)
+        )
+        .await
+        .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        w.get("/overview?window=&from=&to=", Some(&admin))
+            .await
+            .status(),
+        StatusCode::OK
+    );
     // Odd but harmless input (invalid UTF-8 is read lossily): an answer, never a 5xx.
     for path in [
         "/api/v1/search?recipient=%FF%FE",

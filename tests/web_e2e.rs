@@ -334,13 +334,13 @@ fn api_fuzz() {
             .arg(format!("{}/api/v1/openapi.json", serve.base))
             .args(["--url", &format!("{}/api/v1", serve.base)])
             .args(["--header", &format!("Authorization: Bearer {token}")])
-            // Not negative_data_rejection: the API reads an empty value as absent, as
-            // the pages' forms send them (`window=`), which that check calls accepting
-            // invalid data.
+            // negative_data_rejection: whatever the document calls invalid (an empty
+            // `window=`, a malformed time, a repeated single value) must be a 4xx.
             .args([
                 "--checks",
                 "not_a_server_error,status_code_conformance,content_type_conformance,\
-                 response_headers_conformance,response_schema_conformance,scope_no_leak",
+                 response_headers_conformance,response_schema_conformance,\
+                 negative_data_rejection,scope_no_leak",
             ])
             .args(["--max-time", &FUZZ_SECONDS.to_string()])
             .args(["--workers", "1", "--seed", "13", "--request-timeout", "10"])

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::auth::{ApiAuth, audit};
 use crate::error::{ApiError, WebError};
 use crate::message::MessageKey;
-use crate::search::{MAX_EXPORT_ROWS, SearchParams, query_pairs};
+use crate::search::{MAX_EXPORT_ROWS, SearchParams, Strictness, query_pairs};
 use crate::state::AppState;
 
 /// The OpenAPI 3.1 document of this API.
@@ -67,7 +67,7 @@ async fn search(
     ApiAuth(auth, conn): ApiAuth,
     RawQuery(raw): RawQuery,
 ) -> Result<axum::Json<crate::search::SearchPage>, ApiError> {
-    let p = SearchParams::parse(&query_pairs(raw.as_deref())?, Utc::now())?;
+    let p = SearchParams::parse(&query_pairs(raw.as_deref())?, Utc::now(), Strictness::Api)?;
     let page = crate::search::search_audited(&conn, &auth, &p).await?;
     Ok(axum::Json(page))
 }
@@ -108,7 +108,7 @@ async fn search_csv(
     ApiAuth(auth, conn): ApiAuth,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let p = SearchParams::parse(&query_pairs(raw.as_deref())?, Utc::now())?;
+    let p = SearchParams::parse(&query_pairs(raw.as_deref())?, Utc::now(), Strictness::Api)?;
     let page = crate::search::search(&conn, &auth.scope, &p, MAX_EXPORT_ROWS).await?;
     audit(
         &conn,
@@ -173,11 +173,18 @@ pub fn message_key(
     queue_id: String,
     arrived_at: &str,
 ) -> Result<MessageKey, WebError> {
-    let arrived_at = DateTime::parse_from_rfc3339(arrived_at)
-        .map_err(|_| {
-            WebError::BadRequest(format!(
-                "arrived_at: {arrived_at:?} is not an RFC 3339 time (take message links from a search)"
-            ))
+    // RFC 3339's date-time (chrono would also take a space for the `T`).
+    let parsed = match arrived_at.as_bytes().get(10) {
+        Some(b'T' | b't') => DateTime::parse_from_rfc3339(arrived_at).ok(),
+        _ => None,
+    };
+    let arrived_at = parsed
+        .ok_or_else(|| WebError::InvalidParam {
+            name: "arrived_at".into(),
+            reason: format!(
+                "{arrived_at:?} is not an RFC 3339 date-time such as \
+                 2025-03-14T06:25:01.123456Z (take message links from a search)"
+            ),
         })?
         .to_utc();
     if host.len() > 255 || queue_id.len() > 64 {
@@ -203,7 +210,7 @@ async fn message(
 }
 
 /// The time window of the overview: `window`, `from`, `to` only.
-pub fn window(raw: Option<&str>) -> Result<SearchParams, WebError> {
+pub fn window(raw: Option<&str>, strictness: Strictness) -> Result<SearchParams, WebError> {
     let pairs = query_pairs(raw)?;
     if let Some((k, _)) = pairs
         .iter()
@@ -213,14 +220,14 @@ pub fn window(raw: Option<&str>) -> Result<SearchParams, WebError> {
             "unknown parameter {k:?} (known: window, from, to)"
         )));
     }
-    SearchParams::parse(&pairs, Utc::now())
+    SearchParams::parse(&pairs, Utc::now(), strictness)
 }
 
 async fn overview(
     ApiAuth(auth, conn): ApiAuth,
     RawQuery(raw): RawQuery,
 ) -> Result<axum::Json<crate::overview::Overview>, ApiError> {
-    let w = window(raw.as_deref())?;
+    let w = window(raw.as_deref(), Strictness::Api)?;
     let o = crate::overview::load(&conn, &auth.scope, w.from, w.to).await?;
     audit(
         &conn,
@@ -245,7 +252,7 @@ async fn unclassified(
     ApiAuth(auth, conn): ApiAuth,
     RawQuery(raw): RawQuery,
 ) -> Result<axum::Json<UnclassifiedList>, ApiError> {
-    let w = window(raw.as_deref())?;
+    let w = window(raw.as_deref(), Strictness::Api)?;
     let items = crate::overview::unclassified(&conn, &auth.scope, w.from, w.to).await?;
     Ok(axum::Json(UnclassifiedList {
         from: w.from,

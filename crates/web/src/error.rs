@@ -13,6 +13,15 @@ pub enum WebError {
     /// A parameter or form field is wrong; the text says which and why.
     #[error("{0}")]
     BadRequest(String),
+    /// A query parameter is wrong: its name, and what is wrong with it including what
+    /// it accepts. The problem document also names it in `invalid-params`.
+    #[error("{name}: {reason}")]
+    InvalidParam {
+        /// The parameter.
+        name: String,
+        /// What is wrong, and what it accepts.
+        reason: String,
+    },
     /// No valid session or bearer token.
     #[error("authentication required: log in, or send `Authorization: Bearer <token>`")]
     Unauthenticated,
@@ -73,7 +82,7 @@ impl WebError {
     /// The HTTP status: the one table for both surfaces.
     pub fn status(&self) -> StatusCode {
         match self {
-            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::BadRequest(_) | WebError::InvalidParam { .. } => StatusCode::BAD_REQUEST,
             WebError::Unauthenticated => StatusCode::UNAUTHORIZED,
             WebError::Csrf => StatusCode::FORBIDDEN,
             WebError::NotFound => StatusCode::NOT_FOUND,
@@ -132,15 +141,20 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// An RFC 9457 problem document for `err`.
+/// An RFC 9457 problem document for `err`. A wrong query parameter is also named in
+/// the extension member `invalid-params` (`[{"name", "reason"}]`, the form of RFC 9457's
+/// own example), so a script can tell which without reading `detail`.
 pub fn problem(err: &WebError) -> Response {
     let status = err.status();
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "type": "about:blank",
         "title": status.canonical_reason().unwrap_or("Error"),
         "status": status.as_u16(),
         "detail": err.public_detail(),
     });
+    if let WebError::InvalidParam { name, reason } = err {
+        body["invalid-params"] = serde_json::json!([{"name": name, "reason": reason}]);
+    }
     let mut response = (status, body.to_string()).into_response();
     let headers = response.headers_mut();
     headers.insert(

@@ -135,8 +135,8 @@ pub async fn load(
     sql.push(&format!(
         "SELECT date_trunc('hour', a.attempt_at), a.status, count(*) {src} GROUP BY 1, 2 ORDER BY 1, 2"
     ));
-    let deliveries_per_hour = client
-        .query(sql.text.as_str(), &sql.params())
+    let deliveries_per_hour = sql
+        .query(client)
         .await
         .map_err(db("counting deliveries per hour"))?
         .iter()
@@ -155,8 +155,8 @@ pub async fn load(
          WHERE n.logged_at >= {f} AND n.logged_at < {t} AND n.action = 'reject' AND {pred} \
          GROUP BY 1 ORDER BY 1"
     ));
-    let rejects_per_hour = client
-        .query(sql.text.as_str(), &sql.params())
+    let rejects_per_hour = sql
+        .query(client)
         .await
         .map_err(db("counting NOQUEUE rejects per hour"))?
         .iter()
@@ -181,8 +181,8 @@ pub async fn load(
              AND {pred} GROUP BY 1, 2 \
          ) x GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT {top}"
     ));
-    let top_reasons = client
-        .query(sql.text.as_str(), &sql.params())
+    let top_reasons = sql
+        .query(client)
         .await
         .map_err(db("counting failure reasons"))?
         .iter()
@@ -201,8 +201,8 @@ pub async fn load(
         "SELECT address_domain(a.recipient), count(*) {src} AND a.status = 'deferred' \
          AND address_domain(a.recipient) IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {top}"
     ));
-    let top_deferring = client
-        .query(sql.text.as_str(), &sql.params())
+    let top_deferring = sql
+        .query(client)
         .await
         .map_err(db("counting deferring destinations"))?
         .iter()
@@ -283,8 +283,8 @@ pub async fn unclassified(
              AND n.failure_reason IN ('onhold', 'undefined') AND {pred} GROUP BY 1 \
          ) x WHERE pattern IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {top}"
     ));
-    Ok(client
-        .query(sql.text.as_str(), &sql.params())
+    Ok(sql
+        .query(client)
         .await
         .map_err(db("listing unclassified failures"))?
         .iter()

@@ -16,7 +16,9 @@ use crate::auth::{
 use crate::charts;
 use crate::error::{PageError, WebError, db};
 use crate::html::{esc, layout, opt, opt_time, query, status, time};
-use crate::search::{STATUSES, SearchParams, SortKey, WINDOW_PRESETS, message_path, query_pairs};
+use crate::search::{
+    STATUSES, SearchParams, SortKey, Strictness, WINDOW_PRESETS, message_path, query_pairs,
+};
 use crate::state::AppState;
 
 /// The pages' routes.
@@ -404,10 +406,11 @@ async fn search(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
     let pairs = query_pairs(raw.as_deref())?;
-    let p = match SearchParams::parse(&pairs, Utc::now()) {
+    let p = match SearchParams::parse(&pairs, Utc::now(), Strictness::Form) {
         Ok(p) => p,
-        Err(WebError::BadRequest(msg)) => {
-            let p = SearchParams::parse(&[], Utc::now())?;
+        Err(e @ (WebError::BadRequest(_) | WebError::InvalidParam { .. })) => {
+            let msg = e.to_string();
+            let p = SearchParams::parse(&[], Utc::now(), Strictness::Form)?;
             let body = format!(
                 "<h1>Search</h1>{}<p class=\"error\" role=\"alert\">{}</p>",
                 search_form(&p),
@@ -630,7 +633,7 @@ async fn overview(
     PageAuth(auth, conn): PageAuth,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
-    let w = crate::api::window(raw.as_deref())?;
+    let w = crate::api::window(raw.as_deref(), Strictness::Form)?;
     let o = crate::overview::load(&conn, &auth.scope, w.from, w.to).await?;
     audit(
         &conn,
