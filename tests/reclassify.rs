@@ -409,14 +409,7 @@ fn the_failure_queries_in_the_docs_find_rows() {
              GROUP BY table_name) t",
         offset.trim()
     ));
-    // The months the rows move to need their partitions (migration V14), as the
-    // loader would have created them.
-    db.query(&format!(
-        "SELECT pftrack_time_partitions(ARRAY(
-             SELECT arrived_at + interval '{0}' FROM delivery_from
-             UNION SELECT logged_at + interval '{0}' FROM noqueue))",
-        offset.trim()
-    ));
+    common::create_months_for_shift(&db, &offset);
     db.query(&format!("BEGIN; {}; COMMIT", statements.trim()));
 
     for (i, q) in queries.iter().enumerate() {

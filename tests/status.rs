@@ -348,26 +348,10 @@ fn lookups_use_indexes() {
          FROM delivery_from, generate_series(1, 2) j;
          ANALYZE",
     );
-    // The tables are partitioned by month (migration V14): a plan names each
-    // partition's index, which is shown here by its parent's name.
-    let partition_indexes: Vec<(String, String)> = db
-        .query(
-            "SELECT c.relname, p.relname FROM pg_inherits i \
-             JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent \
-             WHERE c.relkind = 'i' ORDER BY length(c.relname) DESC",
-        )
-        .lines()
-        .filter_map(|l| l.split_once('|'))
-        .map(|(c, p)| (c.to_owned(), p.to_owned()))
-        .collect();
     let explain = |query: &str| {
         let out = status(&db, &[query, "--explain"]);
         assert!(out.status.success(), "{}", text(&out.stderr));
-        let mut plan = text(&out.stdout);
-        for (child, parent) in &partition_indexes {
-            plan = plan.replace(&format!(" {child} "), &format!(" {parent} "));
-        }
-        plan
+        common::with_parent_index_names(&db, &text(&out.stdout))
     };
     let plan = explain("USER100@r1.example");
     for index in [

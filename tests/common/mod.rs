@@ -248,3 +248,33 @@ pub fn generated_log(dir: &Path, seed: u64, lines: u64) -> PathBuf {
     file.flush().expect("the log is written");
     path
 }
+
+/// Create the monthly partitions (migration V14) that the rows of `db` need once their
+/// times are moved by `offset` (an SQL interval), as the loader would have: a test that
+/// shifts stored times by hand calls this first.
+pub fn create_months_for_shift(db: &TestDb, offset: &str) {
+    db.query(&format!(
+        "SELECT pftrack_time_partitions(ARRAY(
+             SELECT arrived_at + interval '{0}' FROM delivery_from
+             UNION SELECT logged_at + interval '{0}' FROM noqueue
+             UNION SELECT logged_at + interval '{0}' FROM auth_failure))",
+        offset.trim()
+    ));
+}
+
+/// `plan` with each partition's index named by its partitioned parent's index (the
+/// tables are partitioned by month since V14: a plan names `delivery_to_p2025_01_…`
+/// where a test means `delivery_to_recipient`).
+pub fn with_parent_index_names(db: &TestDb, plan: &str) -> String {
+    let pairs = db.query(
+        "SELECT c.relname, p.relname FROM pg_inherits i \
+         JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent \
+         WHERE c.relkind = 'i' ORDER BY length(c.relname) DESC",
+    );
+    let mut plan = plan.to_owned();
+    for (child, parent) in pairs.lines().filter_map(|l| l.split_once('|')) {
+        plan = plan.replace(&format!(" {child} "), &format!(" {parent} "));
+        plan = plan.replace(&format!(" {child}\n"), &format!(" {parent}\n"));
+    }
+    plan
+}
