@@ -277,6 +277,14 @@ def admin_tests(run, ctx, admin_password):
     search(run, phone, recipient="erin@example.org")
     expect(row_with(phone, "erin@example.org")).to_have_count(1)
     no_horizontal_scroll(phone)
+    # Each result row is stacked, so the recipient gets the width of the screen rather
+    # than a column a few characters wide, and reads on one line.
+    to = row_with(phone, "erin@example.org").locator("td[data-label=To]")
+    expect(to).to_have_text("erin@example.org")  # its label comes from CSS (::before)
+    to_box = to.bounding_box()
+    assert to_box and to_box["width"] >= 0.75 * PHONE_WIDTH, f"the To cell at 360 px: {to_box}"
+    assert to_box["height"] < 40, f"erin@example.org wraps at 360 px: {to_box}"
+    run.ok(f"search results at {PHONE_WIDTH} px: stacked rows, the recipient on one line")
     box = phone.locator("input[name=recipient]").bounding_box()
     assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE_WIDTH, f"recipient field {box}"
     run.shot(phone, "search-360px")

@@ -435,7 +435,9 @@ async fn search(
     if page.rows.is_empty() {
         body.push_str("<p>No mail matches in this window (and your scope). Widen the window or change the filters.</p>");
     } else {
-        body.push_str("<div class=\"table-wrap\"><table><thead><tr>");
+        // class results: below 40rem each row is stacked, one labelled line per cell
+        // (data-label), so that no column is squeezed to a few characters.
+        body.push_str("<div class=\"table-wrap\"><table class=\"results\"><thead><tr>");
         body.push_str(&sort_link(&p, SortKey::Time, "Arrival"));
         body.push_str(&sort_link(&p, SortKey::Sender, "From"));
         body.push_str(&sort_link(&p, SortKey::Recipient, "To"));
@@ -451,7 +453,7 @@ async fn search(
                 s => opt(s),
             };
             body.push_str(&format!(
-                "<tr><td><a href=\"{}\">{}</a></td><td class=\"text\">{}</td><td class=\"text\">{}{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"text\">{}</td><td class=\"num\">{}</td></tr>",
+                "<tr><td data-label=\"Arrival\"><a href=\"{}\">{}</a></td><td class=\"text\" data-label=\"From\">{}</td><td class=\"text\" data-label=\"To\">{}{}</td><td data-label=\"Status\">{}</td><td data-label=\"Reason\">{}</td><td data-label=\"DSN\">{}</td><td class=\"text\" data-label=\"Relay\">{}</td><td class=\"num\" data-label=\"Attempts\">{}</td></tr>",
                 esc(&link),
                 time(r.arrived_at),
                 sender,
