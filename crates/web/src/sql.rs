@@ -86,6 +86,20 @@ impl Sql {
     ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
         conn.query_typed(&self.text, &self.typed_params()).await
     }
+
+    /// Run the statement prepared with its parameters' types and cached on `conn`
+    /// ([`prepared`]): parsed once per connection, and planned once PostgreSQL finds
+    /// its generic plan as good as the custom ones. Only for statements whose one plan
+    /// is right for every value — an index that yields the rows in the order asked for,
+    /// read until the page is full.
+    pub async fn query_prepared(
+        &self,
+        conn: &deadpool_postgres::Client,
+    ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+        let types: Vec<Type> = self.params.iter().map(|(_, t)| t.clone()).collect();
+        let stmt = prepared_typed(conn, &self.text, &types).await?;
+        conn.query(&stmt, &self.params()).await
+    }
 }
 
 /// Statements one connection keeps prepared at most; past that its cache is emptied
@@ -102,8 +116,17 @@ pub async fn prepared(
     conn: &deadpool_postgres::Client,
     text: &str,
 ) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+    prepared_typed(conn, text, &[]).await
+}
+
+/// [`prepared`] with the parameters' types given (those left out are inferred).
+async fn prepared_typed(
+    conn: &deadpool_postgres::Client,
+    text: &str,
+    types: &[Type],
+) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
     if conn.statement_cache.size() >= MAX_PREPARED_PER_CONNECTION {
         conn.statement_cache.clear();
     }
-    conn.prepare_cached(text).await
+    conn.prepare_typed_cached(text, types).await
 }
