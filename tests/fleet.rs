@@ -40,6 +40,35 @@ const MESSAGE_ROWS: &str = "SELECT host, queue_id, outcome, final_status, final_
       AND arrived_at >= '2025-03-14' AND arrived_at < '2025-03-15' \
     ORDER BY arrived_at, host, queue_id";
 
+/// `delivery_paths()` (V19: every recipient of many messages at once, what `pftrack
+/// status` reads) gives exactly the rows `delivery_path()` gives recipient by recipient,
+/// for every recipient in the database; returns how many path rows there are.
+fn assert_paths_agree(db: &TestDb) -> usize {
+    let one_by_one = "SELECT t.host, t.queue_id, t.arrived_at, t.recipient, \
+        NULLIF(t.orig_recipient, ''), p.* FROM delivery_to t \
+        CROSS JOIN LATERAL delivery_path(t.host, t.queue_id, t.arrived_at, t.recipient, \
+        t.orig_recipient) p";
+    let all_at_once = "SELECT p.* FROM (SELECT array_agg(host) h, array_agg(queue_id) q, \
+        array_agg(arrived_at) a FROM delivery_from) m CROSS JOIN LATERAL \
+        delivery_paths(m.h, m.q, m.a) p";
+    let differing = db.query(&format!(
+        "SELECT 'only delivery_path', * FROM ({one_by_one} EXCEPT ALL {all_at_once}) x \
+         UNION ALL \
+         SELECT 'only delivery_paths', * FROM ({all_at_once} EXCEPT ALL {one_by_one}) y"
+    ));
+    assert_eq!(
+        differing.trim(),
+        "",
+        "delivery_paths() and delivery_path() differ"
+    );
+    let rows: usize = db
+        .query(&format!("SELECT count(*) FROM ({all_at_once}) x"))
+        .trim()
+        .parse()
+        .expect("a count");
+    rows
+}
+
 fn fleet(name: &str) -> std::path::PathBuf {
     fixture(&format!("fleet/{name}"))
 }
@@ -70,6 +99,7 @@ fn assert_two_tier(db: &TestDb, how: &str) {
         &db.query(MESSAGE_ROWS),
         &strip(messages, "message|"),
     );
+    assert!(assert_paths_agree(db) > 0, "{how}: no paths");
 }
 
 #[test]
@@ -265,6 +295,8 @@ fn host_aliases_from_the_configuration_and_names_learned_from_the_logs() {
     );
     assert_eq!(fate("dave@example.net"), "sent vault 6B1C2D3E4F");
     assert_eq!(fate("erin@example.net"), "bounced vault 6B1C2D3E50");
+    // The alias and the learned name are followed the same way all at once.
+    assert_paths_agree(&db);
 
     // Without the map again, the alias is gone and so is the link it made.
     let empty = dir.path().join("empty.yaml");
@@ -315,6 +347,7 @@ fn a_loop_between_two_hosts_ends() {
         .trim(),
         "1"
     );
+    assert_paths_agree(&db);
 }
 
 /// V16's shortcut: `fleet_host_named(host, name)` is true exactly when
@@ -416,6 +449,9 @@ fn a_generated_fleet_loaded_concurrently_links_every_hand_off() {
             stats.bounced_at_store, stats.delivered
         )
     );
+    // The paths `pftrack status` reads (delivery_paths) are delivery_path()'s, hop for
+    // hop, for every recipient of the fleet.
+    assert!(assert_paths_agree(&db) > stats.relay_links as usize);
     // Outbound mail as the submission hosts received it, by its fate at the smarthost.
     assert_eq!(
         db.query(

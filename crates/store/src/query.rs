@@ -296,24 +296,17 @@ JOIN delivery_status d
   ON d.queue_id = k.queue_id AND d.host = k.host AND d.arrived_at = k.arrived_at
 ORDER BY d.recipient, d.orig_recipient";
 
-/// The paths of the recipients of the given messages that were sent with a `queued
-/// as` id (the others go nowhere), hop 0 left out: one `delivery_path()` call each.
-/// A path has a next hop only if some message has that queue id (the same host's
-/// continuation or another host's message): recipients relayed outside the database
-/// (a smarthost's deliveries) are left out by one primary-key probe, without running
-/// the function.
+/// The paths of the recipients of the given messages, hop 0 left out: one
+/// `delivery_paths()` call (migration V19) follows them all at once; recipients that go
+/// nowhere (not sent, no `queued as` id, or relayed outside the database) end at hop 0.
 const PATHS_SQL: &str = "\
-SELECT t.host, t.queue_id, t.arrived_at, t.recipient, t.orig_recipient, p.hop, p.host,
-       p.queue_id, p.arrived_at, p.recipient, p.status, p.status_at, p.dsn, p.relay,
-       p.response, p.link
-FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS k(host, queue_id, arrived_at)
-JOIN delivery_to t
-  ON t.queue_id = k.queue_id AND t.host = k.host AND t.arrived_at = k.arrived_at
-CROSS JOIN LATERAL delivery_path(t.host, t.queue_id, t.arrived_at, t.recipient,
-                                 t.orig_recipient) p
-WHERE t.queued_as IS NOT NULL AND t.status = 'sent' AND p.hop > 0
-  AND EXISTS (SELECT 1 FROM delivery_from n WHERE n.queue_id = t.queued_as)
-ORDER BY t.host, t.queue_id, t.arrived_at, t.recipient, t.orig_recipient, p.hop";
+SELECT p.start_host, p.start_queue_id, p.start_arrived_at, p.start_recipient,
+       coalesce(p.start_orig_recipient, ''), p.hop, p.host, p.queue_id, p.arrived_at,
+       p.recipient, p.status, p.status_at, p.dsn, p.relay, p.response, p.link
+FROM delivery_paths($1::text[], $2::text[], $3::timestamptz[]) p
+WHERE p.hop > 0
+ORDER BY p.start_host, p.start_queue_id, p.start_arrived_at, p.start_recipient,
+         p.start_orig_recipient, p.hop";
 
 const CHILDREN_SQL: &str = "\
 SELECT c.host, c.parent_queue_id, c.parent_arrived_at, c.queue_id, c.arrived_at, c.parent_kind
@@ -344,46 +337,22 @@ impl Store {
         limit: usize,
     ) -> Result<Found, StoreError> {
         let client = self.client().await?;
-        let since = window.since.unwrap_or(EARLIEST);
-        let until = window.until.unwrap_or_else(latest);
-        // One more than asked for tells whether there were more.
-        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
-        let stmt = client
-            .prepare_cached(lookup.keys_sql())
-            .await
-            .map_err(|e| StoreError::query("preparing the message lookup", e))?;
-        let (tag_name, tag_value) = tag_params(window);
-        let rows = match lookup {
-            Lookup::Address(a) => {
-                let rows = fetch.saturating_mul(ROWS_PER_MESSAGE);
-                client
-                    .query(
-                        &stmt,
-                        &[a, &since, &until, &fetch, &rows, &tag_name, &tag_value],
-                    )
-                    .await
-            }
-            Lookup::MessageId(a) => {
-                client
-                    .query(&stmt, &[a, &since, &until, &fetch, &tag_name, &tag_value])
-                    .await
-            }
-            Lookup::QueueId(ids) => {
-                client
-                    .query(&stmt, &[ids, &since, &until, &fetch, &tag_name, &tag_value])
-                    .await
-            }
-        }
-        .map_err(|e| StoreError::query("looking up messages", e))?;
-        let mut keys: Vec<Key> = rows
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect();
-        let truncated = keys.len() > limit;
-        keys.truncate(limit);
+        // The paths are read on a second session, in parallel with the other reads: a
+        // lookup's time is mostly one backend waiting for pages read one at a time
+        // (about 250 for 50 messages read from disk) and planning over every monthly
+        // partition, and the paths' pages (the next hosts' messages) are not the
+        // others'. The second session is opened and made ready (its plan of the path
+        // read built, the partitions' catalogue entries loaded) while the first looks
+        // the keys up. Without it (no connection to spare), everything runs on one.
+        let (keys, path_client) = tokio::join!(
+            message_keys(&client, lookup, window, limit),
+            self.path_reader()
+        );
+        let (keys, truncated) = keys?;
         if keys.is_empty() {
             return Ok(Found::default());
         }
+        let path_client = path_client.as_deref().unwrap_or(&client);
         let hosts: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
         let queue_ids: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
         let arrived: Vec<DateTime<Utc>> = keys.iter().map(|k| k.2).collect();
@@ -408,7 +377,7 @@ impl Store {
                 "reading recipients"
             ),
             read(
-                &client,
+                path_client,
                 PATHS_SQL,
                 &params,
                 "preparing the path read",
@@ -472,6 +441,34 @@ impl Store {
         })
     }
 
+    /// A second session for [`Store::find_messages`]'s path read, made ready: the
+    /// path read run once with no keys, which plans it (`delivery_paths()`'s query
+    /// included) over every partition. `None` when the pool or the server has no
+    /// connection to spare, or that fails: the caller then reads the paths on its own
+    /// session.
+    async fn path_reader(&self) -> Option<deadpool_postgres::Object> {
+        let client = self.client().await.ok()?;
+        let none: [&(dyn ToSql + Sync); 3] = [
+            &Vec::<&str>::new(),
+            &Vec::<&str>::new(),
+            &Vec::<DateTime<Utc>>::new(),
+        ];
+        let warmed = read(
+            &client,
+            PATHS_SQL,
+            &none,
+            "preparing the path read (second session)",
+            "planning the path read (second session)",
+        );
+        match warmed.await {
+            Ok(_) => Some(client),
+            Err(e) => {
+                tracing::debug!(error = %e, "no second session for the path read");
+                None
+            }
+        }
+    }
+
     /// The plans of [`Store::find_messages`]'s key lookup and message read for the
     /// same arguments (`EXPLAIN`, or `EXPLAIN ANALYZE` when `analyze`), one text.
     pub async fn explain_find(
@@ -519,11 +516,12 @@ impl Store {
             text.push_str(r.get::<_, &str>(0));
             text.push('\n');
         }
-        // The reads by key, explained for the keys the lookup finds.
-        let found = self.find_messages(lookup, window, limit).await?;
-        let hosts: Vec<&str> = found.messages.iter().map(|m| m.host.as_str()).collect();
-        let queue_ids: Vec<&str> = found.messages.iter().map(|m| m.queue_id.as_str()).collect();
-        let arrived: Vec<DateTime<Utc>> = found.messages.iter().map(|m| m.arrived_at).collect();
+        // The reads by key, explained for the keys the lookup finds: nothing else has
+        // read their pages yet, as in a lookup.
+        let (keys, _) = message_keys(&client, lookup, window, limit).await?;
+        let hosts: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
+        let queue_ids: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
+        let arrived: Vec<DateTime<Utc>> = keys.iter().map(|k| k.2).collect();
         let params: [&(dyn ToSql + Sync); 3] = [&hosts, &queue_ids, &arrived];
         for (what, sql) in [
             ("message read", MESSAGES_SQL),
@@ -543,6 +541,54 @@ impl Store {
         }
         Ok(text)
     }
+}
+
+/// The keys of the newest `limit` messages `lookup` finds within `window`, newest
+/// first, and whether more matched.
+async fn message_keys(
+    client: &deadpool_postgres::ClientWrapper,
+    lookup: &Lookup,
+    window: &Window,
+    limit: usize,
+) -> Result<(Vec<Key>, bool), StoreError> {
+    let since = window.since.unwrap_or(EARLIEST);
+    let until = window.until.unwrap_or_else(latest);
+    // One more than asked for tells whether there were more.
+    let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+    let stmt = client
+        .prepare_cached(lookup.keys_sql())
+        .await
+        .map_err(|e| StoreError::query("preparing the message lookup", e))?;
+    let (tag_name, tag_value) = tag_params(window);
+    let rows = match lookup {
+        Lookup::Address(a) => {
+            let rows = fetch.saturating_mul(ROWS_PER_MESSAGE);
+            client
+                .query(
+                    &stmt,
+                    &[a, &since, &until, &fetch, &rows, &tag_name, &tag_value],
+                )
+                .await
+        }
+        Lookup::MessageId(a) => {
+            client
+                .query(&stmt, &[a, &since, &until, &fetch, &tag_name, &tag_value])
+                .await
+        }
+        Lookup::QueueId(ids) => {
+            client
+                .query(&stmt, &[ids, &since, &until, &fetch, &tag_name, &tag_value])
+                .await
+        }
+    }
+    .map_err(|e| StoreError::query("looking up messages", e))?;
+    let mut keys: Vec<Key> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let truncated = keys.len() > limit;
+    keys.truncate(limit);
+    Ok((keys, truncated))
 }
 
 /// Prepare `sql` (cached on the connection) and run it with the message keys.
