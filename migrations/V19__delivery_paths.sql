@@ -21,7 +21,8 @@
 --     sending, its host named by the relay or naming the sender, the nearest in time;
 --   * the recipient there: the same address, the address it was rewritten to, or the
 --     message's only recipient; none: one last hop with status 'unknown' and the
---     previous hop's addresses.
+--     previous hop's addresses. Its effective status reads the message's expiry and
+--     deletion from the row that found the hop (delivery_path() reads that row again).
 -- tests/fleet.rs checks that both give the same rows on every fleet fixture.
 -- delivery_path() stays: the views' final_* call it for the rows a query reads.
 
@@ -58,7 +59,8 @@ BEGIN
                p.visited || (nx.host || ' ' || nx.queue_id || ' ' || nx.arrived_at::text)
         FROM p
         CROSS JOIN LATERAL (
-            (SELECT c.host, c.queue_id, c.arrived_at, c.parent_kind AS kind
+            (SELECT c.host, c.queue_id, c.arrived_at, c.parent_kind AS kind,
+                    c.expired_at, c.deleted_at
              FROM delivery_from c
              WHERE c.host = p.host AND c.parent_queue_id = p.queue_id
                AND c.parent_arrived_at = p.arrived_at
@@ -68,7 +70,7 @@ BEGIN
                AND c.arrived_at <= p.status_at + fleet_link_tolerance()
              LIMIT 1)
             UNION ALL
-            (SELECT r.host, r.queue_id, r.arrived_at, 'relay'
+            (SELECT r.host, r.queue_id, r.arrived_at, 'relay', r.expired_at, r.deleted_at
              FROM delivery_from r
              WHERE r.queue_id = p.queued_as
                AND r.host <> p.host
@@ -84,11 +86,10 @@ BEGIN
         ) nx
         LEFT JOIN LATERAL (
             SELECT n.host, n.recipient, n.orig_recipient,
-                   effective_status(n.status, n.status_at, g.expired_at, g.deleted_at) AS status,
+                   effective_status(n.status, n.status_at, nx.expired_at, nx.deleted_at)
+                       AS status,
                    n.status_at, n.dsn, n.relay, n.response, n.queued_as
             FROM delivery_to n
-            JOIN delivery_from g
-              ON g.queue_id = n.queue_id AND g.host = n.host AND g.arrived_at = n.arrived_at
             WHERE n.queue_id = nx.queue_id AND n.host = nx.host AND n.arrived_at = nx.arrived_at
               AND (lower(n.recipient) = lower(p.recipient)
                    OR lower(n.orig_recipient) = lower(p.recipient)

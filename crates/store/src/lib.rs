@@ -56,8 +56,8 @@ pub use purge::{
     NOQUEUE_ROWS_PER_MESSAGE, PURGE_BATCH_MESSAGES, PurgeCounts, purge, purge_with_progress,
 };
 pub use query::{
-    ADDRESS_KEYS_SQL, Found, Hop, Lookup, MESSAGE_ID_KEYS_SQL, MessageLink, MessageRecord,
-    QUEUE_ID_KEYS_SQL, RecipientRecord, StatusCounts, Window,
+    ADDRESS_KEYS_SQL, ADDRESS_KEYS_TAGGED_SQL, Found, Hop, Lookup, MESSAGE_ID_KEYS_SQL,
+    MessageLink, MessageRecord, QUEUE_ID_KEYS_SQL, RecipientRecord, StatusCounts, Window,
 };
 pub use reclassify::{
     DEFAULT_RECLASSIFY_BATCH, MAX_RECLASSIFY_BATCH, ReasonChange, ReclassifyCursor,
@@ -230,7 +230,10 @@ impl Store {
         url: &str,
         ca_file: Option<&std::path::Path>,
     ) -> Result<Store, StoreError> {
-        Store::connect_with_options(url, ca_file, None).await
+        let store = Store::connect_with_options(url, ca_file, None)?;
+        // Fail early, with a clear message, when the server cannot be reached.
+        let _probe = store.client().await?;
+        Ok(store)
     }
 
     /// Connect like [`Store::connect_with`] for one short series of lookups
@@ -244,10 +247,16 @@ impl Store {
         url: &str,
         ca_file: Option<&std::path::Path>,
     ) -> Result<Store, StoreError> {
-        Store::connect_with_options(url, ca_file, Some(LOOKUP_SESSION_OPTIONS)).await
+        let store = Store::connect_with_options(url, ca_file, Some(LOOKUP_SESSION_OPTIONS))?;
+        // Both sessions a lookup uses (see `Store::find_messages`) are opened at once;
+        // the first must open, the second is only a help.
+        let (first, _second) = tokio::join!(store.client(), store.client());
+        let _probe = first?;
+        Ok(store)
     }
 
-    async fn connect_with_options(
+    /// The store, its pool not connected yet.
+    fn connect_with_options(
         url: &str,
         ca_file: Option<&std::path::Path>,
         session_options: Option<&str>,
@@ -298,8 +307,6 @@ impl Store {
             direct,
             known_months: partition::known_months(),
         };
-        // Fail early, with a clear message, when the server cannot be reached.
-        let _probe = store.client().await?;
         Ok(store)
     }
 
