@@ -364,56 +364,76 @@ impl Store {
         // parallel with the messages and recipients: a lookup's time is mostly one
         // backend waiting for pages read one at a time (about 250 for 50 messages read
         // from disk) and planning over every monthly partition, and the paths' pages
-        // (the next hosts' messages) are not the others'. The second session is opened and made ready (its plan of the path
-        // read built, the partitions' catalogue entries loaded) while the first looks
-        // the keys up. Without it (no connection to spare), everything runs on one.
-        let (keys, path_client) = tokio::join!(
-            message_keys(&client, lookup, window, limit),
-            self.path_reader()
-        );
-        let (keys, truncated) = keys?;
+        // (the next hosts' messages) are not the others'. While the first session
+        // looks the keys up, the second is made ready (its plan of the path read
+        // built, which loads the partitions' catalogue entries); each starts its reads
+        // as soon as it can. Without a second session (no connection to spare),
+        // everything runs on the first.
+        let (keys_found, keys_wanted) = tokio::sync::oneshot::channel::<Vec<Key>>();
+        let first = async {
+            let (keys, truncated) = message_keys(&client, lookup, window, limit).await?;
+            // The second side may have given up (no session): nobody to tell then.
+            let _ = keys_found.send(keys.clone());
+            if keys.is_empty() {
+                return Ok((keys, truncated, Vec::new(), Vec::new()));
+            }
+            let columns = KeyColumns::of(&keys);
+            let params = columns.params();
+            // Sent at once, the reads share the round trips (tokio-postgres pipelines
+            // requests on one connection), which a loaded machine makes slow.
+            let (message_rows, recipients) = tokio::try_join!(
+                read(
+                    &client,
+                    MESSAGES_SQL,
+                    &params,
+                    "preparing the message read",
+                    "reading messages"
+                ),
+                read(
+                    &client,
+                    RECIPIENTS_SQL,
+                    &params,
+                    "preparing the recipient read",
+                    "reading recipients"
+                ),
+            )?;
+            Ok::<_, StoreError>((keys, truncated, message_rows, recipients))
+        };
+        let second = async {
+            let Some(session) = self.path_reader().await else {
+                return Ok(None);
+            };
+            // No keys: the first side failed (its error is the one reported).
+            let Ok(keys) = keys_wanted.await else {
+                return Ok(None);
+            };
+            if keys.is_empty() {
+                return Ok(Some((Vec::new(), Vec::new())));
+            }
+            path_reads(&session, &KeyColumns::of(&keys)).await.map(Some)
+        };
+        // Both sides run together; when nothing matched, the answer does not wait for
+        // the second session's preparation.
+        tokio::pin!(first, second);
+        let mut second_done = None;
+        let first = loop {
+            tokio::select! {
+                done = &mut first => break done,
+                done = &mut second, if second_done.is_none() => second_done = Some(done),
+            }
+        };
+        let (keys, truncated, message_rows, recipients) = first?;
         if keys.is_empty() {
             return Ok(Found::default());
         }
-        let path_client = path_client.as_deref().unwrap_or(&client);
-        let hosts: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
-        let queue_ids: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
-        let arrived: Vec<DateTime<Utc>> = keys.iter().map(|k| k.2).collect();
-        let params: [&(dyn ToSql + Sync); 3] = [&hosts, &queue_ids, &arrived];
-
-        // The four reads depend only on the keys: sent at once, they share the round
-        // trips (tokio-postgres pipelines requests on one connection), which a loaded
-        // machine makes slow.
-        let (message_rows, recipients, hops, children) = tokio::try_join!(
-            read(
-                &client,
-                MESSAGES_SQL,
-                &params,
-                "preparing the message read",
-                "reading messages"
-            ),
-            read(
-                &client,
-                RECIPIENTS_SQL,
-                &params,
-                "preparing the recipient read",
-                "reading recipients"
-            ),
-            read(
-                path_client,
-                PATHS_SQL,
-                &params,
-                "preparing the path read",
-                "reading recipient paths"
-            ),
-            read(
-                path_client,
-                CHILDREN_SQL,
-                &params,
-                "preparing the link read",
-                "reading linked messages"
-            ),
-        )?;
+        let second = match second_done {
+            Some(done) => done,
+            None => second.await,
+        };
+        let (hops, children) = match second? {
+            Some(read) => read,
+            None => path_reads(&client, &KeyColumns::of(&keys)).await?,
+        };
         let mut messages: Vec<MessageRecord> = message_rows.iter().map(message_from_row).collect();
         for r in &recipients {
             let key: Key = (r.get(0), r.get(1), r.get(2));
@@ -519,10 +539,8 @@ impl Store {
         // The reads by key, explained for the keys the lookup finds: nothing else has
         // read their pages yet, as in a lookup.
         let (keys, _) = message_keys(&client, lookup, window, limit).await?;
-        let hosts: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
-        let queue_ids: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
-        let arrived: Vec<DateTime<Utc>> = keys.iter().map(|k| k.2).collect();
-        let params: [&(dyn ToSql + Sync); 3] = [&hosts, &queue_ids, &arrived];
+        let columns = KeyColumns::of(&keys);
+        let params = columns.params();
         for (what, sql) in [
             ("message read", MESSAGES_SQL),
             ("recipient read", RECIPIENTS_SQL),
@@ -617,6 +635,52 @@ where
                 .await
         }
     }
+}
+
+/// The message keys as three arrays, the parameters of the reads by key.
+struct KeyColumns<'a> {
+    hosts: Vec<&'a str>,
+    queue_ids: Vec<&'a str>,
+    arrived: Vec<DateTime<Utc>>,
+}
+
+impl<'a> KeyColumns<'a> {
+    fn of(keys: &'a [Key]) -> KeyColumns<'a> {
+        KeyColumns {
+            hosts: keys.iter().map(|k| k.0.as_str()).collect(),
+            queue_ids: keys.iter().map(|k| k.1.as_str()).collect(),
+            arrived: keys.iter().map(|k| k.2).collect(),
+        }
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 3] {
+        [&self.hosts, &self.queue_ids, &self.arrived]
+    }
+}
+
+/// The path read and the linked-message read of the messages `keys`, pipelined on
+/// `client`.
+async fn path_reads(
+    client: &deadpool_postgres::ClientWrapper,
+    keys: &KeyColumns<'_>,
+) -> Result<(Vec<tokio_postgres::Row>, Vec<tokio_postgres::Row>), StoreError> {
+    let params = keys.params();
+    tokio::try_join!(
+        read(
+            client,
+            PATHS_SQL,
+            &params,
+            "preparing the path read",
+            "reading recipient paths"
+        ),
+        read(
+            client,
+            CHILDREN_SQL,
+            &params,
+            "preparing the link read",
+            "reading linked messages"
+        ),
+    )
 }
 
 /// Prepare `sql` (cached on the connection) and run it with the message keys.
