@@ -601,40 +601,24 @@ where
     let since = window.since.unwrap_or(EARLIEST);
     let until = window.until.unwrap_or_else(latest);
     let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+    let rows = fetch.saturating_mul(ROWS_PER_MESSAGE);
     let (tag_name, tag_value) = tag_params(window);
-    match lookup {
-        Lookup::Address(a) => {
-            let rows = fetch.saturating_mul(ROWS_PER_MESSAGE);
-            if window.tag.is_some() {
-                client
-                    .query(
-                        statement,
-                        &[a, &since, &until, &fetch, &rows, &tag_name, &tag_value],
-                    )
-                    .await
-            } else {
-                client
-                    .query(statement, &[a, &since, &until, &fetch, &rows])
-                    .await
-            }
-        }
-        Lookup::MessageId(a) => {
-            client
-                .query(
-                    statement,
-                    &[a, &since, &until, &fetch, &tag_name, &tag_value],
-                )
-                .await
-        }
-        Lookup::QueueId(ids) => {
-            client
-                .query(
-                    statement,
-                    &[ids, &since, &until, &fetch, &tag_name, &tag_value],
-                )
-                .await
-        }
+    let searched: &(dyn ToSql + Sync) = match lookup {
+        Lookup::Address(a) | Lookup::MessageId(a) => a,
+        Lookup::QueueId(ids) => ids,
+    };
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![searched, &since, &until, &fetch];
+    // The address lookup reads `rows` index entries per branch; its tag parameters
+    // exist only in its tagged form (ADDRESS_KEYS_TAGGED_SQL). The other lookups
+    // always take the tag (NULL for none).
+    let by_address = matches!(lookup, Lookup::Address(_));
+    if by_address {
+        params.push(&rows);
     }
+    if !by_address || window.tag.is_some() {
+        params.extend([&tag_name as &(dyn ToSql + Sync), &tag_value]);
+    }
+    client.query(statement, &params).await
 }
 
 /// The message keys as three arrays, the parameters of the reads by key.
