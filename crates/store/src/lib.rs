@@ -716,11 +716,11 @@ fn new_loader_id() -> String {
 /// Where libpq looks for the local server's socket when a URL names no host.
 pub const DEFAULT_SOCKET_DIRS: [&str; 2] = ["/var/run/postgresql", "/tmp"];
 
-/// Fill in what libpq would: the local socket directory when no host is given, and the
-/// login name when no user is given (`postgresql:///pftrack` then works as with psql).
 /// Server settings of a lookup session ([`Store::connect_for_lookups`]).
 const LOOKUP_SESSION_OPTIONS: &str = "-c plan_cache_mode=force_generic_plan";
 
+/// Fill in what libpq would: the local socket directory when no host is given, and the
+/// login name when no user is given (`postgresql:///pftrack` then works as with psql).
 fn apply_libpq_defaults(config: &mut tokio_postgres::Config) {
     if config.get_hosts().is_empty() {
         let dir = DEFAULT_SOCKET_DIRS

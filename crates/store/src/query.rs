@@ -410,7 +410,14 @@ impl Store {
             if keys.is_empty() {
                 return Ok(Some((Vec::new(), Vec::new())));
             }
-            path_reads(&session, &KeyColumns::of(&keys)).await.map(Some)
+            // Both sides first read the same pages: each message's row and its
+            // recipients' (the paths start there). In the same order, one side would
+            // wait for each page the other is reading; oldest first here (the first
+            // side goes newest first), each reads about half and finds the rest read.
+            let oldest_first: Vec<Key> = keys.into_iter().rev().collect();
+            path_reads(&session, &KeyColumns::of(&oldest_first))
+                .await
+                .map(Some)
         };
         // Both sides run together; when nothing matched, the answer does not wait for
         // the second session's preparation.
