@@ -42,7 +42,9 @@ const MESSAGE_ROWS: &str = "SELECT host, queue_id, outcome, final_status, final_
 
 /// `delivery_paths()` (V19: every recipient of many messages at once, what `pftrack
 /// status` reads) gives exactly the rows `delivery_path()` gives recipient by recipient,
-/// for every recipient in the database; returns how many path rows there are.
+/// for every recipient in the database; returns how many path rows there are. Since
+/// V20 `delivery_path()` is `delivery_paths()` started from one recipient, so this
+/// checks that start: each recipient's path alone is its part of the messages' paths.
 fn assert_paths_agree(db: &TestDb) -> usize {
     let one_by_one = "SELECT t.host, t.queue_id, t.arrived_at, t.recipient, \
         NULLIF(t.orig_recipient, ''), p.* FROM delivery_to t \
