@@ -230,24 +230,23 @@ impl Store {
         url: &str,
         ca_file: Option<&std::path::Path>,
     ) -> Result<Store, StoreError> {
-        let store = Store::connect_with_options(url, ca_file, None)?;
+        let store = Store::pool_for(url, ca_file)?;
         // Fail early, with a clear message, when the server cannot be reached.
         let _probe = store.client().await?;
         Ok(store)
     }
 
     /// Connect like [`Store::connect_with`] for one short series of lookups
-    /// (`pftrack status`): the session plans every prepared statement once, generically
-    /// (`plan_cache_mode = force_generic_plan`), including the queries inside
-    /// `delivery_path()`. A new session otherwise plans each of them again for its
-    /// first five executions, each time over every monthly partition: following 100
-    /// paths in a fresh session took 63–133 ms that way and 20–67 ms with generic plans
-    /// (1 M recipient rows, 8 months; partition pruning happens at execution).
+    /// (`pftrack status`, see [`Store::find_messages`]): both sessions it uses at once.
+    /// Nothing is set for the session: `delivery_paths()` plans its query generically by
+    /// a setting of its own (migration V20). So no startup option is sent either, which
+    /// a connection pooler in front of the server could refuse (PgBouncer does, unless
+    /// told to ignore `options`).
     pub async fn connect_for_lookups(
         url: &str,
         ca_file: Option<&std::path::Path>,
     ) -> Result<Store, StoreError> {
-        let store = Store::connect_with_options(url, ca_file, Some(LOOKUP_SESSION_OPTIONS))?;
+        let store = Store::pool_for(url, ca_file)?;
         // Both sessions a lookup uses (see `Store::find_messages`) are opened at once;
         // the first must open, the second is only a help.
         let (first, _second) = tokio::join!(store.client(), store.client());
@@ -256,11 +255,7 @@ impl Store {
     }
 
     /// The store, its pool not connected yet.
-    fn connect_with_options(
-        url: &str,
-        ca_file: Option<&std::path::Path>,
-        session_options: Option<&str>,
-    ) -> Result<Store, StoreError> {
+    fn pool_for(url: &str, ca_file: Option<&std::path::Path>) -> Result<Store, StoreError> {
         let target = redact_url(url);
         let tls_params = tls::TlsParams::extract(url);
         let mut config: tokio_postgres::Config =
@@ -272,14 +267,6 @@ impl Store {
                     source,
                 })?;
         apply_libpq_defaults(&mut config);
-        if let Some(extra) = session_options {
-            // Sent in the startup packet (no round trip), after the URL's own options.
-            let options = match config.get_options() {
-                Some(own) if !own.trim().is_empty() => format!("{own} {extra}"),
-                _ => extra.to_owned(),
-            };
-            config.options(&options);
-        }
         let connector = tls::make_connector(&tls_params, ca_file)?;
         let direct = std::sync::Arc::new(listen::Direct {
             config: config.clone(),
@@ -715,9 +702,6 @@ fn new_loader_id() -> String {
 
 /// Where libpq looks for the local server's socket when a URL names no host.
 pub const DEFAULT_SOCKET_DIRS: [&str; 2] = ["/var/run/postgresql", "/tmp"];
-
-/// Server settings of a lookup session ([`Store::connect_for_lookups`]).
-const LOOKUP_SESSION_OPTIONS: &str = "-c plan_cache_mode=force_generic_plan";
 
 /// Fill in what libpq would: the local socket directory when no host is given, and the
 /// login name when no user is given (`postgresql:///pftrack` then works as with psql).
