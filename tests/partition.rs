@@ -91,6 +91,9 @@ fn placement(db: &TestDb, table: &str) -> String {
 
 #[test]
 fn the_conversion_keeps_every_row_and_the_loader_goes_on_exactly_once() {
+    // The grants checked below are made only to roles that exist (roles are
+    // cluster-wide; on a fresh cluster no other test may have created it yet).
+    common::ensure_reader_role();
     let dir = tempfile::tempdir().unwrap();
     // Fixtures and two months of generated mail, loaded by this release (every pftrack
     // command migrates to the newest schema first)...

@@ -8,79 +8,16 @@
 
 mod common;
 
-use std::sync::OnceLock;
-
-use std::process::Command;
-
-use common::{SCENARIOS, TestDb, assert_rows, expected_lines, fixture};
-
-/// The role migration V2 grants the views to.
-const READER: &str = "pftrack_reader";
+use common::{
+    READER_ROLE as READER, SCENARIOS, TestDb, assert_rows, ensure_reader_role, expected_lines,
+    fixture, psql_may_fail,
+};
 
 /// Backfill the named scenario logs, each on its own (as the scenario tests do).
 fn load(db: &TestDb, names: &[&str]) {
     for name in names {
         common::backfill(db, &fixture(&format!("scenarios/{name}.log")), &[]);
     }
-}
-
-/// The URL `common` creates databases through.
-fn admin_url() -> String {
-    std::env::var("PFTRACK_TEST_ADMIN_URL").unwrap_or_else(|_| {
-        let user = std::env::var("USER").unwrap_or_else(|_| {
-            let out = Command::new("id").arg("-un").output().unwrap();
-            String::from_utf8_lossy(&out.stdout).trim().to_owned()
-        });
-        format!("host=/var/run/postgresql user={user} dbname=postgres")
-    })
-}
-
-/// Like `common::psql` but quiet (no command tags such as `SET`), returning the error
-/// text instead of panicking.
-fn psql_may_fail(url: &str, sql: &str) -> Result<String, String> {
-    let out = Command::new("psql")
-        .arg(url)
-        .args([
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-At",
-            "-F",
-            "|",
-            "-c",
-            sql,
-        ])
-        .env("PGTZ", "UTC")
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-/// Create the read-only role once per run when the cluster lacks it (roles are
-/// cluster-wide and outlive the test databases; a NOLOGIN role is harmless).
-fn ensure_reader_role() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let count = || {
-            psql_may_fail(
-                &admin_url(),
-                &format!("SELECT count(*) FROM pg_roles WHERE rolname = '{READER}'"),
-            )
-            .unwrap()
-        };
-        let exists = count();
-        if exists.trim() == "0" {
-            // Another test process may create it at the same moment: check again.
-            let _ = psql_may_fail(&admin_url(), &format!("CREATE ROLE {READER} NOLOGIN"));
-            let again = count();
-            assert_eq!(again.trim(), "1", "cannot create the role {READER}");
-        }
-    });
 }
 
 fn scenarios_db(label: &str) -> TestDb {

@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -41,7 +42,8 @@ pub fn fixture(rel: &str) -> PathBuf {
     repo().join("fixtures").join(rel)
 }
 
-fn admin_url() -> String {
+/// The URL test databases are created through (PFTRACK_TEST_ADMIN_URL or the local socket).
+pub fn admin_url() -> String {
     std::env::var("PFTRACK_TEST_ADMIN_URL").unwrap_or_else(|_| {
         let user = std::env::var("USER").ok().unwrap_or_else(|| {
             let out = Command::new("id").arg("-un").output().expect("id runs");
@@ -277,4 +279,55 @@ pub fn with_parent_index_names(db: &TestDb, plan: &str) -> String {
         plan = plan.replace(&format!(" {child}\n"), &format!(" {parent}\n"));
     }
     plan
+}
+
+/// The read-only role the migrations grant to when it exists (V2, V9, V13).
+pub const READER_ROLE: &str = "pftrack_reader";
+
+/// Like `common::psql` but quiet (no command tags such as `SET`), returning the error
+/// text instead of panicking.
+pub fn psql_may_fail(url: &str, sql: &str) -> Result<String, String> {
+    let out = Command::new("psql")
+        .arg(url)
+        .args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-At",
+            "-F",
+            "|",
+            "-c",
+            sql,
+        ])
+        .env("PGTZ", "UTC")
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Create the read-only role once per run when the cluster lacks it (roles are
+/// cluster-wide and outlive the test databases; a NOLOGIN role is harmless).
+pub fn ensure_reader_role() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let count = || {
+            psql_may_fail(
+                &admin_url(),
+                &format!("SELECT count(*) FROM pg_roles WHERE rolname = '{READER_ROLE}'"),
+            )
+            .unwrap()
+        };
+        let exists = count();
+        if exists.trim() == "0" {
+            // Another test process may create it at the same moment: check again.
+            let _ = psql_may_fail(&admin_url(), &format!("CREATE ROLE {READER_ROLE} NOLOGIN"));
+            let again = count();
+            assert_eq!(again.trim(), "1", "cannot create the role {READER_ROLE}");
+        }
+    });
 }
