@@ -213,11 +213,12 @@ fn the_conversion_keeps_every_row_and_the_loader_goes_on_exactly_once() {
     );
     // The readers' grants and the views' shape survived.
     assert_eq!(
-        db.query(
+        db.query(&format!(
             "SELECT has_table_privilege('pftrack_web_read', 'delivery_status', 'SELECT'), \
                     has_table_privilege('pftrack_web_read', 'delivery_to', 'SELECT'), \
-                    has_table_privilege('pftrack_reader', 'auth_failures_daily', 'SELECT')"
-        ),
+                    has_table_privilege('{}', 'auth_failures_daily', 'SELECT')",
+            common::READER_ROLE
+        )),
         "t|t|t\n"
     );
 

@@ -9,8 +9,8 @@
 mod common;
 
 use common::{
-    READER_ROLE as READER, SCENARIOS, TestDb, assert_rows, ensure_reader_role, expected_lines,
-    fixture, psql_may_fail,
+    READER_ROLE, SCENARIOS, TestDb, assert_rows, ensure_reader_role, expected_lines, fixture,
+    psql_may_fail,
 };
 
 /// Backfill the named scenario logs, each on its own (as the scenario tests do).
@@ -209,17 +209,17 @@ fn reader_role_reads_the_views() {
     ] {
         let n = psql_may_fail(
             &db.url,
-            &format!("SET ROLE {READER}; SELECT count(*) > 0 FROM {view}"),
+            &format!("SET ROLE {READER_ROLE}; SELECT count(*) > 0 FROM {view}"),
         )
         .unwrap();
-        assert_eq!(n, "t\n", "{view} as {READER}");
+        assert_eq!(n, "t\n", "{view} as {READER_ROLE}");
     }
     // Read-only: no writes through the role.
     let write = psql_may_fail(
         &db.url,
-        &format!("SET ROLE {READER}; DELETE FROM delivery_from"),
+        &format!("SET ROLE {READER_ROLE}; DELETE FROM delivery_from"),
     );
-    assert!(write.is_err(), "{READER} could delete");
+    assert!(write.is_err(), "{READER_ROLE} could delete");
 }
 
 #[test]
@@ -260,7 +260,7 @@ fn every_query_in_the_docs_runs_and_finds_rows() {
     );
 
     for (i, q) in queries.iter().enumerate() {
-        let out = psql_may_fail(&db.url, &format!("SET ROLE {READER};\n{q}"))
+        let out = psql_may_fail(&db.url, &format!("SET ROLE {READER_ROLE};\n{q}"))
             .unwrap_or_else(|e| panic!("query {} of docs/queries.md failed: {e}\n{q}", i + 1));
         assert!(
             !out.trim().is_empty(),

@@ -53,20 +53,40 @@ pub fn admin_url() -> String {
     })
 }
 
-/// Run psql with `args` against `url`; panics with its stderr on failure.
-pub fn psql(url: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .arg(url)
-        .args(["-X", "-v", "ON_ERROR_STOP=1", "-At", "-F", "|", "-c", sql])
+/// psql on `url` running `sql`: unaligned, `|`-separated, UTC, stopping at the first
+/// error; `quiet` leaves out command tags such as `SET`.
+fn run_psql(url: &str, sql: &str, quiet: bool) -> Output {
+    let mut cmd = Command::new("psql");
+    cmd.arg(url).arg("-X");
+    if quiet {
+        cmd.arg("-q");
+    }
+    cmd.args(["-v", "ON_ERROR_STOP=1", "-At", "-F", "|", "-c", sql])
         .env("PGTZ", "UTC")
         .output()
-        .expect("psql runs");
+        .expect("psql runs")
+}
+
+/// Run `sql` against `url`; panics with psql's stderr on failure.
+pub fn psql(url: &str, sql: &str) -> String {
+    let out = run_psql(url, sql, false);
     assert!(
         out.status.success(),
         "psql failed: {}\n{sql}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Like [`psql`] but quiet (no command tags such as `SET`), returning the error text
+/// instead of panicking.
+pub fn psql_may_fail(url: &str, sql: &str) -> Result<String, String> {
+    let out = run_psql(url, sql, true);
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
 }
 
 /// A database of its own for one test.
@@ -283,32 +303,6 @@ pub fn with_parent_index_names(db: &TestDb, plan: &str) -> String {
 
 /// The read-only role the migrations grant to when it exists (V2, V9, V13).
 pub const READER_ROLE: &str = "pftrack_reader";
-
-/// Like `common::psql` but quiet (no command tags such as `SET`), returning the error
-/// text instead of panicking.
-pub fn psql_may_fail(url: &str, sql: &str) -> Result<String, String> {
-    let out = Command::new("psql")
-        .arg(url)
-        .args([
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-At",
-            "-F",
-            "|",
-            "-c",
-            sql,
-        ])
-        .env("PGTZ", "UTC")
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
 
 /// Create the read-only role once per run when the cluster lacks it (roles are
 /// cluster-wide and outlive the test databases; a NOLOGIN role is harmless).
