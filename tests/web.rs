@@ -1592,3 +1592,166 @@ fn serves_on_a_unix_socket() {
     let status = server.child.wait().unwrap();
     assert!(status.success(), "{status}: {}", server.log());
 }
+
+/// `pftrack status --server`'s JSON for `query` with `token`, and its exit code.
+fn status_via_server(w: &World, token: &str, query: &str) -> (Option<i32>, String, String) {
+    let out = pftrack()
+        .args(["status", query, "--json", "--server", &w.server.url])
+        .env("PFTRACK_TOKEN", token)
+        .env_remove("PFTRACK_DATABASE_URL")
+        .output()
+        .expect("pftrack status runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The recipients of each message of `pftrack status --json`'s output.
+fn status_recipients(json: &str) -> Vec<Vec<String>> {
+    let v: Value = serde_json::from_str(json).expect("status --json is JSON");
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .map(|m| {
+            m["recipients"]
+                .as_array()
+                .expect("recipients")
+                .iter()
+                .map(|r| r["recipient"].as_str().expect("recipient").to_owned())
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_through_the_server_is_the_direct_lookup_within_scope() {
+    let w = World::new("web_lookup");
+    let spec = Spec::load();
+    let (admin, _) = w.login("admin", ADMIN_PW).await;
+    let (dom, _) = w.login("dom", DOMAIN_PW).await;
+
+    // The endpoint, for two roles, validated against openapi.json.
+    for session in [&admin, &dom] {
+        for q in [
+            "kind=address&q=alice@example.com",
+            "kind=queue-id&q=2D9E8F7A6B,2d9e8f7a6b",
+            "kind=message-id&q=%3Cteam-meeting@example.com%3E",
+            "kind=address&q=nobody@nowhere.invalid",
+            "kind=address&q=bob@mx1.example.com&since=2025-03-01&until=2025-04-01T00:00:00Z&limit=2",
+        ] {
+            let (status, body) = w.json(&format!("/api/v1/lookup?{q}"), session).await;
+            assert_eq!(status, StatusCode::OK, "{q}: {body}");
+            spec.check("/lookup", status, "application/json", &body);
+        }
+    }
+    // Bad parameters: a 400 naming the parameter; no credentials: a 401.
+    for (q, name) in [
+        ("q=x", "kind"),
+        ("kind=address", "q"),
+        ("kind=fax&q=x", "kind"),
+        ("kind=address&q=x&limit=0", "limit"),
+        ("kind=address&q=x&limit=99999999999999999999999", "limit"),
+        ("kind=address&q=x&since=soon", "since"),
+        (
+            "kind=address&q=x&since=2025-03-02&until=2025-03-01",
+            "until",
+        ),
+        ("kind=address&q=x&tag=novalue", "tag"),
+        ("kind=address&q=x&recipient=y", "recipient"),
+        ("kind=address&q=x&q=y", "q"),
+    ] {
+        let r = w.get(&format!("/api/v1/lookup?{q}"), Some(&admin)).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{q}");
+        let body: Value = r.json().await.expect("problem JSON");
+        spec.check(
+            "/lookup",
+            StatusCode::BAD_REQUEST,
+            "application/problem+json",
+            &body,
+        );
+        assert_eq!(body["invalid-params"][0]["name"], name, "{q}: {body}");
+    }
+    let r = w.get("/api/v1/lookup?kind=address&q=x", None).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // The CLI through the server prints what the direct lookup prints, for an admin.
+    let admin_token = bearer_token(&w.db, "admin");
+    for query in [
+        "bob@mx1.example.com",
+        "2D9E8F7A6B",
+        "<team-meeting@example.com>",
+        "nobody@nowhere.invalid",
+    ] {
+        let direct = pftrack()
+            .args(["status", query, "--json", "--database-url", &w.db.url])
+            .output()
+            .expect("pftrack status runs");
+        let (code, served, err) = status_via_server(&w, &admin_token, query);
+        assert_eq!(code, direct.status.code(), "{query}: {err}");
+        assert_eq!(
+            served,
+            String::from_utf8_lossy(&direct.stdout),
+            "{query}: the server's answer differs from the direct lookup"
+        );
+    }
+    let (code, served, _) = status_via_server(&w, &admin_token, "2D9E8F7A6B");
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        status_recipients(&served),
+        vec![vec![
+            "carol@example.net".to_owned(),
+            "dan@example.net".to_owned(),
+            "erin@example.org".to_owned()
+        ]]
+    );
+
+    // Scoped tokens: the sender's domain sees every recipient, a recipient's domain
+    // only its own, an unrelated address nothing (exit 1, as when nothing matches).
+    let (code, served, _) = status_via_server(&w, &bearer_token(&w.db, "dom"), "2D9E8F7A6B");
+    assert_eq!(code, Some(0));
+    assert_eq!(status_recipients(&served)[0].len(), 3, "{served}");
+    let (code, served, _) = status_via_server(&w, &bearer_token(&w.db, "net"), "2D9E8F7A6B");
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        status_recipients(&served),
+        vec![vec![
+            "carol@example.net".to_owned(),
+            "dan@example.net".to_owned()
+        ]]
+    );
+    let (code, served, _) = status_via_server(&w, &bearer_token(&w.db, "bob"), "2D9E8F7A6B");
+    assert_eq!((code, served.trim()), (Some(1), "[]"));
+
+    // A wrong token, no token, a server that is not there: each says what to do.
+    let (code, _, err) = status_via_server(&w, "not-a-token", "2D9E8F7A6B");
+    assert!(code.is_some_and(|c| c > 1), "an error, not \"no match\" ({code:?})");
+    assert!(
+        err.contains("refused the token") && err.contains("pftrack user token add"),
+        "{err}"
+    );
+    let out = pftrack()
+        .args(["status", "x@example.com", "--server", &w.server.url])
+        .env_remove("PFTRACK_TOKEN")
+        .output()
+        .expect("pftrack status runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("PFTRACK_TOKEN"),
+        "{err}"
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let gone = format!("http://{}", listener.local_addr().expect("address"));
+    drop(listener);
+    let out = pftrack()
+        .args(["status", "x@example.com", "--server", &gone])
+        .env("PFTRACK_TOKEN", &admin_token)
+        .output()
+        .expect("pftrack status runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("cannot reach pftrack serve"),
+        "{err}"
+    );
+}

@@ -50,6 +50,7 @@ mod serve_cmd;
 mod serve_metrics;
 /// `pftrack status`: what happened to a message.
 mod status;
+mod status_client;
 /// `pftrack user`: web users and bearer tokens (issue 13).
 mod user_cmd;
 /// The writer task: batches into the store, with retries.
@@ -179,13 +180,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ))
         }
         Command::Status(args) => {
-            let url = config.database_url(cli.database_url.as_deref())?;
+            // Through a running `pftrack serve` (--server), no database URL is needed.
+            let url = match &args.server {
+                Some(_) => None,
+                None => Some(config.database_url(cli.database_url.as_deref())?),
+            };
             // One short lookup: a single thread, no hand-offs between workers (each a
             // wake-up that a loaded machine delays).
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?
-                .block_on(status::run(&args, &config, &url))
+                .block_on(status::run(&args, &config, url.as_deref()))
         }
         Command::Purge(args) => {
             let url = config.database_url(cli.database_url.as_deref())?;

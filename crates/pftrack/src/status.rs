@@ -61,6 +61,13 @@ pub struct StatusArgs {
     /// e.g. `client-id=acme`).
     #[arg(long, value_name = "NAME=VALUE", value_parser = parse_tag)]
     tag: Option<(String, String)>,
+    /// Ask a running `pftrack serve` at this URL (`http://127.0.0.1:8025`) instead of
+    /// the database: its sessions have planned the lookup before, so it answers
+    /// faster, and a user with a scoped token sees only what the token's user may.
+    /// The token is read from the environment variable PFTRACK_TOKEN (make one with
+    /// `pftrack user token add USER NAME`); it is never taken on the command line.
+    #[arg(long, value_name = "URL", env = "PFTRACK_SERVER")]
+    pub server: Option<String>,
 }
 
 /// `--tag NAME=VALUE`; names are stored in lower case.
@@ -192,7 +199,21 @@ fn local_to_utc(naive: NaiveDateTime) -> anyhow::Result<DateTime<Utc>> {
 }
 
 /// Run `pftrack status`.
-pub async fn run(args: &StatusArgs, config: &Config, url: &str) -> anyhow::Result<ExitCode> {
+/// Where the lookups go.
+enum Source {
+    /// Two new sessions of this process (`Store::find_messages`).
+    Database(Store),
+    /// A running `pftrack serve`'s `GET /api/v1/lookup`.
+    Server(crate::status_client::Client),
+}
+
+/// Look `args.query` up in the database at `url`, or through `--server` (then `url`
+/// may be `None`).
+pub async fn run(
+    args: &StatusArgs,
+    config: &Config,
+    url: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let now = Utc::now();
     let window = Window {
         since: args
@@ -216,12 +237,26 @@ pub async fn run(args: &StatusArgs, config: &Config, url: &str) -> anyhow::Resul
     }
     let limit = args.limit.max(1);
     let lookups = plan(&args.query, args.kind)?;
-    let store = Store::connect_for_lookups(url, config.database.ca_file.as_deref()).await?;
+    let source = match (&args.server, url) {
+        (Some(server), _) => {
+            if args.explain {
+                bail!("--explain shows the database's plans: run it without --server");
+            }
+            Source::Server(crate::status_client::Client::new(server, limit)?)
+        }
+        (None, Some(url)) => Source::Database(
+            Store::connect_for_lookups(url, config.database.ca_file.as_deref()).await?,
+        ),
+        (None, None) => bail!(
+            "no database to ask: give --database-url (or PFTRACK_DATABASE_URL, or \
+             `database.url` in the configuration), or --server for a running `pftrack serve`"
+        ),
+    };
 
     // Buffered: the JSON writer makes thousands of small writes, and a locked stdout
     // is only line-buffered (one system call per line).
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-    if args.explain {
+    if let (true, Source::Database(store)) = (args.explain, &source) {
         for (kind, lookup) in &lookups {
             let plans = store
                 .explain_find(lookup, &window, limit, true)
@@ -235,10 +270,13 @@ pub async fn run(args: &StatusArgs, config: &Config, url: &str) -> anyhow::Resul
 
     let mut matched: Option<(Kind, Lookup, Found)> = None;
     for (kind, lookup) in lookups {
-        let found = store
-            .find_messages(&lookup, &window, limit)
-            .await
-            .map_err(hint_migrate)?;
+        let found = match &source {
+            Source::Database(store) => store
+                .find_messages(&lookup, &window, limit)
+                .await
+                .map_err(hint_migrate)?,
+            Source::Server(client) => client.lookup(&lookup, &window, limit).await?,
+        };
         if !found.messages.is_empty() {
             matched = Some((kind, lookup, found));
             break;

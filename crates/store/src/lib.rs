@@ -58,6 +58,7 @@ pub use purge::{
 pub use query::{
     ADDRESS_KEYS_SQL, ADDRESS_KEYS_TAGGED_SQL, Found, Hop, Lookup, MESSAGE_ID_KEYS_SQL,
     MessageLink, MessageRecord, QUEUE_ID_KEYS_SQL, RecipientRecord, StatusCounts, Window,
+    find_messages_on,
 };
 pub use reclassify::{
     DEFAULT_RECLASSIFY_BATCH, MAX_RECLASSIFY_BATCH, ReasonChange, ReclassifyCursor,

@@ -38,7 +38,7 @@ pub struct Window {
 }
 
 /// A link between two messages of the same host.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MessageLink {
     /// Queue id of the other message.
     pub queue_id: String,
@@ -49,7 +49,7 @@ pub struct MessageLink {
 }
 
 /// Recipients of a message counted by status (the statuses of `delivery_status`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StatusCounts {
     /// All recipient rows.
     pub recipients: i64,
@@ -70,7 +70,7 @@ pub struct StatusCounts {
 }
 
 /// One recipient of a found message.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RecipientRecord {
     /// Address delivered to.
     pub recipient: String,
@@ -114,7 +114,7 @@ pub struct RecipientRecord {
 }
 
 /// One message a recipient passed through after the one looked up.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Hop {
     /// Host that logged it.
     pub host: String,
@@ -140,7 +140,7 @@ pub struct Hop {
 }
 
 /// One found message with its recipients and links.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MessageRecord {
     /// Host that logged it.
     pub host: String,
@@ -197,7 +197,7 @@ pub struct MessageRecord {
 }
 
 /// The result of a lookup.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Found {
     /// Matching messages, oldest first.
     pub messages: Vec<MessageRecord>,
@@ -441,54 +441,13 @@ impl Store {
             Some(read) => read,
             None => path_reads(&client, &KeyColumns::of(&keys)).await?,
         };
-        let mut messages: Vec<MessageRecord> = message_rows.iter().map(message_from_row).collect();
-        for r in &recipients {
-            let key: Key = (r.get(0), r.get(1), r.get(2));
-            if let Some(m) = find(&mut messages, &key) {
-                m.recipients.push(recipient_from_row(r));
-            }
-        }
-
-        for r in &hops {
-            let key: Key = (r.get(0), r.get(1), r.get(2));
-            let recipient: &str = r.get(3);
-            let orig: &str = r.get(4);
-            let Some(m) = find(&mut messages, &key) else {
-                continue;
-            };
-            let Some(rcpt) = m.recipients.iter_mut().find(|x| {
-                x.recipient == recipient && x.orig_recipient.as_deref().unwrap_or("") == orig
-            }) else {
-                continue;
-            };
-            rcpt.path.push(Hop {
-                host: r.get(6),
-                queue_id: r.get(7),
-                arrived_at: r.get(8),
-                recipient: r.get(9),
-                status: r.get(10),
-                status_at: r.get(11),
-                dsn: r.get(12),
-                relay: r.get(13),
-                response: r.get(14),
-                link: r.get::<_, Option<String>>(15).unwrap_or_default(),
-            });
-        }
-
-        for r in &children {
-            let key: Key = (r.get(0), r.get(1), r.get(2));
-            if let Some(m) = find(&mut messages, &key) {
-                m.children.push(MessageLink {
-                    queue_id: r.get(3),
-                    arrived_at: r.get(4),
-                    kind: r.get(5),
-                });
-            }
-        }
-        Ok(Found {
-            messages,
+        Ok(assemble(
+            &message_rows,
+            &recipients,
+            &hops,
+            &children,
             truncated,
-        })
+        ))
     }
 
     /// A second session for [`Store::find_messages`]'s path read, made ready: the
@@ -565,6 +524,108 @@ impl Store {
             }
         }
         Ok(text)
+    }
+}
+
+/// [`Store::find_messages`] on one session the caller holds: what a long-lived reader
+/// (`pftrack serve`'s pool, whose sessions have planned these statements before) does.
+/// The reads run one after the other on `client`, pipelined where they can be: on a
+/// warm session there is no planning left to overlap, so a second session would only
+/// take a connection from the pool.
+pub async fn find_messages_on(
+    client: &deadpool_postgres::ClientWrapper,
+    lookup: &Lookup,
+    window: &Window,
+    limit: usize,
+) -> Result<Found, StoreError> {
+    let (keys, truncated) = message_keys(client, lookup, window, limit).await?;
+    if keys.is_empty() {
+        return Ok(Found::default());
+    }
+    let columns = KeyColumns::of(&keys);
+    let params = columns.params();
+    let (message_rows, recipients, (hops, children)) = tokio::try_join!(
+        read(
+            client,
+            MESSAGES_SQL,
+            &params,
+            "preparing the message read",
+            "reading messages"
+        ),
+        read(
+            client,
+            RECIPIENTS_SQL,
+            &params,
+            "preparing the recipient read",
+            "reading recipients"
+        ),
+        path_reads(client, &columns),
+    )?;
+    Ok(assemble(
+        &message_rows,
+        &recipients,
+        &hops,
+        &children,
+        truncated,
+    ))
+}
+
+/// The messages read, with their recipients, the recipients' paths and the linked
+/// messages put in place.
+fn assemble(
+    message_rows: &[tokio_postgres::Row],
+    recipients: &[tokio_postgres::Row],
+    hops: &[tokio_postgres::Row],
+    children: &[tokio_postgres::Row],
+    truncated: bool,
+) -> Found {
+    let mut messages: Vec<MessageRecord> = message_rows.iter().map(message_from_row).collect();
+    for r in recipients {
+        let key: Key = (r.get(0), r.get(1), r.get(2));
+        if let Some(m) = find(&mut messages, &key) {
+            m.recipients.push(recipient_from_row(r));
+        }
+    }
+
+    for r in hops {
+        let key: Key = (r.get(0), r.get(1), r.get(2));
+        let recipient: &str = r.get(3);
+        let orig: &str = r.get(4);
+        let Some(m) = find(&mut messages, &key) else {
+            continue;
+        };
+        let Some(rcpt) = m.recipients.iter_mut().find(|x| {
+            x.recipient == recipient && x.orig_recipient.as_deref().unwrap_or("") == orig
+        }) else {
+            continue;
+        };
+        rcpt.path.push(Hop {
+            host: r.get(6),
+            queue_id: r.get(7),
+            arrived_at: r.get(8),
+            recipient: r.get(9),
+            status: r.get(10),
+            status_at: r.get(11),
+            dsn: r.get(12),
+            relay: r.get(13),
+            response: r.get(14),
+            link: r.get::<_, Option<String>>(15).unwrap_or_default(),
+        });
+    }
+
+    for r in children {
+        let key: Key = (r.get(0), r.get(1), r.get(2));
+        if let Some(m) = find(&mut messages, &key) {
+            m.children.push(MessageLink {
+                queue_id: r.get(3),
+                arrived_at: r.get(4),
+                kind: r.get(5),
+            });
+        }
+    }
+    Found {
+        messages,
+        truncated,
     }
 }
 

@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/messages/{host}/{queue_id}/{arrived_at}", get(message))
         .route("/overview", get(overview))
         .route("/unclassified", get(unclassified))
+        .route("/lookup", get(lookup))
         .fallback(not_found)
 }
 
@@ -61,6 +62,16 @@ async fn me(ApiAuth(auth, _conn): ApiAuth) -> axum::Json<Me> {
         role: auth.role,
         scope,
     })
+}
+
+/// `pftrack status --server`: see [`crate::lookup`].
+async fn lookup(
+    ApiAuth(auth, conn): ApiAuth,
+    RawQuery(raw): RawQuery,
+) -> Result<axum::Json<pftrack_store::Found>, ApiError> {
+    let p = crate::lookup::LookupParams::parse(&query_pairs(raw.as_deref())?)?;
+    let found = crate::lookup::lookup_audited(&conn, &auth, &p).await?;
+    Ok(axum::Json(found))
 }
 
 async fn search(

@@ -27,6 +27,7 @@ pub mod error;
 pub mod headers;
 pub mod html;
 pub mod limit;
+pub mod lookup;
 pub mod message;
 pub mod overview;
 pub mod pages;
