@@ -1726,7 +1726,10 @@ async fn status_through_the_server_is_the_direct_lookup_within_scope() {
 
     // A wrong token, no token, a server that is not there: each says what to do.
     let (code, _, err) = status_via_server(&w, "not-a-token", "2D9E8F7A6B");
-    assert!(code.is_some_and(|c| c > 1), "an error, not \"no match\" ({code:?})");
+    assert!(
+        code.is_some_and(|c| c > 1),
+        "an error, not \"no match\" ({code:?})"
+    );
     assert!(
         err.contains("refused the token") && err.contains("pftrack user token add"),
         "{err}"

@@ -42,8 +42,13 @@ pub fn build_pool(
     );
     // A request waits at most POOL_WAIT for a connection, then fails (503) instead of
     // queueing without end behind a stuck database.
+    // Last in, first out: the session used last is handed out next, so a quiet
+    // server answers from one session that has its statements planned and the
+    // partitions' catalogue entries loaded, rather than from each of its sessions in
+    // turn (first in, first out), each planning everything once more.
     let mut builder = Pool::builder(manager)
         .max_size(max_size.max(1))
+        .queue_mode(deadpool_postgres::QueueMode::Lifo)
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .wait_timeout(Some(POOL_WAIT))
         .create_timeout(Some(POOL_WAIT));
