@@ -8,8 +8,9 @@
 //! The answer is the store's [`Found`], filtered by the caller's scope here, on the
 //! server, with the rule the pages use ([`crate::scope`]): a message is shown when its
 //! sender or one of its recipients is in scope, and of it only the recipients in scope
-//! (all of them when the sender is). Linked messages (parent, children) are keys of
-//! other messages whose scope this endpoint does not check, so only admins get them.
+//! (all of them when the sender is), each path cut before the first hop under an
+//! address out of scope. Linked messages (parent, children) are keys of other
+//! messages whose scope this endpoint does not check, so only admins get them.
 //!
 //! This module does not render anything (the CLI does) and does not choose what kind of
 //! lookup a query is (the CLI tries them in its order, one request each).
@@ -75,14 +76,31 @@ impl LookupParams {
             }
             seen.push(k);
         }
+        // Values as given: an empty one is a 400 like everywhere in the API (leave a
+        // parameter out to not set it).
         let get = |name: &str| {
             pairs
                 .iter()
                 .find(|(k, _)| k == name)
-                .map(|(_, v)| v.trim())
-                .filter(|v| !v.is_empty())
+                .map(|(_, v)| v.as_str())
         };
-        let q = get("q").ok_or_else(|| invalid("q", "required: what to look up"))?;
+        let no_control = |name: &str, v: &str| {
+            if v.chars().any(char::is_control) {
+                Err(invalid(name, "control characters are not allowed"))
+            } else {
+                Ok(())
+            }
+        };
+        let q = get("q")
+            .ok_or_else(|| invalid("q", "required: what to look up"))?
+            .trim();
+        if q.is_empty() {
+            return Err(invalid(
+                "q",
+                "empty: give an address, a Message-ID or queue ids",
+            ));
+        }
+        no_control("q", q)?;
         let lookup = match get("kind") {
             Some("address") => Lookup::Address(q.to_owned()),
             Some("message-id") => Lookup::MessageId(q.to_owned()),
@@ -120,21 +138,30 @@ impl LookupParams {
         }
         let tag = match get("tag") {
             None => None,
-            Some(t) => match t.split_once('=') {
-                Some((name, value)) if !name.trim().is_empty() => {
-                    Some((name.trim().to_owned(), value.trim().to_owned()))
+            Some(t) => {
+                no_control("tag", t)?;
+                match t.split_once('=') {
+                    // Tag names are stored in lower case (as `pftrack status --tag`).
+                    Some((name, value)) if !name.is_empty() => {
+                        Some((name.to_lowercase(), value.to_owned()))
+                    }
+                    _ => return Err(invalid("tag", "NAME=VALUE, e.g. tenant=acme")),
                 }
-                _ => return Err(invalid("tag", "NAME=VALUE, e.g. tenant=acme")),
-            },
+            }
         };
         let limit = match get("limit") {
             None => DEFAULT_LOOKUP_MESSAGES,
             Some(v) => match v.parse::<usize>() {
-                Ok(n) if (1..=MAX_LOOKUP_MESSAGES).contains(&n) => n,
+                Ok(n)
+                    if v.bytes().all(|b| b.is_ascii_digit())
+                        && (1..=MAX_LOOKUP_MESSAGES).contains(&n) =>
+                {
+                    n
+                }
                 _ => {
                     return Err(invalid(
                         "limit",
-                        format!("a whole number from 1 to {MAX_LOOKUP_MESSAGES}"),
+                        format!("{v:?} is not a whole number from 1 to {MAX_LOOKUP_MESSAGES}"),
                     ));
                 }
             },
@@ -200,11 +227,26 @@ pub fn restrict(scope: &Scope, mut found: Found) -> Found {
     }
     let visible = |m: &mut MessageRecord| {
         let sender = m.sender.clone();
+        let by_sender = covers(scope, sender.as_deref());
         m.recipients
             .retain(|r| row_visible(scope, sender.as_deref(), r));
+        // A path goes on under the addresses the next hosts gave the mail (an alias
+        // expanded at the mailbox host): it stops before the first hop whose address
+        // the user may not see, unless the sender makes the whole message visible.
+        if !by_sender {
+            for r in &mut m.recipients {
+                if let Some(hidden) = r
+                    .path
+                    .iter()
+                    .position(|h| !covers(scope, Some(&h.recipient)))
+                {
+                    r.path.truncate(hidden);
+                }
+            }
+        }
         m.parent = None;
         m.children.clear();
-        covers(scope, sender.as_deref()) || !m.recipients.is_empty()
+        by_sender || !m.recipients.is_empty()
     };
     found.messages.retain_mut(visible);
     found
@@ -262,7 +304,7 @@ mod tests {
         );
         assert_eq!(p.limit, 5);
         let p = LookupParams::parse(&pairs(
-            "kind=message-id&q=%3Ca%40b%3E&since=2025-03-01T00:00:00Z&until=2025-04-01&tag=tenant%3Dacme",
+            "kind=message-id&q=%3Ca%40b%3E&since=2025-03-01T00:00:00Z&until=2025-04-01&tag=Tenant%3Dacme",
         ))
         .unwrap();
         assert_eq!(p.lookup, Lookup::MessageId("<a@b>".into()));
@@ -286,6 +328,13 @@ mod tests {
         let many = vec!["A"; MAX_LOOKUP_QUEUE_IDS + 1].join(",");
         assert!(err(&format!("kind=queue-id&q={many}")).starts_with("q:"));
         assert!(err("kind=queue-id&q=,,").starts_with("q:"));
+        assert!(err("kind=address&q=").starts_with("q: empty"));
+        assert!(err("kind=address&q=a%00b").starts_with("q: control"));
+        assert!(err("kind=address&q=x&since=").starts_with("since:"));
+        assert!(err("kind=address&q=x&limit=%2B5").starts_with("limit:"));
+        assert!(err("kind=address&q=x&limit=").starts_with("limit:"));
+        assert!(err("kind=address&q=x&tag=a%3Db%00").starts_with("tag: control"));
+        assert!(err("kind=address&q=x&tag=%3Dx").starts_with("tag:"));
     }
 
     fn record(sender: Option<&str>, recipients: &[(&str, Option<&str>)]) -> MessageRecord {
@@ -388,6 +437,31 @@ mod tests {
                 .messages
                 .iter()
                 .all(|m| m.parent.is_none() && m.children.is_empty())
+        );
+
+        let mut relayed = found.clone();
+        let hop = |recipient: &str| pftrack_store::Hop {
+            host: "store1".into(),
+            queue_id: "NEXT".into(),
+            arrived_at: chrono::DateTime::UNIX_EPOCH,
+            recipient: recipient.into(),
+            status: "sent".into(),
+            status_at: None,
+            dsn: None,
+            relay: None,
+            response: None,
+            link: "relay".into(),
+        };
+        relayed.messages[0].recipients[0].path = vec![
+            hop("a@example.com"),
+            hop("a.mailbox@internal.example.org"),
+            hop("a@example.com"),
+        ];
+        let cut = restrict(&Scope::Domains(vec!["example.com".into()]), relayed);
+        assert_eq!(
+            cut.messages[0].recipients[0].path.len(),
+            1,
+            "cut before the hidden hop"
         );
 
         let me = restrict(
