@@ -377,26 +377,7 @@ impl Store {
             if keys.is_empty() {
                 return Ok((keys, truncated, Vec::new(), Vec::new()));
             }
-            let columns = KeyColumns::of(&keys);
-            let params = columns.params();
-            // Sent at once, the reads share the round trips (tokio-postgres pipelines
-            // requests on one connection), which a loaded machine makes slow.
-            let (message_rows, recipients) = tokio::try_join!(
-                read(
-                    &client,
-                    MESSAGES_SQL,
-                    &params,
-                    "preparing the message read",
-                    "reading messages"
-                ),
-                read(
-                    &client,
-                    RECIPIENTS_SQL,
-                    &params,
-                    "preparing the recipient read",
-                    "reading recipients"
-                ),
-            )?;
+            let (message_rows, recipients) = message_reads(&client, &KeyColumns::of(&keys)).await?;
             Ok::<_, StoreError>((keys, truncated, message_rows, recipients))
         };
         let second = async {
@@ -543,22 +524,8 @@ pub async fn find_messages_on(
         return Ok(Found::default());
     }
     let columns = KeyColumns::of(&keys);
-    let params = columns.params();
-    let (message_rows, recipients, (hops, children)) = tokio::try_join!(
-        read(
-            client,
-            MESSAGES_SQL,
-            &params,
-            "preparing the message read",
-            "reading messages"
-        ),
-        read(
-            client,
-            RECIPIENTS_SQL,
-            &params,
-            "preparing the recipient read",
-            "reading recipients"
-        ),
+    let ((message_rows, recipients), (hops, children)) = tokio::try_join!(
+        message_reads(client, &columns),
         path_reads(client, &columns),
     )?;
     Ok(assemble(
@@ -708,6 +675,32 @@ impl<'a> KeyColumns<'a> {
     fn params(&self) -> [&(dyn ToSql + Sync); 3] {
         [&self.hosts, &self.queue_ids, &self.arrived]
     }
+}
+
+/// The message read and the recipient read of the messages `keys`, pipelined on
+/// `client`: sent at once, they share the round trips (tokio-postgres pipelines the
+/// requests of one connection), which a loaded machine makes slow.
+async fn message_reads(
+    client: &deadpool_postgres::ClientWrapper,
+    keys: &KeyColumns<'_>,
+) -> Result<(Vec<tokio_postgres::Row>, Vec<tokio_postgres::Row>), StoreError> {
+    let params = keys.params();
+    tokio::try_join!(
+        read(
+            client,
+            MESSAGES_SQL,
+            &params,
+            "preparing the message read",
+            "reading messages"
+        ),
+        read(
+            client,
+            RECIPIENTS_SQL,
+            &params,
+            "preparing the recipient read",
+            "reading recipients"
+        ),
+    )
 }
 
 /// The path read and the linked-message read of the messages `keys`, pipelined on
