@@ -261,7 +261,14 @@ pub async fn lookup_audited(
 ) -> Result<Found, WebError> {
     let found = pftrack_store::find_messages_on(conn, &params.lookup, &params.window, params.limit)
         .await
-        .map_err(|e| WebError::Internal(format!("the status lookup failed: {e}")))?;
+        .map_err(|e| match e {
+            // A statement's own error keeps its kind: one that ran out of time is a
+            // 503 saying so, like every other endpoint's.
+            pftrack_store::StoreError::Query { what, source } => {
+                WebError::Database { what, source }
+            }
+            other => WebError::Internal(format!("the status lookup failed: {other}")),
+        })?;
     let found = restrict(&auth.scope, found);
     audit(
         conn,
