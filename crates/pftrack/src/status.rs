@@ -198,7 +198,6 @@ fn local_to_utc(naive: NaiveDateTime) -> anyhow::Result<DateTime<Utc>> {
         .with_context(|| format!("{naive} does not exist in the local time zone"))
 }
 
-/// Run `pftrack status`.
 /// Where the lookups go.
 enum Source {
     /// Two new sessions of this process (`Store::find_messages`).
@@ -207,8 +206,8 @@ enum Source {
     Server(crate::status_client::Client),
 }
 
-/// Look `args.query` up in the database at `url`, or through `--server` (then `url`
-/// may be `None`).
+/// Run `pftrack status`: look `args.query` up in the database at `url`, or through
+/// `--server` (then `url` may be `None`).
 pub async fn run(
     args: &StatusArgs,
     config: &Config,

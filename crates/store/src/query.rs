@@ -677,54 +677,66 @@ impl<'a> KeyColumns<'a> {
     }
 }
 
-/// The message read and the recipient read of the messages `keys`, pipelined on
-/// `client`: sent at once, they share the round trips (tokio-postgres pipelines the
-/// requests of one connection), which a loaded machine makes slow.
+/// One read by message keys, with what to call its two steps in errors.
+struct KeyRead {
+    sql: &'static str,
+    preparing: &'static str,
+    doing: &'static str,
+}
+
+const MESSAGE_READ: KeyRead = KeyRead {
+    sql: MESSAGES_SQL,
+    preparing: "preparing the message read",
+    doing: "reading messages",
+};
+
+const RECIPIENT_READ: KeyRead = KeyRead {
+    sql: RECIPIENTS_SQL,
+    preparing: "preparing the recipient read",
+    doing: "reading recipients",
+};
+
+const PATH_READ: KeyRead = KeyRead {
+    sql: PATHS_SQL,
+    preparing: "preparing the path read",
+    doing: "reading recipient paths",
+};
+
+const LINK_READ: KeyRead = KeyRead {
+    sql: CHILDREN_SQL,
+    preparing: "preparing the link read",
+    doing: "reading linked messages",
+};
+
+/// The message read and the recipient read of the messages `keys`.
 async fn message_reads(
     client: &deadpool_postgres::ClientWrapper,
     keys: &KeyColumns<'_>,
 ) -> Result<(Vec<tokio_postgres::Row>, Vec<tokio_postgres::Row>), StoreError> {
-    let params = keys.params();
-    tokio::try_join!(
-        read(
-            client,
-            MESSAGES_SQL,
-            &params,
-            "preparing the message read",
-            "reading messages"
-        ),
-        read(
-            client,
-            RECIPIENTS_SQL,
-            &params,
-            "preparing the recipient read",
-            "reading recipients"
-        ),
-    )
+    read_pair(client, keys, &MESSAGE_READ, &RECIPIENT_READ).await
 }
 
-/// The path read and the linked-message read of the messages `keys`, pipelined on
-/// `client`.
+/// The path read and the linked-message read of the messages `keys`.
 async fn path_reads(
     client: &deadpool_postgres::ClientWrapper,
     keys: &KeyColumns<'_>,
 ) -> Result<(Vec<tokio_postgres::Row>, Vec<tokio_postgres::Row>), StoreError> {
+    read_pair(client, keys, &PATH_READ, &LINK_READ).await
+}
+
+/// Two reads of the messages `keys`, pipelined on `client`: sent at once, they share
+/// the round trips (tokio-postgres pipelines the requests of one connection), which a
+/// loaded machine makes slow.
+async fn read_pair(
+    client: &deadpool_postgres::ClientWrapper,
+    keys: &KeyColumns<'_>,
+    first: &KeyRead,
+    second: &KeyRead,
+) -> Result<(Vec<tokio_postgres::Row>, Vec<tokio_postgres::Row>), StoreError> {
     let params = keys.params();
     tokio::try_join!(
-        read(
-            client,
-            PATHS_SQL,
-            &params,
-            "preparing the path read",
-            "reading recipient paths"
-        ),
-        read(
-            client,
-            CHILDREN_SQL,
-            &params,
-            "preparing the link read",
-            "reading linked messages"
-        ),
+        read(client, first.sql, &params, first.preparing, first.doing),
+        read(client, second.sql, &params, second.preparing, second.doing),
     )
 }
 
